@@ -1,0 +1,3 @@
+"""Vigil: one backend for camera and sensor analytics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""The `vigil` command: dev, serve, migrate, create-key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+
+from loguru import logger
+
+from vigil.core.config import Settings, get_settings
+from vigil.core.logging import setup_logging
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(settings: Settings) -> None:
+    """Serve the app with uvicorn until SIGINT/SIGTERM; the lifespan drains everything it started."""
+    import uvicorn
+
+    from vigil.main import create_app
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+        proxy_headers=True, lifespan="on", timeout_graceful_shutdown=10, ws="websockets-sansio",
+    )
+    uvicorn.Server(config).run()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Start the embedded services that the environment does not name, migrate, and serve."""
+    from vigil.core.devstack import DevStack
+    from vigil.core.migrations import upgrade
+
+    settings = get_settings()
+    # SIGTERM behaves like Ctrl-C: uvicorn drains, then the `finally` below stops every child.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    started = time.monotonic()
+    stack = DevStack(settings.data_dir)
+    try:
+        resolved = stack.start(settings)
+        upgrade(resolved.database_url or "")
+        logger.info("dev stack ready in {:.1f}s; serving on http://{}:{} (data in {})",
+                    time.monotonic() - started, resolved.host, resolved.port, settings.data_dir)
+        _serve(resolved)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        logger.info("dev stack stopped")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve against the services named in the environment (production)."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        _serve(get_settings())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from vigil.core import migrations
+
+    url = migrations.resolve_database_url()
+    if args.action == "upgrade":
+        migrations.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        migrations.downgrade(url, args.revision or "-1")
+    else:
+        migrations.check(url)
+    logger.info("migrate {} done", args.action)
+    return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from vigil.core.db import create_engine, create_sessionmaker, session_scope
+    from vigil.core.migrations import resolve_database_url
+    from vigil.core.security import SCOPES, create_key
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if not scopes or unknown:
+        print(f"error: scopes must be a comma-separated subset of {','.join(SCOPES)}", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        engine = create_engine(resolve_database_url())
+        try:
+            async with session_scope(create_sessionmaker(engine)) as session:
+                row, key = await create_key(session, name=args.name, scopes=scopes)
+                logger.info("created key {} ({}) with scopes {}", row.id, row.name, ",".join(row.scopes))
+                return key
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vigil", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run on embedded services (what `make run` does)").set_defaults(fn=cmd_dev)
+    sub.add_parser("serve", help="serve against DATABASE_URL, REDIS_URL, ...").set_defaults(fn=cmd_serve)
+    mig = sub.add_parser("migrate", help="alembic upgrade/downgrade/check")
+    mig.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "downgrade", "check"])
+    mig.add_argument("revision", nargs="?")
+    mig.set_defaults(fn=cmd_migrate)
+    key = sub.add_parser("create-key", help="create an API key and print it once")
+    key.add_argument("--name", required=True)
+    key.add_argument("--scopes", required=True, help="comma-separated: admin,write,read,ingest")
+    key.set_defaults(fn=cmd_create_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    setup_logging(settings.log_level, json=settings.log_json)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

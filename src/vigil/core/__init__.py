@@ -1,0 +1,1 @@
+"""Shared machinery of Vigil: configuration, database, auth, errors, messaging, cache, storage."""

@@ -1,0 +1,112 @@
+"""The one Settings object: every knob Vigil has, read from the environment (and `.env`) once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    """Accept the documented env var name and the field's own name (handy in tests)."""
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Configuration. Every field is documented with its default in `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- serving -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST", "host"))
+    port: int = Field(8000, ge=0, le=65535, validation_alias=_env("PORT", "port"))
+    data_dir: Path = Field(Path(".data"), validation_alias=_env("VIGIL_DATA_DIR", "data_dir"))
+    environment: str = Field("development", validation_alias=_env("VIGIL_ENV", "environment"))
+    log_level: str = Field("INFO", validation_alias=_env("VIGIL_LOG_LEVEL", "log_level"))
+    log_json: bool = Field(False, validation_alias=_env("VIGIL_LOG_JSON", "log_json"))
+    instance_id: str | None = Field(None, validation_alias=_env("VIGIL_INSTANCE_ID", "instance_id"))
+
+    # --- dependencies: a URL given here replaces the embedded service ----------------------
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "database_url"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL", "redis_url"))
+    kafka_bootstrap_servers: str | None = Field(
+        None, validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
+    )
+    redpanda_brokers: str | None = Field(None, validation_alias=_env("REDPANDA_BROKERS", "redpanda_brokers"))
+    qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL", "qdrant_url"))
+    qdrant_path: Path | None = Field(None, validation_alias=_env("VIGIL_QDRANT_PATH", "qdrant_path"))
+    db_pool_size: int = Field(10, ge=1, validation_alias=_env("VIGIL_DB_POOL_SIZE", "db_pool_size"))
+    db_max_overflow: int = Field(10, ge=0, validation_alias=_env("VIGIL_DB_MAX_OVERFLOW", "db_max_overflow"))
+    dependency_timeout_s: float = Field(
+        2.0, gt=0, validation_alias=_env("VIGIL_DEPENDENCY_TIMEOUT_S", "dependency_timeout_s")
+    )
+
+    # --- auth ---------------------------------------------------------------------------
+    admin_key: SecretStr | None = Field(None, validation_alias=_env("VIGIL_ADMIN_KEY", "admin_key"))
+
+    # --- messaging ----------------------------------------------------------------------
+    topic_partitions: int = Field(3, ge=1, validation_alias=_env("VIGIL_TOPIC_PARTITIONS", "topic_partitions"))
+    consumer_max_retries: int = Field(
+        3, ge=0, validation_alias=_env("VIGIL_CONSUMER_MAX_RETRIES", "consumer_max_retries")
+    )
+    consumer_retry_backoff_s: float = Field(
+        0.2, ge=0, validation_alias=_env("VIGIL_CONSUMER_RETRY_BACKOFF_S", "consumer_retry_backoff_s")
+    )
+    outbox_poll_interval_s: float = Field(
+        0.5, gt=0, validation_alias=_env("VIGIL_OUTBOX_POLL_INTERVAL_S", "outbox_poll_interval_s")
+    )
+    outbox_batch_size: int = Field(200, ge=1, validation_alias=_env("VIGIL_OUTBOX_BATCH_SIZE", "outbox_batch_size"))
+
+    # --- websockets ---------------------------------------------------------------------
+    ws_queue_size: int = Field(256, ge=1, validation_alias=_env("VIGIL_WS_QUEUE_SIZE", "ws_queue_size"))
+
+    # --- cache --------------------------------------------------------------------------
+    cache_ttl_s: int = Field(300, ge=1, validation_alias=_env("VIGIL_CACHE_TTL_S", "cache_ttl_s"))
+
+    # --- dev stack ----------------------------------------------------------------------
+    dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
+
+    # --- domains ------------------------------------------------------------------------
+    scenario_max_attempts: int = Field(
+        3, ge=1, validation_alias=_env("VIGIL_SCENARIO_MAX_ATTEMPTS", "scenario_max_attempts")
+    )
+    exporter_allowed_hosts: str = Field(
+        "", validation_alias=_env("VIGIL_EXPORTER_ALLOWED_HOSTS", "exporter_allowed_hosts")
+    )
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_MAX_UPLOAD_BYTES", "max_upload_bytes")
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str | None) -> str | None:
+        """Accept plain `postgresql://` URLs and use the asyncpg driver for them."""
+        if value is None:
+            return None
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix):]
+        return value
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def devstack_file(self) -> Path:
+        return self.data_dir / "devstack.json"
+
+    @property
+    def redpanda(self) -> str | None:
+        """Observations broker; the Kafka broker when no separate Redpanda is named."""
+        return self.redpanda_brokers or self.kafka_bootstrap_servers
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once per process."""
+    return Settings()

@@ -1,0 +1,32 @@
+"""The clients one app instance (or runner) holds, handed to consumers and background work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from vigil.core.config import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from vigil.core.bus import Bus
+    from vigil.core.cache import Cache
+    from vigil.core.storage import BlobStore
+    from vigil.core.ws import Hub
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    cache: Cache
+    bus: Bus
+    redpanda: Bus
+    hub: Hub
+    storage: BlobStore
+    qdrant: Any  # AsyncQdrantClient; opened lazily by the domains that need it

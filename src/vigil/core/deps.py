@@ -1,0 +1,32 @@
+"""Request-scoped dependencies shared by every router: the unit-of-work session and app clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.core.config import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Unit of work per request: commit when the handler returns, roll back when it raises."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit is an error
+# response rather than a 201 for a row that was never stored.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

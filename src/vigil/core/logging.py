@@ -1,0 +1,70 @@
+"""Loguru for everything: stdlib and uvicorn logs are routed through it, secrets are redacted."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import sys
+from typing import Any
+
+from loguru import logger
+
+# API keys in query strings (WebSocket `?token=`), headers echoed by libraries, and URL passwords.
+_REDACTIONS = [
+    (re.compile(r"(?i)\b(token|api_key|apikey|key|password|secret)=([^&\s\"']+)"), r"\1=***"),
+    (re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"), r"\1***"),
+    (re.compile(r"(?i)(x-api-key:\s*)\S+"), r"\1***"),
+    (re.compile(r"\b(vgl_[0-9a-f]{12})_[A-Za-z0-9_\-]+"), r"\1_***"),
+    (re.compile(r"([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@"), r"\1***@"),
+]
+
+
+def redact(text: str) -> str:
+    """Strip credentials from a log line."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class InterceptHandler(logging.Handler):
+    """Send stdlib records (uvicorn, aiokafka, sqlalchemy, alembic) to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame, depth = inspect.currentframe(), 0
+        while frame and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def _patch(record: dict[str, Any]) -> None:
+    record["message"] = redact(record["message"])
+    extra = record["extra"]
+    record["extra"]["ctx"] = " ".join(f"{k}={v}" for k, v in extra.items() if k != "ctx")
+
+
+_FORMAT = (
+    "<green>{time:YYYY-MM-DDTHH:mm:ss.SSSZ}</green> <level>{level: <7}</level> "
+    "<cyan>{name}</cyan> {message} <dim>{extra[ctx]}</dim>"
+)
+
+
+def setup_logging(level: str = "INFO", *, json: bool = False) -> None:
+    """Configure loguru once per process and take over the stdlib root logger."""
+    logger.remove()
+    logger.configure(patcher=_patch)  # type: ignore[arg-type]
+    logger.add(sys.stderr, level=level.upper(), format=_FORMAT, serialize=json, backtrace=False, diagnose=False)
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
+        std = logging.getLogger(name)
+        std.handlers = [InterceptHandler()]
+        std.propagate = False
+    # Vigil logs one line per request itself; uvicorn's access log would duplicate it (and its query strings).
+    logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "httpx", "httpcore", "asyncio", "alembic.runtime"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

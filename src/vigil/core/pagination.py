@@ -1,0 +1,48 @@
+"""The one pagination helper every list endpoint uses: limit/offset in, {items,total,limit,offset} out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams, *, scalars: bool = True) -> dict:
+    """Run `stmt` for one page plus a count of all matching rows."""
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    page = stmt.limit(params.limit).offset(params.offset)
+    result = await session.execute(page)
+    items = list(result.scalars().all() if scalars else result.all())
+    return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}

@@ -1,0 +1,37 @@
+"""Owned background tasks: every task the lifespan starts is kept, logged if it dies, and drained on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from loguru import logger
+
+
+class TaskSet:
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self.tasks[name] = task
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        if exc := task.exception():
+            logger.opt(exception=exc).error("background task {} crashed", task.get_name())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` for tasks that were asked to stop, then cancel the rest."""
+        pending = [t for t in self.tasks.values() if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            for task in still:
+                logger.warning("background task {} did not stop in {:.0f}s; cancelling", task.get_name(), timeout)
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        self.tasks.clear()

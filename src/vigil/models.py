@@ -1,0 +1,10 @@
+"""The one registry of ORM models: importing this module registers every table on Base.metadata.
+
+Alembic's env.py and the tests import it; add each new domain's models here.
+"""
+
+from vigil.core.bus import OutboxEvent  # noqa: F401
+from vigil.core.db import Base
+from vigil.core.security import ApiKey  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,91 @@
+"""Platform routes. Health and docs are public; keys and cache need a key like every /api/v1 route."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from vigil.core import metrics
+from vigil.core.deps import SessionDep
+from vigil.core.security import create_key, delete_key, list_keys, requires
+from vigil.core.ws import field_filter
+from vigil.platform import service
+from vigil.platform.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, CacheStats, Health
+
+public_router = APIRouter(tags=["platform"])
+api_router = APIRouter(tags=["platform"])
+ws_router = APIRouter(tags=["platform"])
+
+
+@public_router.get("/health", response_model=Health, responses={503: {"model": Health}})
+async def health(request: Request) -> JSONResponse:
+    """Per-dependency status and latency; 503 when the database is down."""
+    result = await service.health(request.app.state.ctx)
+    return JSONResponse(result.model_dump(mode="json"), status_code=503 if result.status == "down" else 200)
+
+
+@public_router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """200 when the database answers at the schema head; 503 otherwise and while draining."""
+    if request.app.state.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    ok, reason = await service.schema_at_head(request.app.state.ctx, request.app.state.alembic_heads)
+    return JSONResponse({"status": "ready" if ok else "not_ready", "detail": reason}, status_code=200 if ok else 503)
+
+
+@public_router.get("/liveness")
+async def liveness() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@public_router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@api_router.post("/auth/keys", status_code=201, response_model=ApiKeyCreated)
+@requires("admin")
+async def create_api_key(body: ApiKeyCreate, session: SessionDep) -> dict:
+    """Create a key; its secret is in this response only."""
+    row, key = await create_key(session, name=body.name, scopes=list(body.scopes))
+    return {**ApiKeyRead.model_validate(row).model_dump(), "key": key}
+
+
+@api_router.get("/auth/keys", response_model=list[ApiKeyRead])
+@requires("admin")
+async def get_api_keys(session: SessionDep) -> list:
+    return await list_keys(session)
+
+
+@api_router.delete("/auth/keys/{key_id}", status_code=204)
+@requires("admin")
+async def delete_api_key(key_id: uuid.UUID, session: SessionDep) -> Response:
+    """Revoke a key; it stops working at once."""
+    await delete_key(session, key_id=key_id)
+    return Response(status_code=204)
+
+
+@api_router.get("/cache/stats", response_model=CacheStats)
+async def cache_stats(request: Request) -> dict:
+    return await request.app.state.ctx.cache.stats()
+
+
+@api_router.post("/cache/invalidate/{name}", status_code=204)
+async def cache_invalidate(name: str, request: Request) -> Response:
+    await request.app.state.ctx.cache.invalidate(name)
+    return Response(status_code=204)
+
+
+@ws_router.websocket("/events")
+async def events_stream(
+    websocket: WebSocket,
+    type: Annotated[str | None, Query(description="Event type or prefix ending in '.', e.g. 'alert.'")] = None,
+) -> None:
+    """Every event this instance sees (`{type, data, ts}`), optionally narrowed by type."""
+    types = tuple(t.strip() for t in type.split(",") if t.strip()) if type else ()
+    filters = {k: v for k, v in websocket.query_params.items() if k not in ("type", "token")}
+    await websocket.app.state.ctx.hub.serve(websocket, types=types, match=field_filter(filters))

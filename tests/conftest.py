@@ -1,0 +1,163 @@
+"""Test fixtures: the real embedded services once per session, a real server, a clean state per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from sqlalchemy import text
+
+from vigil.core.config import Settings
+from vigil.core.devstack import DevStack, ensure_database, free_port
+from vigil.core.logging import setup_logging
+from vigil.core.migrations import upgrade
+
+warnings.filterwarnings("ignore", module="platformdirs")
+ADMIN_KEY = "test-admin-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="vigil-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(data_dir: Path) -> Iterator[DevStack]:
+    """Embedded PostgreSQL, Valkey and broker for the whole session (URLs in the env replace them)."""
+    setup_logging(os.environ.get("VIGIL_TEST_LOG_LEVEL", "WARNING"))
+    ds = DevStack(data_dir / "stack", fast=True)
+    ds.settings = ds.start(Settings(_env_file=None))  # type: ignore[attr-defined]
+    try:
+        yield ds
+    finally:
+        ds.stop()
+
+
+@pytest.fixture(scope="session")
+def base_settings(stack: DevStack, data_dir: Path) -> Settings:
+    """Settings of the test app: a fresh migrated database, the stack's services, an admin key."""
+    s: Settings = stack.settings  # type: ignore[attr-defined]
+    if "postgres" in stack.processes:
+        port = stack.processes["postgres"].port
+        ensure_database(port, "vigil_test", drop_first=True)
+        s = s.model_copy(update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/vigil_test"})
+    upgrade(s.database_url or "")
+    return s.model_copy(update={
+        "data_dir": data_dir / "app",
+        "qdrant_path": data_dir / "app" / "qdrant",
+        "admin_key": ADMIN_KEY,
+        "outbox_poll_interval_s": 0.2,
+        "ws_queue_size": 64,
+        "consumer_retry_backoff_s": 0.01,
+        "port": free_port(),
+    })
+
+
+class RunningServer:
+    def __init__(self, app, server: uvicorn.Server, url: str) -> None:  # noqa: ANN001
+        self.app = app
+        self.server = server
+        self.url = url
+
+    @property
+    def ctx(self):  # noqa: ANN201
+        return self.app.state.ctx
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+
+async def start_server(settings: Settings) -> tuple[RunningServer, asyncio.Task]:
+    from vigil.main import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False,
+                            lifespan="on", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    for _ in range(400):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.025)
+    await asyncio.wait_for(app.state.runtime.consumers_started.wait(), 30)
+    return RunningServer(app, server, f"http://127.0.0.1:{settings.port}"), task
+
+
+async def stop_server(server: RunningServer, task: asyncio.Task) -> None:
+    server.server.should_exit = True
+    await asyncio.wait_for(task, 30)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def server(base_settings: Settings) -> AsyncIterator[RunningServer]:
+    running, task = await start_server(base_settings)
+    try:
+        yield running
+    finally:
+        await stop_server(running, task)
+
+
+TABLES_SQL = """
+SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables
+WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+"""
+
+
+@pytest_asyncio.fixture(loop_scope="session", autouse=True)
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test that touches the server starts from empty tables and an empty cache."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    srv: RunningServer = request.getfixturevalue("server")
+    async with srv.ctx.engine.begin() as conn:
+        tables = await conn.scalar(text(TABLES_SQL))
+        if tables:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await srv.ctx.redis.flushdb()
+    yield
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin client of the running server."""
+    async with httpx.AsyncClient(base_url=server.url, headers=auth(ADMIN_KEY), timeout=20) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def anon(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A client without credentials."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_key(client: httpx.AsyncClient):  # noqa: ANN201
+    """Create an API key with the given scopes; returns the secret."""
+
+    async def make(*scopes: str, name: str = "test") -> str:
+        r = await client.post("/api/v1/auth/keys", json={"name": name, "scopes": list(scopes)})
+        assert r.status_code == 201, r.text
+        return r.json()["key"]
+
+    return make
