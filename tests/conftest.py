@@ -14,6 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from vigil.core.config import Settings
@@ -56,7 +57,7 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
     return s.model_copy(update={
         "data_dir": data_dir / "app",
         "qdrant_path": data_dir / "app" / "qdrant",
-        "admin_key": ADMIN_KEY,
+        "admin_key": SecretStr(ADMIN_KEY),
         "outbox_poll_interval_s": 0.2,
         "ws_queue_size": 64,
         "consumer_retry_backoff_s": 0.01,

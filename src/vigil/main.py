@@ -18,7 +18,7 @@ from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import create_engine, create_sessionmaker
 from vigil.core.errors import install_error_handlers
-from vigil.core.middleware import RequestLogMiddleware
+from vigil.core.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
 from vigil.core.security import authorize
 from vigil.core.storage import LocalBlobStore
@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.draining = False
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
 
     from vigil.platform.router import public_router

@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", "host"))
     port: int = Field(8000, ge=0, le=65535, validation_alias=_env("PORT", "port"))
     data_dir: Path = Field(Path(".data"), validation_alias=_env("VIGIL_DATA_DIR", "data_dir"))
-    environment: str = Field("development", validation_alias=_env("VIGIL_ENV", "environment"))
     log_level: str = Field("INFO", validation_alias=_env("VIGIL_LOG_LEVEL", "log_level"))
     log_json: bool = Field(False, validation_alias=_env("VIGIL_LOG_JSON", "log_json"))
     instance_id: str | None = Field(None, validation_alias=_env("VIGIL_INSTANCE_ID", "instance_id"))
@@ -49,7 +48,6 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(None, validation_alias=_env("VIGIL_ADMIN_KEY", "admin_key"))
 
     # --- messaging ----------------------------------------------------------------------
-    topic_partitions: int = Field(3, ge=1, validation_alias=_env("VIGIL_TOPIC_PARTITIONS", "topic_partitions"))
     consumer_max_retries: int = Field(
         3, ge=0, validation_alias=_env("VIGIL_CONSUMER_MAX_RETRIES", "consumer_max_retries")
     )
@@ -61,6 +59,11 @@ class Settings(BaseSettings):
     )
     outbox_batch_size: int = Field(200, ge=1, validation_alias=_env("VIGIL_OUTBOX_BATCH_SIZE", "outbox_batch_size"))
 
+    # --- HTTP ---------------------------------------------------------------------------
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_MAX_REQUEST_BYTES", "max_request_bytes")
+    )
+
     # --- websockets ---------------------------------------------------------------------
     ws_queue_size: int = Field(256, ge=1, validation_alias=_env("VIGIL_WS_QUEUE_SIZE", "ws_queue_size"))
 
@@ -69,17 +72,6 @@ class Settings(BaseSettings):
 
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
-
-    # --- domains ------------------------------------------------------------------------
-    scenario_max_attempts: int = Field(
-        3, ge=1, validation_alias=_env("VIGIL_SCENARIO_MAX_ATTEMPTS", "scenario_max_attempts")
-    )
-    exporter_allowed_hosts: str = Field(
-        "", validation_alias=_env("VIGIL_EXPORTER_ALLOWED_HOSTS", "exporter_allowed_hosts")
-    )
-    max_upload_bytes: int = Field(
-        10 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_MAX_UPLOAD_BYTES", "max_upload_bytes")
-    )
 
     @field_validator("database_url")
     @classmethod

@@ -13,7 +13,7 @@ from vigil.core.config import Settings
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Unit of work per request: commit when the handler returns, roll back when it raises."""
-    async with request.app.state.sessionmaker() as session:
+    async with request.app.state.ctx.sessionmaker() as session:
         try:
             yield session
             await session.commit()

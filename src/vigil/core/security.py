@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 
 from vigil.core.db import Base, UUIDPrimaryKey, utcnow
 from vigil.core.errors import DomainError, Forbidden, NotFound, Unauthorized
+from vigil.core.pagination import PageParams, paginate
 
 Scope = Literal["admin", "write", "read", "ingest"]
 SCOPES: tuple[str, ...] = ("admin", "write", "read", "ingest")
@@ -94,8 +95,8 @@ async def create_key(session: AsyncSession, *, name: str, scopes: list[str]) -> 
     return row, key
 
 
-async def list_keys(session: AsyncSession) -> list[ApiKey]:
-    return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
+async def list_keys(session: AsyncSession, *, page: PageParams) -> dict:
+    return await paginate(session, select(ApiKey).order_by(ApiKey.created_at, ApiKey.id), page)
 
 
 async def delete_key(session: AsyncSession, *, key_id: uuid.UUID) -> None:
@@ -170,7 +171,7 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     if key:
         settings = conn.app.state.settings
         admin = settings.admin_key.get_secret_value() if settings.admin_key else None
-        async with conn.app.state.sessionmaker() as session:
+        async with conn.app.state.ctx.sessionmaker() as session:
             principal = await authenticate(session, key=key, admin_key=admin)
     if principal is None:
         if is_ws:

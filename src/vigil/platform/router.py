@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from vigil.core import metrics
 from vigil.core.deps import SessionDep
+from vigil.core.pagination import Page, PageDep
 from vigil.core.security import create_key, delete_key, list_keys, requires
 from vigil.core.ws import field_filter
 from vigil.platform import service
@@ -55,10 +56,10 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep) -> dict:
     return {**ApiKeyRead.model_validate(row).model_dump(), "key": key}
 
 
-@api_router.get("/auth/keys", response_model=list[ApiKeyRead])
+@api_router.get("/auth/keys", response_model=Page[ApiKeyRead])
 @requires("admin")
-async def get_api_keys(session: SessionDep) -> list:
-    return await list_keys(session)
+async def get_api_keys(session: SessionDep, page: PageDep) -> dict:
+    return await list_keys(session, page=page)
 
 
 @api_router.delete("/auth/keys/{key_id}", status_code=204)

@@ -1,0 +1,58 @@
+"""Health, readiness, liveness and metrics, including a dependency going down."""
+
+import pytest
+
+from vigil.core.migrations import head_revisions
+
+
+async def test_health_all_ok(anon):
+    r = await anon.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok", body
+    assert set(body["checks"]) == {"database", "redis", "kafka", "redpanda", "qdrant", "storage"}
+    for name, check in body["checks"].items():
+        assert check["status"] == "ok", (name, check)
+        assert check["latency_ms"] >= 0
+
+
+async def test_ready_at_head(anon):
+    r = await anon.get("/ready")
+    assert r.status_code == 200, r.text
+    assert head_revisions()
+
+
+async def test_redis_down_degrades_but_reads_work(anon, client, stack, make_key):
+    key = await make_key("read")
+    valkey = stack.processes["valkey"]
+    valkey.stop()
+    try:
+        r = await anon.get("/health")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["redis"]["status"] == "down"
+        assert body["checks"]["database"]["status"] == "ok"
+        # Reads that do not need Redis still work; ones that do say 503, not 500.
+        listed = await client.get("/api/v1/auth/keys")
+        assert listed.status_code == 200 and listed.json()["total"] == 1
+        stats = await anon.get("/api/v1/cache/stats", headers={"X-API-Key": key})
+        assert stats.status_code == 503
+        assert stats.headers["content-type"] == "application/problem+json"
+        assert (await anon.get("/ready")).status_code == 200
+    finally:
+        valkey.start()
+    assert (await anon.get("/health")).json()["checks"]["redis"]["status"] == "ok"
+
+
+async def test_metrics_count_requests_by_route_template(anon, client):
+    await client.delete("/api/v1/auth/keys/00000000-0000-0000-0000-000000000000")
+    text = (await anon.get("/metrics")).text
+    assert 'vigil_http_requests_total{method="DELETE",route="/api/v1/auth/keys/{key_id}",status="404"}' in text
+    assert "vigil_http_request_duration_seconds_bucket" in text
+    assert "vigil_ws_connections" in text or "vigil_consumer_messages_total" in text
+
+
+@pytest.mark.parametrize("path", ["/liveness"])
+async def test_liveness(anon, path):
+    assert (await anon.get(path)).json() == {"status": "alive"}

@@ -1,0 +1,75 @@
+"""WebSocket hub: events written with a DB change reach every instance's clients; slow clients are cut."""
+
+import asyncio
+import json
+import os
+
+import pytest
+import websockets
+from pydantic import SecretStr
+
+from tests.conftest import ADMIN_KEY, auth, start_server, stop_server
+from vigil.core.bus import emit
+from vigil.core.db import session_scope
+from vigil.core.devstack import free_port
+
+
+async def recv_json(ws, timeout=10.0):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def test_event_reaches_websocket_with_envelope_and_filters(server):
+    base = f"{server.ws_url}/ws/events"
+    async with websockets.connect(f"{base}?type=test.&camera_id=cam-1", additional_headers=auth(ADMIN_KEY)) as ws, \
+            websockets.connect(f"{base}?type=other.thing", additional_headers=auth(ADMIN_KEY)) as other:
+        async with session_scope(server.ctx.sessionmaker) as session:
+            emit(session, "test.created", {"camera_id": "cam-2", "n": 1})
+            emit(session, "test.created", {"camera_id": "cam-1", "n": 2})
+        msg = await recv_json(ws)
+        assert msg["type"] == "test.created" and msg["data"] == {"camera_id": "cam-1", "n": 2}
+        assert msg["ts"].endswith("+00:00")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other.recv(), 0.5)
+
+
+async def test_every_instance_serves_every_event(server, base_settings, data_dir):
+    second_settings = base_settings.model_copy(update={
+        "port": free_port(), "data_dir": data_dir / "app2", "qdrant_path": data_dir / "app2" / "qdrant",
+        "admin_key": SecretStr(ADMIN_KEY),
+    })
+    second, task = await start_server(second_settings)
+    try:
+        async with websockets.connect(f"{server.ws_url}/ws/events?type=fan.out", additional_headers=auth(ADMIN_KEY)) as a, \
+                websockets.connect(f"{second.ws_url}/ws/events?type=fan.out", additional_headers=auth(ADMIN_KEY)) as b:
+            # Written through the second instance; both instances' clients receive it once.
+            async with session_scope(second.ctx.sessionmaker) as session:
+                emit(session, "fan.out", {"id": "x"})
+            assert (await recv_json(a))["data"] == {"id": "x"}
+            assert (await recv_json(b))["data"] == {"id": "x"}
+            for ws in (a, b):
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 0.5)
+    finally:
+        await stop_server(second, task)
+
+
+async def test_slow_client_is_closed_with_1013_and_others_continue(server):
+    hub = server.ctx.hub
+    url = f"{server.ws_url}/ws/events?type=flood"
+    big = os.urandom(32768).hex()  # incompressible, so socket buffers really fill up
+    async with websockets.connect(url, additional_headers=auth(ADMIN_KEY), max_queue=1, max_size=None,
+                                  compression=None) as slow, \
+            websockets.connect(url, additional_headers=auth(ADMIN_KEY), max_size=None) as fast:
+        await asyncio.sleep(0.2)
+        received = 0
+        for i in range(hub.queue_size * 8):
+            hub.dispatch({"type": "flood", "data": {"i": i, "pad": big}, "ts": "t"})
+            # The fast client keeps up: it reads everything as it comes.
+            await recv_json(fast)
+            received += 1
+        assert received == hub.queue_size * 8
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(slow.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert len([c for c in hub.clients if c.types == ("flood",)]) == 0
