@@ -21,16 +21,18 @@ REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
 
 def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
+    from vigil.alerts.router import router as alerts
     from vigil.platform.router import api_router
 
-    return [api_router]
+    return [api_router, alerts]
 
 
 def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
+    from vigil.alerts.router import ws_router as alerts_ws
     from vigil.platform.router import ws_router
 
-    return [ws_router]
+    return [ws_router, alerts_ws]
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:

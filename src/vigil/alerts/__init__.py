@@ -1,0 +1,1 @@
+"""Alerts: one alert model for every source, deduplicated, acknowledged and resolved, announced live."""

@@ -1,0 +1,85 @@
+"""Alert routes and the live `/ws/alerts` stream."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, WebSocket
+
+from vigil.alerts import service
+from vigil.alerts.schemas import AlertRead, Severity, Status
+from vigil.core.deps import SessionDep
+from vigil.core.pagination import Page, PageDep
+from vigil.core.security import CurrentPrincipal
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+ws_router = APIRouter(tags=["alerts"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alert"}}
+
+
+@router.get("", response_model=Page[AlertRead])
+async def list_alerts(
+    session: SessionDep,
+    page: PageDep,
+    status: Status | None = None,
+    severity: Severity | None = None,
+    source: Annotated[str | None, Query(max_length=50)] = None,
+    kind: Annotated[str | None, Query(max_length=100)] = None,
+    subject: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[datetime | None, Query(description="Alerts active at or after this time")] = None,
+) -> dict:
+    return await service.list_alerts(session, page=page, status=status, severity=severity, source=source,
+                                     kind=kind, subject=subject, since=since)
+
+
+@router.get("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
+async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_alert(session, alert_id=alert_id)
+
+
+@router.api_route("/{alert_id}/acknowledge", methods=["POST", "PUT"], response_model=AlertRead, responses=NOT_FOUND)
+async def acknowledge(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
+    """Idempotent: acknowledging twice, or a resolved alert, returns it unchanged."""
+    return await service.acknowledge(session, alert_id=alert_id, by=principal.name)
+
+
+@router.api_route("/{alert_id}/resolve", methods=["POST", "PUT"], response_model=AlertRead, responses=NOT_FOUND)
+async def resolve(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
+    """Idempotent: resolving twice returns the alert unchanged."""
+    return await service.resolve(session, alert_id=alert_id, by=principal.name)
+
+
+def alert_matcher(severity: str | None, source: str | None, zone_id: str | None, kind: str | None):  # noqa: ANN201
+    def match(alert: dict[str, Any]) -> bool:
+        if severity and alert.get("severity") != severity:
+            return False
+        if source and alert.get("source") != source:
+            return False
+        if kind and alert.get("kind") != kind:
+            return False
+        if zone_id:
+            inner = alert.get("data") if isinstance(alert.get("data"), dict) else {}
+            if str(inner.get("zone_id", alert.get("zone_id"))) != zone_id:
+                return False
+        return True
+
+    return match
+
+
+@ws_router.websocket("/alerts")
+async def alerts_stream(
+    websocket: WebSocket,
+    severity: Severity | None = None,
+    source: str | None = None,
+    zone_id: str | None = None,
+    kind: str | None = None,
+) -> None:
+    """`alert.created` / `alert.updated` as they happen, narrowed by severity, source, kind, zone_id."""
+    await websocket.app.state.ctx.hub.serve(
+        websocket, types=("alert.",), match=alert_matcher(severity, source, zone_id, kind)
+    )
+
+
+__all__ = ["router", "ws_router"]

@@ -1,0 +1,109 @@
+"""Alerts: deduplicating raise (also under concurrency), acknowledge/resolve, filters, live stream."""
+
+import asyncio
+import json
+import uuid
+
+import pytest
+import websockets
+
+from tests.conftest import ADMIN_KEY, auth
+from vigil.alerts import service
+from vigil.core.db import session_scope
+
+
+async def raise_one(server, **kw):
+    args = {"source": "reid", "kind": "intrusion", "severity": "warning", "title": "Person in zone",
+            "subject": "person:7", "data": {"zone_id": "ZONE_001"}} | kw
+    async with session_scope(server.ctx.sessionmaker) as session:
+        alert, created = await service.raise_alert(session, **args)
+        return alert, created
+
+
+async def test_repeat_updates_instead_of_duplicating(server, client):
+    first, created = await raise_one(server)
+    assert created and first.count == 1
+    again, created = await raise_one(server, severity="critical", title="Person in zone again")
+    assert not created and again.id == first.id and again.count == 2 and again.severity == "critical"
+    third, _ = await raise_one(server, severity="info", title="Person in zone, third time")
+    assert third.count == 3 and third.severity == "critical", "severity is raised, never lowered"
+    assert third.last_seen_at >= first.last_seen_at
+    listed = (await client.get("/api/v1/alerts")).json()
+    assert listed["total"] == 1 and listed["items"][0]["title"] == "Person in zone, third time"
+    other, created = await raise_one(server, subject="person:8")
+    assert created and other.id != first.id
+
+
+async def test_fifty_concurrent_raises_leave_one_alert(server, client):
+    results = await asyncio.gather(*(raise_one(server) for _ in range(50)))
+    assert sum(created for _, created in results) == 1
+    body = (await client.get("/api/v1/alerts", params={"source": "reid"})).json()
+    assert body["total"] == 1 and body["items"][0]["count"] == 50
+
+
+async def test_acknowledge_and_resolve_are_idempotent(server, client):
+    alert, _ = await raise_one(server)
+    url = f"/api/v1/alerts/{alert.id}"
+    ack = await client.post(f"{url}/acknowledge")
+    assert ack.status_code == 200 and ack.json()["status"] == "acknowledged" and ack.json()["acknowledged_at"]
+    again = await client.put(f"{url}/acknowledge")
+    assert again.json()["acknowledged_at"] == ack.json()["acknowledged_at"]
+    # An acknowledged alert that recurs is still the same alert.
+    bumped, created = await raise_one(server)
+    assert not created and bumped.status == "acknowledged" and bumped.count == 2
+    res = await client.post(f"{url}/resolve")
+    assert res.json()["status"] == "resolved" and res.json()["resolved_at"]
+    assert (await client.put(f"{url}/resolve")).json()["resolved_at"] == res.json()["resolved_at"]
+    assert (await client.post(f"{url}/acknowledge")).json()["status"] == "resolved"
+    # After resolution the same condition opens a new alert.
+    fresh, created = await raise_one(server)
+    assert created and fresh.id != alert.id
+
+
+async def test_filters_pagination_and_errors(server, client, anon, make_key):
+    await raise_one(server, source="plate", kind="watchlist_hit", severity="critical", subject="AB123")
+    await raise_one(server, source="asset", kind="low_battery", severity="info", subject="tag-1")
+    a, _ = await raise_one(server)
+    await client.post(f"/api/v1/alerts/{a.id}/resolve")
+
+    async def ids(**params):
+        return [x["source"] for x in (await client.get("/api/v1/alerts", params=params)).json()["items"]]
+
+    assert sorted(await ids()) == ["asset", "plate", "reid"]
+    assert await ids(severity="critical") == ["plate"]
+    assert await ids(status="resolved") == ["reid"]
+    assert sorted(await ids(status="open")) == ["asset", "plate"]
+    assert await ids(source="asset") == ["asset"]
+    assert await ids(since="2999-01-01T00:00:00Z") == []
+    assert len(await ids(limit=1)) == 1
+    for bad in ({"status": "closed"}, {"severity": "loud"}, {"since": "yesterday"}, {"limit": 501}):
+        r = await client.get("/api/v1/alerts", params=bad)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    missing = await client.get(f"/api/v1/alerts/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert (await client.post(f"/api/v1/alerts/{uuid.uuid4()}/acknowledge")).status_code == 404
+    read = await make_key("read")
+    assert (await anon.post(f"/api/v1/alerts/{a.id}/acknowledge", headers=auth(read))).status_code == 403
+
+
+async def test_bad_severity_is_rejected(server):
+    from vigil.core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        await raise_one(server, severity="loud")
+
+
+async def test_ws_alerts_streams_created_and_updated_with_filters(server, client):
+    base = f"{server.ws_url}/ws/alerts"
+    async with websockets.connect(f"{base}?severity=critical&zone_id=ZONE_009", additional_headers=auth(ADMIN_KEY)) as ws:
+        await raise_one(server, severity="warning", subject="p1", data={"zone_id": "ZONE_009"})  # filtered out
+        await raise_one(server, severity="critical", subject="p2", data={"zone_id": "ZONE_001"})  # filtered out
+        alert, _ = await raise_one(server, severity="critical", subject="p3", data={"zone_id": "ZONE_009"})
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert msg["type"] == "alert.created" and msg["data"]["id"] == str(alert.id)
+        assert msg["data"]["status"] == "open"
+        await client.post(f"/api/v1/alerts/{alert.id}/acknowledge")
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert msg["type"] == "alert.updated" and msg["data"]["status"] == "acknowledged"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.5)
