@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	cd bench && ../$(BIN)/python run.py
 
 migrate: $(STAMP)
 	$(BIN)/vigil migrate upgrade head

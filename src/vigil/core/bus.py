@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from loguru import logger
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import BigInteger, Identity, String, delete, event, func, select
+from sqlalchemy import BigInteger, Identity, String, delete, event, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -211,6 +211,9 @@ class ConsumerSpec:
     max_retries: int = 3
     retry_backoff_s: float = 0.2
     batch_size: int = 100
+    # How long the broker may hold a fetch open waiting for data. The embedded broker holds it the
+    # whole time even when data arrives, so this bounds delivery latency; 50 ms costs ~20 fetches/s.
+    fetch_max_wait_ms: int = 50
     dlq: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -236,6 +239,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest" if spec.from_beginning else "latest",
             max_poll_records=spec.batch_size,
+            fetch_max_wait_ms=spec.fetch_max_wait_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             **spec.extra,
@@ -382,6 +386,15 @@ def enqueue(session: AsyncSession, topic: str, payload: dict[str, Any], *, key: 
 
 
 _wakers: set[asyncio.Event] = set()
+OUTBOX_CHANNEL = "vigil_outbox"
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_other_processes(session: Session) -> None:
+    # NOTIFY is transactional: relays in other processes (other instances, after a runner or a
+    # consumer wrote) hear it only if this commit succeeds.
+    if session.info.get("outbox_dirty"):
+        session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
 
 
 @event.listens_for(Session, "after_commit")
@@ -412,13 +425,30 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
+    async def _listen(self) -> None:
+        """Wake on NOTIFY from any process; polling stays as the fallback if this connection drops."""
+        while not self._stopping:
+            try:
+                async with self.sessionmaker.kw["bind"].connect() as conn:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    await raw.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+                    while not self._stopping and not raw.is_closed():
+                        await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("outbox listener reconnecting: {!r}", exc)
+                await asyncio.sleep(2)
+
     async def run(self) -> None:
         _wakers.add(self._wake)
         delay = 0.2
         last_gauge = 0.0
         loop = asyncio.get_running_loop()
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
         try:
             while not self._stopping:
+                self._wake.clear()  # before draining: a commit from now on wakes the next round
                 try:
                     sent = await self.drain_once()
                     delay = 0.2
@@ -438,9 +468,10 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
                 except TimeoutError:
                     pass
-                self._wake.clear()
         finally:
             _wakers.discard(self._wake)
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
     async def drain_once(self) -> int:
         """Publish one batch; rows are deleted only after the broker acknowledged all of them."""
