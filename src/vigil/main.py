@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from loguru import logger
 
-from vigil import __version__
+from vigil import __version__, registry
 from vigil.core.bus import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
@@ -24,7 +25,6 @@ from vigil.core.security import authorize
 from vigil.core.storage import LocalBlobStore
 from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
-from vigil import registry
 
 SHUTDOWN_GRACE_S = 5.0
 
@@ -61,8 +61,6 @@ class Runtime:
         hub = self.ctx.hub
 
         async def to_websockets(record: ConsumerRecord) -> None:
-            import json
-
             message = json.loads(record.value)
             if isinstance(message, dict) and "type" in message:
                 hub.dispatch(message)
@@ -98,7 +96,8 @@ class Runtime:
                     await asyncio.sleep(1)
         specs = [self.fanout_spec(), *registry.consumer_specs(ctx)]
         for spec in specs:
-            runner = ConsumerRunner(spec, ctx.bus)
+            runner = ConsumerRunner(spec, ctx.bus, max_retries=ctx.settings.consumer_max_retries,
+                                    retry_backoff_s=ctx.settings.consumer_retry_backoff_s)
             self.consumers.append(runner)
             self.tasks.spawn(f"consumer:{spec.name}", runner.run())
         await asyncio.gather(*(r.started.wait() for r in self.consumers))

@@ -208,8 +208,8 @@ class ConsumerSpec:
     group: str | None
     bootstrap_servers: str
     from_beginning: bool = True
-    max_retries: int = 3
-    retry_backoff_s: float = 0.2
+    max_retries: int | None = None  # None: VIGIL_CONSUMER_MAX_RETRIES
+    retry_backoff_s: float | None = None  # None: VIGIL_CONSUMER_RETRY_BACKOFF_S
     batch_size: int = 100
     # How long the broker may hold a fetch open waiting for data. The embedded broker holds it the
     # whole time even when data arrives, so this bounds delivery latency; 50 ms costs ~20 fetches/s.
@@ -221,8 +221,11 @@ class ConsumerSpec:
 class ConsumerRunner:
     """Runs one ConsumerSpec until stopped: handle, retry, dead-letter, commit."""
 
-    def __init__(self, spec: ConsumerSpec, dlq_bus: Bus | None) -> None:
+    def __init__(self, spec: ConsumerSpec, dlq_bus: Bus | None, *, max_retries: int = 3,
+                 retry_backoff_s: float = 0.2) -> None:
         self.spec = spec
+        self.max_retries = spec.max_retries if spec.max_retries is not None else max_retries
+        self.retry_backoff_s = spec.retry_backoff_s if spec.retry_backoff_s is not None else retry_backoff_s
         self.dlq_bus = dlq_bus
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -308,7 +311,7 @@ class ConsumerRunner:
                 raise
             except Exception as exc:
                 attempt += 1
-                if attempt > spec.max_retries:
+                if attempt > self.max_retries:
                     logger.opt(exception=exc).error(
                         "consumer {} gave up on {}[{}]@{} after {} attempts",
                         spec.name, record.topic, record.partition, record.offset, attempt,
@@ -317,8 +320,8 @@ class ConsumerRunner:
                     return
                 CONSUMER_MESSAGES.labels(record.topic, group, "retried").inc()
                 logger.warning("consumer {} retry {}/{} for {}[{}]@{}: {!r}", spec.name, attempt,
-                               spec.max_retries, record.topic, record.partition, record.offset, exc)
-                await asyncio.sleep(spec.retry_backoff_s * 2 ** (attempt - 1))
+                               self.max_retries, record.topic, record.partition, record.offset, exc)
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
             else:
                 self.processed += 1
                 CONSUMER_MESSAGES.labels(record.topic, group, "processed").inc()

@@ -188,6 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(ConnectionRefusedError, _connection_refused)  # type: ignore[arg-type]
+    app.add_exception_handler(TimeoutError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(RedisConnectionError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(RedisTimeoutError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled)

@@ -16,6 +16,7 @@ from loguru import logger
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from vigil.core.metrics import WS_CONNECTIONS, WS_DROPPED
+from vigil.core.middleware import route_template
 
 WS_TRY_AGAIN_LATER = 1013
 
@@ -77,8 +78,7 @@ class Hub:
 
     async def serve(self, websocket: WebSocket, *, types: tuple[str, ...], match: Matcher | None = None) -> None:
         """Accept a client and stream it matching messages until it leaves or falls behind."""
-        route = websocket.scope.get("route")
-        path = getattr(route, "path", websocket.url.path)
+        path = route_template(websocket.scope)
         client = Client(websocket, path, types, match or (lambda _: True), asyncio.Queue(self.queue_size))
         await websocket.accept()
         self.clients.add(client)
