@@ -1,0 +1,71 @@
+"""cameras plates exporters
+
+Revision ID: 0004
+Revises: 0002
+Create Date: 2026-11-21 06:09:51.660629+00:00
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = '0004'
+down_revision: str | None = '0002'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table('cameras',
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('rtsp_url', sa.String(length=2000), nullable=False),
+    sa.Column('fps', sa.Integer(), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=False),
+    sa.Column('height', sa.Integer(), nullable=False),
+    sa.Column('lat', sa.Float(), nullable=True),
+    sa.Column('lon', sa.Float(), nullable=True),
+    sa.Column('zone_ids', postgresql.ARRAY(sa.String(length=100)), server_default='{}', nullable=False),
+    sa.Column('enabled', sa.Boolean(), server_default=sa.text('true'), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint('(lat IS NULL) = (lon IS NULL)', name=op.f('ck_cameras_location_pair')),
+    sa.CheckConstraint('fps BETWEEN 1 AND 120', name=op.f('ck_cameras_fps')),
+    sa.CheckConstraint('width > 0 AND height > 0', name=op.f('ck_cameras_size')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cameras')),
+    sa.UniqueConstraint('name', name=op.f('uq_cameras_name'))
+    )
+    op.create_table('model_configs',
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('version', sa.String(length=100), nullable=False),
+    sa.Column('weights_uri', sa.String(length=2000), nullable=False),
+    sa.Column('params', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("kind IN ('detector', 'ocr', 'reid', 'face')", name=op.f('ck_model_configs_kind')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_model_configs')),
+    sa.UniqueConstraint('name', 'version', name='uq_model_configs_name_version')
+    )
+    op.create_table('sensors',
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('camera_id', sa.UUID(), nullable=False),
+    sa.Column('zone_id', sa.String(length=100), nullable=True),
+    sa.Column('settings', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['camera_id'], ['cameras.id'], name=op.f('fk_sensors_camera_id_cameras'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sensors')),
+    sa.UniqueConstraint('name', name=op.f('uq_sensors_name'))
+    )
+    op.create_index(op.f('ix_sensors_camera_id'), 'sensors', ['camera_id'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f('ix_sensors_camera_id'), table_name='sensors')
+    op.drop_table('sensors')
+    op.drop_table('model_configs')
+    op.drop_table('cameras')
