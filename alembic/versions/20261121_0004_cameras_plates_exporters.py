@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-21 06:09:51.660629+00:00
+Create Date: 2026-11-21 06:11:11.739881+00:00
 """
 from collections.abc import Sequence
 
@@ -49,6 +49,31 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_model_configs')),
     sa.UniqueConstraint('name', 'version', name='uq_model_configs_name_version')
     )
+    op.create_table('plate_events',
+    sa.Column('event_uid', sa.String(length=200), nullable=True),
+    sa.Column('camera_id', sa.UUID(), nullable=False),
+    sa.Column('plate', sa.String(length=50), nullable=False),
+    sa.Column('plate_normalized', sa.String(length=50), nullable=False),
+    sa.Column('confidence', sa.Float(), nullable=False),
+    sa.Column('captured_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('region', sa.String(length=50), nullable=True),
+    sa.Column('vehicle', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('tpms', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('bbox', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('frame_key', sa.String(length=300), nullable=True),
+    sa.Column('frame_type', sa.String(length=50), nullable=True),
+    sa.Column('crop_key', sa.String(length=300), nullable=True),
+    sa.Column('crop_type', sa.String(length=50), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.CheckConstraint('confidence >= 0 AND confidence <= 1', name=op.f('ck_plate_events_confidence')),
+    sa.ForeignKeyConstraint(['camera_id'], ['cameras.id'], name=op.f('fk_plate_events_camera_id_cameras'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plate_events')),
+    sa.UniqueConstraint('event_uid', name=op.f('uq_plate_events_event_uid'))
+    )
+    op.create_index('ix_plate_events_camera_id_captured_at', 'plate_events', ['camera_id', 'captured_at'], unique=False)
+    op.create_index('ix_plate_events_captured_at', 'plate_events', ['captured_at'], unique=False)
+    op.create_index('ix_plate_events_plate_normalized_captured_at', 'plate_events', ['plate_normalized', 'captured_at'], unique=False)
     op.create_table('sensors',
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('camera_id', sa.UUID(), nullable=False),
@@ -67,5 +92,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f('ix_sensors_camera_id'), table_name='sensors')
     op.drop_table('sensors')
+    op.drop_index('ix_plate_events_plate_normalized_captured_at', table_name='plate_events')
+    op.drop_index('ix_plate_events_captured_at', table_name='plate_events')
+    op.drop_index('ix_plate_events_camera_id_captured_at', table_name='plate_events')
+    op.drop_table('plate_events')
     op.drop_table('model_configs')
     op.drop_table('cameras')

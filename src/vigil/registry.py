@@ -24,8 +24,9 @@ def api_routers() -> list[APIRouter]:
     from vigil.alerts.router import router as alerts
     from vigil.cameras.router import router as cameras
     from vigil.platform.router import api_router
+    from vigil.plates.router import router as plates
 
-    return [api_router, alerts, cameras]
+    return [api_router, alerts, cameras, plates]
 
 
 def ws_routers() -> list[APIRouter]:

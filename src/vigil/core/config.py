@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_MAX_REQUEST_BYTES", "max_request_bytes")
     )
 
+    # --- plates -------------------------------------------------------------------------
+    plate_image_max_bytes: int = Field(
+        5 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_PLATE_IMAGE_MAX_BYTES", "plate_image_max_bytes")
+    )
+    plate_image_max_pixels: int = Field(
+        40_000_000, ge=1, validation_alias=_env("VIGIL_PLATE_IMAGE_MAX_PIXELS", "plate_image_max_pixels")
+    )
+
     # --- websockets ---------------------------------------------------------------------
     ws_queue_size: int = Field(256, ge=1, validation_alias=_env("VIGIL_WS_QUEUE_SIZE", "ws_queue_size"))
 
