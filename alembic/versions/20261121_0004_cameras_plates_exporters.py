@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-21 06:11:11.739881+00:00
+Create Date: 2026-11-21 06:12:49.554475+00:00
 """
 from collections.abc import Sequence
 
@@ -48,6 +48,18 @@ def upgrade() -> None:
     sa.CheckConstraint("kind IN ('detector', 'ocr', 'reid', 'face')", name=op.f('ck_model_configs_kind')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_model_configs')),
     sa.UniqueConstraint('name', 'version', name='uq_model_configs_name_version')
+    )
+    op.create_table('plate_watchlist',
+    sa.Column('plate', sa.String(length=50), nullable=False),
+    sa.Column('plate_normalized', sa.String(length=50), nullable=False),
+    sa.Column('label', sa.String(length=200), server_default='', nullable=False),
+    sa.Column('severity', sa.String(length=10), server_default='warning', nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("severity IN ('info', 'warning', 'critical')", name=op.f('ck_plate_watchlist_severity')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plate_watchlist')),
+    sa.UniqueConstraint('plate_normalized', name=op.f('uq_plate_watchlist_plate_normalized'))
     )
     op.create_table('plate_events',
     sa.Column('event_uid', sa.String(length=200), nullable=True),
@@ -96,5 +108,6 @@ def downgrade() -> None:
     op.drop_index('ix_plate_events_captured_at', table_name='plate_events')
     op.drop_index('ix_plate_events_camera_id_captured_at', table_name='plate_events')
     op.drop_table('plate_events')
+    op.drop_table('plate_watchlist')
     op.drop_table('model_configs')
     op.drop_table('cameras')

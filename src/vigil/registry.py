@@ -33,8 +33,9 @@ def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
     from vigil.alerts.router import ws_router as alerts_ws
     from vigil.platform.router import ws_router
+    from vigil.plates.router import ws_router as plates_ws
 
-    return [ws_router, alerts_ws]
+    return [ws_router, alerts_ws, plates_ws]
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:

@@ -10,7 +10,7 @@ from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vigil.core.db import Base, UUIDPrimaryKey, utcnow
+from vigil.core.db import Base, Timestamps, UUIDPrimaryKey, utcnow
 
 
 class PlateEvent(UUIDPrimaryKey, Base):
@@ -41,3 +41,16 @@ class PlateEvent(UUIDPrimaryKey, Base):
         Index("ix_plate_events_camera_id_captured_at", "camera_id", "captured_at"),
         Index("ix_plate_events_captured_at", "captured_at"),
     )
+
+
+class WatchlistEntry(UUIDPrimaryKey, Timestamps, Base):
+    """A plate to watch for; an ingested event with the same normalised plate raises an alert."""
+
+    __tablename__ = "plate_watchlist"
+
+    plate: Mapped[str] = mapped_column(String(50))
+    plate_normalized: Mapped[str] = mapped_column(String(50), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    severity: Mapped[str] = mapped_column(String(10), default="warning", server_default="warning")
+
+    __table_args__ = (CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),)

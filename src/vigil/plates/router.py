@@ -17,7 +17,8 @@ from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
 from vigil.core.storage import BlobStore
 from vigil.plates import service
-from vigil.plates.schemas import PlateEventCreate, PlateEventRead, PlateStats
+from vigil.plates.normalize import normalize_plate
+from vigil.plates.schemas import PlateEventCreate, PlateEventRead, PlateStats, WatchlistCreate, WatchlistRead, WatchlistUpdate
 
 router = APIRouter(prefix="/plates", tags=["plates"])
 ws_router = APIRouter(tags=["plates"])
@@ -136,6 +137,52 @@ async def get_frame(event_id: uuid.UUID, request: Request, session: SessionDep) 
 @router.get("/events/{event_id}/crop", responses=NOT_FOUND, response_class=Response)
 async def get_crop(event_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     return await _image(request, session, event_id, "crop")
+
+
+@router.post("/watchlist", status_code=201, response_model=WatchlistRead,
+             responses={409: {"description": "Plate already listed"}})
+async def add_to_watchlist(body: WatchlistCreate, session: SessionDep) -> Any:
+    """Watch for a plate (matched in normalised form); a sighting raises a `watchlist_hit` alert."""
+    return await service.add_to_watchlist(session, entry_in=body)
+
+
+@router.get("/watchlist", response_model=Page[WatchlistRead])
+async def list_watchlist(session: SessionDep, page: PageDep,
+                         plate: Annotated[str | None, Query(max_length=50)] = None) -> dict:
+    return await service.list_watchlist(session, page=page, plate=plate)
+
+
+@router.get("/watchlist/{entry_id}", response_model=WatchlistRead, responses=NOT_FOUND)
+async def get_watchlist_entry(entry_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_watchlist_entry(session, entry_id=entry_id)
+
+
+@router.patch("/watchlist/{entry_id}", response_model=WatchlistRead, responses=NOT_FOUND)
+async def update_watchlist_entry(entry_id: uuid.UUID, body: WatchlistUpdate, session: SessionDep) -> Any:
+    return await service.update_watchlist_entry(session, entry_id=entry_id, entry_in=body)
+
+
+@router.delete("/watchlist/{entry_id}", status_code=204, responses=NOT_FOUND)
+async def remove_from_watchlist(entry_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.remove_from_watchlist(session, entry_id=entry_id)
+    return Response(status_code=204)
+
+
+@ws_router.websocket("/plates")
+async def plates_stream(
+    websocket: WebSocket,
+    camera_id: uuid.UUID | None = None,
+    plate: Annotated[str | None, Query(max_length=50)] = None,
+) -> None:
+    """Every new plate event as `plate.event`, optionally only one camera's or one (normalised) plate's."""
+    wanted = normalize_plate(plate) if plate else None
+
+    def match(data: dict[str, Any]) -> bool:
+        if camera_id is not None and data.get("camera_id") != str(camera_id):
+            return False
+        return wanted is None or data.get("plate_normalized") == wanted
+
+    await websocket.app.state.ctx.hub.serve(websocket, types=("plate.event",), match=match)
 
 
 __all__ = ["router", "ws_router"]

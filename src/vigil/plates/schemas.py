@@ -115,3 +115,26 @@ class PlateStats(BaseModel):
     by_hour: list[HourCount]
     top_plates: list[PlateCount]
     avg_confidence: float | None
+
+
+class WatchlistCreate(Schema):
+    plate: str = Field(min_length=1, max_length=50)
+    label: str = Field("", max_length=200)
+    severity: Severity = "warning"
+
+    _plate = field_validator("plate")(_plate)
+
+
+class WatchlistUpdate(Schema):
+    label: str | None = Field(None, max_length=200)
+    severity: Severity | None = None
+
+
+class WatchlistRead(Schema):
+    id: uuid.UUID
+    plate: str
+    plate_normalized: str
+    label: str
+    severity: Severity
+    created_at: datetime
+    updated_at: datetime

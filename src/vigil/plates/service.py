@@ -12,15 +12,16 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.alerts import service as alerts
 from vigil.cameras import service as cameras
 from vigil.core.bus import emit
-from vigil.core.errors import NotFound, ValidationFailed
+from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, content_key
 from vigil.plates.images import ImageInfo, inspect_image
-from vigil.plates.models import PlateEvent
+from vigil.plates.models import PlateEvent, WatchlistEntry
 from vigil.plates.normalize import normalize_plate, within_distance
-from vigil.plates.schemas import PlateEventCreate, PlateEventRead
+from vigil.plates.schemas import PlateEventCreate, PlateEventRead, WatchlistCreate, WatchlistUpdate
 
 IMAGE_PARTS = ("frame", "crop")
 # Fuzzy search compares this many distinct candidate plates in the event loop; more go to a thread.
@@ -29,6 +30,10 @@ _INLINE_CANDIDATES = 2000
 
 class PlateEventNotFound(NotFound):
     title = "Plate event not found"
+
+
+class WatchlistEntryNotFound(NotFound):
+    title = "Watchlist entry not found"
 
 
 def _unknown_camera(camera_id: uuid.UUID) -> ValidationFailed:
@@ -70,7 +75,7 @@ async def ingest_event(
     most an unreferenced file that the same bytes would reuse.
     """
     try:
-        await cameras.get_camera(session, camera_id=event_in.camera_id)
+        camera = await cameras.get_camera(session, camera_id=event_in.camera_id)
     except cameras.CameraNotFound:
         raise _unknown_camera(event_in.camera_id) from None
     if event_in.event_uid and (first := await _by_uid(session, event_in.event_uid)) is not None:
@@ -95,6 +100,7 @@ async def ingest_event(
         return first, False
     emit(session, "plate.event", PlateEventRead.model_validate(event).model_dump(mode="json"),
          key=str(event.camera_id))
+    await _check_watchlist(session, event, camera_name=camera.name)
     logger.info("plate event {} stored (camera_id={} plate={} images={})", event.id, event.camera_id,
                 event.plate_normalized, ",".join(stored) or "-")
     return event, True
@@ -215,3 +221,70 @@ async def stats(session: AsyncSession, *, since: datetime | None = None, until: 
         "by_hour": [{"hour": r.hour, "count": r.n} for r in by_hour],
         "top_plates": [{"plate": r.plate_normalized, "count": r.n, "last_seen_at": r.last} for r in top_plates],
     }
+
+
+# --- watchlist -------------------------------------------------------------------------------
+
+
+async def _check_watchlist(session: AsyncSession, event: PlateEvent, *, camera_name: str) -> None:
+    """Raise (or bump) a `watchlist_hit` alert when the event's plate is listed; one alert per plate."""
+    entry = await session.scalar(select(WatchlistEntry).where(WatchlistEntry.plate_normalized == event.plate_normalized))
+    if entry is None:
+        return
+    label = f" ({entry.label})" if entry.label else ""
+    alert, created = await alerts.raise_alert(
+        session, source="plate", kind="watchlist_hit", severity=entry.severity, subject=event.plate_normalized,
+        title=f"Watchlisted plate {event.plate_normalized}{label} seen by {camera_name}",
+        data={"plate": event.plate_normalized, "plate_raw": event.plate, "label": entry.label,
+              "watchlist_id": str(entry.id), "event_id": str(event.id), "camera_id": str(event.camera_id),
+              "camera_name": camera_name, "confidence": event.confidence,
+              "captured_at": event.captured_at.isoformat()},
+        at=event.captured_at,
+    )
+    logger.info("watchlist hit: plate {} event {} alert {} ({})", event.plate_normalized, event.id, alert.id,
+                "new" if created else "repeat")
+
+
+async def add_to_watchlist(session: AsyncSession, *, entry_in: WatchlistCreate) -> WatchlistEntry:
+    normalized = normalize_plate(entry_in.plate)
+    if await session.scalar(select(WatchlistEntry.id).where(WatchlistEntry.plate_normalized == normalized)):
+        raise Conflict(f"Plate {normalized} is already on the watchlist.")
+    entry = WatchlistEntry(plate=entry_in.plate, plate_normalized=normalized, label=entry_in.label,
+                           severity=entry_in.severity)
+    session.add(entry)
+    await session.flush()
+    logger.info("watchlist entry {} added for plate {}", entry.id, normalized)
+    return entry
+
+
+async def get_watchlist_entry(session: AsyncSession, *, entry_id: uuid.UUID) -> WatchlistEntry:
+    entry = await session.get(WatchlistEntry, entry_id)
+    if entry is None:
+        raise WatchlistEntryNotFound(f"Watchlist entry {entry_id} does not exist.")
+    return entry
+
+
+async def list_watchlist(session: AsyncSession, *, page: PageParams, plate: str | None = None) -> dict:
+    stmt = select(WatchlistEntry)
+    if plate:
+        stmt = stmt.where(WatchlistEntry.plate_normalized == normalize_plate(plate))
+    return await paginate(session, stmt.order_by(WatchlistEntry.plate_normalized), page)
+
+
+async def update_watchlist_entry(session: AsyncSession, *, entry_id: uuid.UUID,
+                                 entry_in: WatchlistUpdate) -> WatchlistEntry:
+    """Change the label or severity; the plate itself is the entry's identity (remove and add to change it)."""
+    entry = await get_watchlist_entry(session, entry_id=entry_id)
+    for name, value in entry_in.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise ValidationFailed(f"'{name}' cannot be null.")
+        setattr(entry, name, value)
+    await session.flush()
+    return entry
+
+
+async def remove_from_watchlist(session: AsyncSession, *, entry_id: uuid.UUID) -> None:
+    entry = await get_watchlist_entry(session, entry_id=entry_id)
+    await session.delete(entry)
+    await session.flush()
+    logger.info("watchlist entry {} removed (plate {})", entry_id, entry.plate_normalized)
