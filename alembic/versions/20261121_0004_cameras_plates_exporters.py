@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-21 06:12:49.554475+00:00
+Create Date: 2026-11-21 06:15:10.299498+00:00
 """
 from collections.abc import Sequence
 
@@ -36,6 +36,25 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cameras')),
     sa.UniqueConstraint('name', name=op.f('uq_cameras_name'))
     )
+    op.create_table('exporters',
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('config', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('event_types', postgresql.ARRAY(sa.String(length=100)), nullable=False),
+    sa.Column('max_attempts', sa.Integer(), server_default='5', nullable=False),
+    sa.Column('backoff_seconds', sa.Float(), server_default='2', nullable=False),
+    sa.Column('enabled', sa.Boolean(), server_default=sa.text('true'), nullable=False),
+    sa.Column('consecutive_failures', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('disabled_reason', sa.String(length=1000), nullable=True),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("kind IN ('webhook', 'mqtt', 'kafka')", name=op.f('ck_exporters_kind')),
+    sa.CheckConstraint('backoff_seconds > 0', name=op.f('ck_exporters_backoff_seconds')),
+    sa.CheckConstraint('max_attempts >= 1', name=op.f('ck_exporters_max_attempts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_exporters')),
+    sa.UniqueConstraint('name', name=op.f('uq_exporters_name'))
+    )
     op.create_table('model_configs',
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
@@ -61,6 +80,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plate_watchlist')),
     sa.UniqueConstraint('plate_normalized', name=op.f('uq_plate_watchlist_plate_normalized'))
     )
+    op.create_table('exporter_deliveries',
+    sa.Column('exporter_id', sa.UUID(), nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('event_type', sa.String(length=100), nullable=False),
+    sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('status', sa.String(length=10), server_default='pending', nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name=op.f('ck_exporter_deliveries_status')),
+    sa.ForeignKeyConstraint(['exporter_id'], ['exporters.id'], name=op.f('fk_exporter_deliveries_exporter_id_exporters'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_exporter_deliveries'))
+    )
+    op.create_index('ix_exporter_deliveries_due', 'exporter_deliveries', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('ix_exporter_deliveries_exporter_created', 'exporter_deliveries', ['exporter_id', 'created_at'], unique=False)
+    op.create_index('uq_exporter_deliveries_exporter_event', 'exporter_deliveries', ['exporter_id', 'event_id'], unique=True)
     op.create_table('plate_events',
     sa.Column('event_uid', sa.String(length=200), nullable=True),
     sa.Column('camera_id', sa.UUID(), nullable=False),
@@ -108,6 +147,11 @@ def downgrade() -> None:
     op.drop_index('ix_plate_events_captured_at', table_name='plate_events')
     op.drop_index('ix_plate_events_camera_id_captured_at', table_name='plate_events')
     op.drop_table('plate_events')
+    op.drop_index('uq_exporter_deliveries_exporter_event', table_name='exporter_deliveries')
+    op.drop_index('ix_exporter_deliveries_exporter_created', table_name='exporter_deliveries')
+    op.drop_index('ix_exporter_deliveries_due', table_name='exporter_deliveries', postgresql_where=sa.text("status = 'pending'"))
+    op.drop_table('exporter_deliveries')
     op.drop_table('plate_watchlist')
     op.drop_table('model_configs')
+    op.drop_table('exporters')
     op.drop_table('cameras')
