@@ -18,9 +18,11 @@ from vigil.core.devstack import free_port
 class Receiver:
     """An HTTP server on 127.0.0.1 that records each webhook POST and whether its signature verified."""
 
-    def __init__(self, *, secret: str | None = None, status: int = 200, port: int | None = None) -> None:
+    def __init__(self, *, secret: str | None = None, status: int = 200, port: int | None = None,
+                 hang_first: bool = False) -> None:
         self.secret = secret
         self.status = status
+        self.hang_first = hang_first  # the first request never gets an answer (its sender dies waiting)
         self.port = port or free_port()
         self.received: list[dict] = []  # {"delivery", "event", "signature_ok", "body", "headers"}
         self._server: uvicorn.Server | None = None
@@ -47,6 +49,8 @@ class Receiver:
             "signature_ok": expected is not None and hmac.compare_digest(expected, headers.get("x-vigil-signature", "")),
             "body": json.loads(body), "headers": headers, "path": scope["path"],
         })
+        if self.hang_first and len(self.received) == 1:
+            await asyncio.sleep(60)
         await send({"type": "http.response.start", "status": self.status, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})
 

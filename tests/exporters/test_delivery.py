@@ -140,3 +140,40 @@ async def test_events_ingested_while_receiver_is_down_arrive_once_after_it_retur
     assert set(counts.values()) == {1}, counts
     assert all(r["signature_ok"] for r in receiver.received)
     assert sorted(r["body"]["data"]["id"] for r in receiver.received) == sorted(ids)
+
+
+async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(server, client, receiver_factory):
+    """What an app restart does to deliveries: the worker dies while sending, events keep arriving, a new
+    worker (the restarted app) sends everything; the interrupted one again, under the same delivery id."""
+    from vigil.exporters.worker import DeliveryWorker
+
+    runtime = server.app.state.runtime
+    receiver = receiver_factory(hang_first=True)
+    await receiver.start()
+    cam = await make_camera(client)
+    exp = (await client.post(URL, json={"name": "crash", "kind": "webhook", "event_types": ["plate.event"],
+                                        "config": {"url": receiver.url}})).json()
+    try:
+        await client.post("/api/v1/plates/events", json=event(cam, plate="CR0"))
+        await wait_for(lambda: receiver.received)  # the worker is now stuck waiting for an answer
+        task = runtime.tasks.tasks["exporter-deliveries"]
+        task.cancel()  # the process dies
+        await asyncio.gather(task, return_exceptions=True)
+        for i in range(1, 4):  # the API keeps taking events while nothing delivers
+            await client.post("/api/v1/plates/events", json=event(cam, plate=f"CR{i}"))
+        await wait_for(lambda: _count(client, exp["id"], 4))
+        items = await deliveries(client, exp["id"])
+        assert {d["status"] for d in items} == {"pending"} and {d["attempts"] for d in items} == {0}
+    finally:
+        worker = DeliveryWorker(server.ctx)  # the restarted app's worker
+        runtime.services = [worker]
+        runtime.tasks.spawn(worker.name, worker.run())
+    await wait_for(lambda: _all_delivered(client, exp["id"], 4))
+    counts = receiver.deliveries()
+    assert sorted(counts) == sorted(d["id"] for d in await deliveries(client, exp["id"]))
+    first = receiver.received[0]["delivery"]
+    assert counts[first] == 2 and all(n == 1 for d, n in counts.items() if d != first)
+
+
+async def _count(client, exporter_id: str, n: int) -> bool:
+    return len(await deliveries(client, exporter_id)) == n

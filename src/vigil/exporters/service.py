@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
+from vigil.core.bus import EVENTS_TOPIC
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -25,9 +26,6 @@ from vigil.exporters.models import Delivery, Exporter
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, unmask_config
 from vigil.exporters.senders import Outgoing, Senders, Target
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_target
-
-EVENTS_TOPIC_GUARD = "vigil.events"
-
 
 class ExporterNotFound(NotFound):
     title = "Exporter not found"
@@ -55,7 +53,7 @@ async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -
                 for server in clean["bootstrap_servers"].split(","):
                     host, _, port = server.strip().rpartition(":")
                     await check_target(host.strip("[]"), int(port), allow)
-            elif clean["topic"] == EVENTS_TOPIC_GUARD:
+            elif clean["topic"] == EVENTS_TOPIC:
                 raise ValidationFailed("Exporting to the app's own event topic would loop.")
     except TargetRefused as exc:
         raise ValidationFailed(f"Target refused: {exc}.",

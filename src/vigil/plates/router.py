@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from vigil.core.deps import SessionDep, SettingsDep
@@ -24,7 +24,27 @@ router = APIRouter(prefix="/plates", tags=["plates"])
 ws_router = APIRouter(tags=["plates"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown event or no such image"}}
 
-_EVENT_SCHEMA = {"$ref": "#/components/schemas/PlateEventCreate"}
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` inlined: no route takes it as a body, so it has no component."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+_EVENT_SCHEMA = _inline_schema(PlateEventCreate)
 INGEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
