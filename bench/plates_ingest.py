@@ -90,8 +90,18 @@ async def run(events: int, concurrency: int, url: str, pid: int) -> dict:
     side = side_for(100_000)
     pool = [(noise_jpeg(side, 2 * i + 1), noise_jpeg(side, 2 * i + 2)) for i in range(events)]
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-        cam = (await client.post("/api/v1/cameras", json={"name": "bench", "rtsp_url": "rtsp://10.0.0.1/s",
-                                                          "fps": 10, "width": 1920, "height": 1080})).json()["id"]
+        cam = (
+            await client.post(
+                "/api/v1/cameras",
+                json={
+                    "name": "bench",
+                    "rtsp_url": "rtsp://10.0.0.1/s",
+                    "fps": 10,
+                    "width": 1920,
+                    "height": 1080,
+                },
+            )
+        ).json()["id"]
         latencies: list[float] = []
         errors = 0
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -103,10 +113,18 @@ async def run(events: int, concurrency: int, url: str, pid: int) -> dict:
             while not queue.empty():
                 i = queue.get_nowait()
                 frame, crop = pool[i]
-                event = {"event_uid": f"bench-{i}", "camera_id": cam, "plate": f"BN{i:05d}", "confidence": 0.9,
-                         "captured_at": datetime.now(UTC).isoformat()}
-                files = {"event": (None, json.dumps(event), "application/json"),
-                         "frame": ("frame.jpg", frame, "image/jpeg"), "crop": ("crop.jpg", crop, "image/jpeg")}
+                event = {
+                    "event_uid": f"bench-{i}",
+                    "camera_id": cam,
+                    "plate": f"BN{i:05d}",
+                    "confidence": 0.9,
+                    "captured_at": datetime.now(UTC).isoformat(),
+                }
+                files = {
+                    "event": (None, json.dumps(event), "application/json"),
+                    "frame": ("frame.jpg", frame, "image/jpeg"),
+                    "crop": ("crop.jpg", crop, "image/jpeg"),
+                }
                 started = time.perf_counter()
                 r = await client.post("/api/v1/plates/events", files=files)
                 latencies.append(time.perf_counter() - started)
@@ -120,17 +138,23 @@ async def run(events: int, concurrency: int, url: str, pid: int) -> dict:
         cpu_after, own_after = cpu_seconds(pid), time.process_time()
     latencies.sort()
     return {
-        "events": events, "concurrency": concurrency, "errors": errors,
+        "events": events,
+        "concurrency": concurrency,
+        "errors": errors,
         "image_bytes": [len(pool[0][0]), len(pool[0][1])],
-        "elapsed_s": round(elapsed, 2), "events_per_s": round(events / elapsed, 1),
-        "latency_ms": {"p50": round(statistics.median(latencies) * 1000, 1),
-                       "p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
-                       "max": round(latencies[-1] * 1000, 1)},
+        "elapsed_s": round(elapsed, 2),
+        "events_per_s": round(events / elapsed, 1),
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 1),
+            "p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
+            "max": round(latencies[-1] * 1000, 1),
+        },
         "cpu_count": os.cpu_count(),
         # Share of one core each process used during the run (2.0 = both cores of this machine).
-        "cores_used": {name: round((cpu_after.get(name, 0) - before) / elapsed, 2)
-                       for name, before in cpu_before.items()} | {"load generator": round((own_after - own_before)
-                                                                                          / elapsed, 2)},
+        "cores_used": {
+            name: round((cpu_after.get(name, 0) - before) / elapsed, 2) for name, before in cpu_before.items()
+        }
+        | {"load generator": round((own_after - own_before) / elapsed, 2)},
     }
 
 
@@ -141,13 +165,30 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDPANDA_BROKERS", "QDRANT_URL")}
-        env.update({"VIGIL_DATA_DIR": tmp, "PORT": str(port), "HOST": "127.0.0.1", "VIGIL_ADMIN_KEY": ADMIN,
-                    "VIGIL_LOG_LEVEL": "WARNING", "VIGIL_DEV_RUNNERS": "0"})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDPANDA_BROKERS", "QDRANT_URL")
+        }
+        env.update(
+            {
+                "VIGIL_DATA_DIR": tmp,
+                "PORT": str(port),
+                "HOST": "127.0.0.1",
+                "VIGIL_ADMIN_KEY": ADMIN,
+                "VIGIL_LOG_LEVEL": "WARNING",
+                "VIGIL_DEV_RUNNERS": "0",
+            }
+        )
         with open(Path(tmp) / "dev.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "dev"], cwd=ROOT, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vigil.cli", "dev"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 url = f"http://127.0.0.1:{port}"
                 asyncio.run(wait_ready(url, proc))

@@ -7,8 +7,15 @@ from loguru import logger
 from tests.conftest import auth
 
 PASSWORD = "Sup3r-Secret-pw"
-CAMERA = {"name": "Gate 1", "rtsp_url": f"rtsp://admin:{PASSWORD}@10.0.0.21:554/stream1", "fps": 25,
-          "width": 1920, "height": 1080, "location": {"lat": 52.37, "lon": 4.89}, "zone_ids": ["ZONE_001"]}
+CAMERA = {
+    "name": "Gate 1",
+    "rtsp_url": f"rtsp://admin:{PASSWORD}@10.0.0.21:554/stream1",
+    "fps": 25,
+    "width": 1920,
+    "height": 1080,
+    "location": {"lat": 52.37, "lon": 4.89},
+    "zone_ids": ["ZONE_001"],
+}
 
 
 async def create_camera(client, **kw):
@@ -31,7 +38,9 @@ async def test_camera_crud_masks_password_everywhere(client):
             assert r.status_code == 200 and PASSWORD not in r.text and "admin:***@" in r.text
         assert patched.json()["fps"] == 10 and patched.json()["location"] is None
         # A bad URL with a password in it is rejected without echoing the password.
-        bad = await client.post("/api/v1/cameras", json=CAMERA | {"name": "x", "rtsp_url": f"ftp://u:{PASSWORD}@h/"})
+        bad = await client.post(
+            "/api/v1/cameras", json=CAMERA | {"name": "x", "rtsp_url": f"ftp://u:{PASSWORD}@h/"}
+        )
         assert bad.status_code == 422 and PASSWORD not in bad.text
     finally:
         logger.remove(sink)
@@ -42,12 +51,16 @@ async def test_masked_url_sent_back_keeps_the_stored_password(server, client):
     from vigil.cameras.models import Camera
 
     cam = await create_camera(client)
-    r = await client.patch(f"/api/v1/cameras/{cam['id']}", json={"rtsp_url": cam["rtsp_url"].replace("stream1", "s2")})
+    r = await client.patch(
+        f"/api/v1/cameras/{cam['id']}", json={"rtsp_url": cam["rtsp_url"].replace("stream1", "s2")}
+    )
     assert r.status_code == 200 and r.json()["rtsp_url"] == "rtsp://admin:***@10.0.0.21:554/s2"
     async with server.ctx.sessionmaker() as session:
         stored = await session.get(Camera, uuid.UUID(cam["id"]))
         assert stored.rtsp_url == f"rtsp://admin:{PASSWORD}@10.0.0.21:554/s2"
-    moved = await client.patch(f"/api/v1/cameras/{cam['id']}", json={"rtsp_url": "rtsp://admin:***@evil.example/x"})
+    moved = await client.patch(
+        f"/api/v1/cameras/{cam['id']}", json={"rtsp_url": "rtsp://admin:***@evil.example/x"}
+    )
     assert moved.status_code == 422
 
 
@@ -56,9 +69,17 @@ async def test_camera_validation_and_conflicts(client):
     dup = await client.post("/api/v1/cameras", json=CAMERA)
     assert dup.status_code == 409 and dup.headers["content-type"] == "application/problem+json"
     bad_inputs = [
-        {"fps": 0}, {"fps": 121}, {"width": 0}, {"height": -1}, {"location": {"lat": 91, "lon": 0}},
-        {"location": {"lat": 0, "lon": -181}}, {"rtsp_url": "ftp://h/x"}, {"rtsp_url": "rtsp://"},
-        {"zone_ids": [""]}, {"name": ""}, {"unknown": 1},
+        {"fps": 0},
+        {"fps": 121},
+        {"width": 0},
+        {"height": -1},
+        {"location": {"lat": 91, "lon": 0}},
+        {"location": {"lat": 0, "lon": -181}},
+        {"rtsp_url": "ftp://h/x"},
+        {"rtsp_url": "rtsp://"},
+        {"zone_ids": [""]},
+        {"name": ""},
+        {"unknown": 1},
     ]
     for i, bad in enumerate(bad_inputs):
         r = await client.post("/api/v1/cameras", json=CAMERA | {"name": f"cam-{i}"} | bad)
@@ -90,8 +111,13 @@ async def test_camera_filters_and_delete(client):
 
 
 async def test_models_crud(client):
-    body = {"name": "plate-detector", "kind": "detector", "version": "1.2.0", "weights_uri": "s3://models/pd.onnx",
-            "params": {"threshold": 0.4}}
+    body = {
+        "name": "plate-detector",
+        "kind": "detector",
+        "version": "1.2.0",
+        "weights_uri": "s3://models/pd.onnx",
+        "params": {"threshold": 0.4},
+    }
     r = await client.post("/api/v1/models", json=body)
     assert r.status_code == 201, r.text
     model = r.json()
@@ -111,15 +137,21 @@ async def test_models_crud(client):
 
 async def test_sensors_crud_and_camera_reference(client, anon, make_key):
     cam = await create_camera(client)
-    body = {"name": "gate-1-entry", "camera_id": cam["id"], "zone_id": "ZONE_001", "settings": {"direction": "in"}}
+    body = {
+        "name": "gate-1-entry",
+        "camera_id": cam["id"],
+        "zone_id": "ZONE_001",
+        "settings": {"direction": "in"},
+    }
     r = await client.post("/api/v1/sensors", json=body)
     assert r.status_code == 201, r.text
     sensor = r.json()
     assert (await client.post("/api/v1/sensors", json=body)).status_code == 409
     unknown = await client.post("/api/v1/sensors", json=body | {"name": "x", "camera_id": str(uuid.uuid4())})
     assert unknown.status_code == 422
-    assert (await client.patch(f"/api/v1/sensors/{sensor['id']}",
-                               json={"camera_id": str(uuid.uuid4())})).status_code == 422
+    assert (
+        await client.patch(f"/api/v1/sensors/{sensor['id']}", json={"camera_id": str(uuid.uuid4())})
+    ).status_code == 422
     patched = await client.patch(f"/api/v1/sensors/{sensor['id']}", json={"zone_id": None})
     assert patched.status_code == 200 and patched.json()["zone_id"] is None
     assert (await client.get("/api/v1/sensors", params={"camera_id": cam["id"]})).json()["total"] == 1

@@ -18,8 +18,14 @@ from vigil.core.devstack import free_port
 class Receiver:
     """An HTTP server on 127.0.0.1 that records each webhook POST and whether its signature verified."""
 
-    def __init__(self, *, secret: str | None = None, status: int = 200, port: int | None = None,
-                 hang_first: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        status: int = 200,
+        port: int | None = None,
+        hang_first: bool = False,
+    ) -> None:
         self.secret = secret
         self.status = status
         self.hang_first = hang_first  # the first request never gets an answer (its sender dies waiting)
@@ -43,21 +49,44 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest() if self.secret else None
-        self.received.append({
-            "delivery": headers.get("x-vigil-delivery"), "event": headers.get("x-vigil-event"),
-            "signature_ok": expected is not None and hmac.compare_digest(expected, headers.get("x-vigil-signature", "")),
-            "body": json.loads(body), "headers": headers, "path": scope["path"],
-        })
+        expected = (
+            "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+            if self.secret
+            else None
+        )
+        self.received.append(
+            {
+                "delivery": headers.get("x-vigil-delivery"),
+                "event": headers.get("x-vigil-event"),
+                "signature_ok": expected is not None
+                and hmac.compare_digest(expected, headers.get("x-vigil-signature", "")),
+                "body": json.loads(body),
+                "headers": headers,
+                "path": scope["path"],
+            }
+        )
         if self.hang_first and len(self.received) == 1:
             await asyncio.sleep(60)
-        await send({"type": "http.response.start", "status": self.status, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"ok"})
 
     async def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="off", interface="asgi3",
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.create_task(self._server.serve())
@@ -109,10 +138,12 @@ async def mqtt_broker() -> AsyncIterator[int]:
     from amqtt.broker import Broker
 
     port = free_port()
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"tests.exporters.conftest.LetEveryoneIn": {}},
-    })
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {"tests.exporters.conftest.LetEveryoneIn": {}},
+        }
+    )
     await broker.start()
     try:
         yield port

@@ -14,14 +14,30 @@ URL = "/api/v1/exporters"
 
 
 async def deliveries(client, exporter_id: str, **params) -> list[dict]:
-    return (await client.get(f"{URL}/{exporter_id}/deliveries", params={"limit": 500} | params)).json()["items"]
+    return (await client.get(f"{URL}/{exporter_id}/deliveries", params={"limit": 500} | params)).json()[
+        "items"
+    ]
 
 
 async def test_mqtt_exporter_publishes_with_qos1(client, mqtt_broker):
     cam = await make_camera(client)
-    exp = (await client.post(URL, json={"name": "mqtt", "kind": "mqtt", "event_types": ["plate."],
-                                        "config": {"host": "127.0.0.1", "port": mqtt_broker,
-                                                   "topic": "vigil/plates", "username": "u", "password": "pw"}})).json()
+    exp = (
+        await client.post(
+            URL,
+            json={
+                "name": "mqtt",
+                "kind": "mqtt",
+                "event_types": ["plate."],
+                "config": {
+                    "host": "127.0.0.1",
+                    "port": mqtt_broker,
+                    "topic": "vigil/plates",
+                    "username": "u",
+                    "password": "pw",
+                },
+            },
+        )
+    ).json()
     assert exp["config"]["password"] == "***"
     async with aiomqtt.Client("127.0.0.1", mqtt_broker, identifier="test-subscriber") as sub:
         await sub.subscribe("vigil/plates", qos=1)
@@ -44,16 +60,36 @@ async def _all_delivered(client, exporter_id: str, n: int) -> bool:
 async def test_kafka_exporters_shared_producer_and_given_bootstrap(client, stack):
     bootstrap = stack.settings.kafka_bootstrap_servers
     cam = await make_camera(client)
-    shared = (await client.post(URL, json={"name": "kafka-app", "kind": "kafka", "event_types": ["plate.event"],
-                                           "config": {"topic": "export.plates"}})).json()
-    given = (await client.post(URL, json={"name": "kafka-given", "kind": "kafka", "event_types": ["plate.event"],
-                                          "config": {"topic": "export.plates.2", "bootstrap_servers": bootstrap}})).json()
+    shared = (
+        await client.post(
+            URL,
+            json={
+                "name": "kafka-app",
+                "kind": "kafka",
+                "event_types": ["plate.event"],
+                "config": {"topic": "export.plates"},
+            },
+        )
+    ).json()
+    given = (
+        await client.post(
+            URL,
+            json={
+                "name": "kafka-given",
+                "kind": "kafka",
+                "event_types": ["plate.event"],
+                "config": {"topic": "export.plates.2", "bootstrap_servers": bootstrap},
+            },
+        )
+    ).json()
     ev = (await client.post("/api/v1/plates/events", json=event(cam))).json()
     await wait_for(lambda: _all_delivered(client, shared["id"], 1))
     await wait_for(lambda: _all_delivered(client, given["id"], 1))
     for exp, topic in ((shared, "export.plates"), (given, "export.plates.2")):
         [delivery] = await deliveries(client, exp["id"])
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
         await consumer.start()
         try:
             records = []
@@ -73,9 +109,18 @@ async def test_retries_back_off_then_fail_and_repeated_failures_disable(client, 
     receiver = receiver_factory(status=500)
     await receiver.start()
     cam = await make_camera(client)
-    short = (await client.post(URL, json={"name": "short", "kind": "webhook", "event_types": ["plate.event"],
-                                          "config": {"url": receiver.url},
-                                          "retry": {"max_attempts": 3, "backoff_seconds": 0.01}})).json()
+    short = (
+        await client.post(
+            URL,
+            json={
+                "name": "short",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url},
+                "retry": {"max_attempts": 3, "backoff_seconds": 0.01},
+            },
+        )
+    ).json()
     await client.post("/api/v1/plates/events", json=event(cam))
 
     async def failed():
@@ -90,9 +135,18 @@ async def test_retries_back_off_then_fail_and_repeated_failures_disable(client, 
     assert got["enabled"] is True and got["consecutive_failures"] == 3
 
     # Ten failures in a row (the default limit) disable the exporter and raise an alert.
-    stubborn = (await client.post(URL, json={"name": "stubborn", "kind": "webhook", "event_types": ["plate.event"],
-                                             "config": {"url": receiver.url},
-                                             "retry": {"max_attempts": 50, "backoff_seconds": 0.001}})).json()
+    stubborn = (
+        await client.post(
+            URL,
+            json={
+                "name": "stubborn",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url},
+                "retry": {"max_attempts": 50, "backoff_seconds": 0.001},
+            },
+        )
+    ).json()
     await client.post("/api/v1/plates/events", json=event(cam))
 
     async def disabled():
@@ -117,18 +171,34 @@ async def test_retries_back_off_then_fail_and_repeated_failures_disable(client, 
 
 
 async def test_events_ingested_while_receiver_is_down_arrive_once_after_it_returns(client, receiver_factory):
-    receiver: Receiver = receiver_factory(secret="restart-secret")  # not started: the port refuses connections
+    receiver: Receiver = receiver_factory(
+        secret="restart-secret"
+    )  # not started: the port refuses connections
     cam = await make_camera(client)
-    exp = (await client.post(URL, json={"name": "restart", "kind": "webhook", "event_types": ["plate.event"],
-                                        "config": {"url": receiver.url, "secret": "restart-secret"},
-                                        "retry": {"max_attempts": 40, "backoff_seconds": 0.05}})).json()
-    ids = [(await client.post("/api/v1/plates/events", json=event(cam, plate=f"RS{i}"))).json()["id"]
-           for i in range(5)]
+    exp = (
+        await client.post(
+            URL,
+            json={
+                "name": "restart",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url, "secret": "restart-secret"},
+                "retry": {"max_attempts": 40, "backoff_seconds": 0.05},
+            },
+        )
+    ).json()
+    ids = [
+        (await client.post("/api/v1/plates/events", json=event(cam, plate=f"RS{i}"))).json()["id"]
+        for i in range(5)
+    ]
 
     async def retrying():
         items = await deliveries(client, exp["id"])
-        return len(items) == 5 and all(d["status"] == "pending" for d in items) and \
-            max(d["attempts"] for d in items) >= 2
+        return (
+            len(items) == 5
+            and all(d["status"] == "pending" for d in items)
+            and max(d["attempts"] for d in items) >= 2
+        )
 
     await wait_for(retrying)
     assert all(d["last_error"] for d in await deliveries(client, exp["id"]))
@@ -142,7 +212,9 @@ async def test_events_ingested_while_receiver_is_down_arrive_once_after_it_retur
     assert sorted(r["body"]["data"]["id"] for r in receiver.received) == sorted(ids)
 
 
-async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(server, client, receiver_factory):
+async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(
+    server, client, receiver_factory
+):
     """What an app restart does to deliveries: the worker dies while sending, events keep arriving, a new
     worker (the restarted app) sends everything; the interrupted one again, under the same delivery id."""
     from vigil.exporters.worker import DeliveryWorker
@@ -151,8 +223,17 @@ async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(ser
     receiver = receiver_factory(hang_first=True)
     await receiver.start()
     cam = await make_camera(client)
-    exp = (await client.post(URL, json={"name": "crash", "kind": "webhook", "event_types": ["plate.event"],
-                                        "config": {"url": receiver.url}})).json()
+    exp = (
+        await client.post(
+            URL,
+            json={
+                "name": "crash",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url},
+            },
+        )
+    ).json()
     try:
         await client.post("/api/v1/plates/events", json=event(cam, plate="CR0"))
         await wait_for(lambda: receiver.received)  # the worker is now stuck waiting for an answer

@@ -12,9 +12,23 @@ from vigil.exporters.service import subscribes
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_target, is_internal
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                                     "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00:ec2::254", "::ffff:10.0.0.1",
-                                     "224.0.0.1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "::ffff:10.0.0.1",
+        "224.0.0.1",
+    ],
+)
 def test_internal_addresses(address):
     assert is_internal(ipaddress.ip_address(address))
 
@@ -42,7 +56,11 @@ async def test_check_target_with_allow_list():
 def test_masking_round_trip():
     config = {"url": "https://h/x", "secret": "s3", "headers": {"Authorization": "Bearer t", "X-Team": "ops"}}
     masked = mask_config(config)
-    assert masked == {"url": "https://h/x", "secret": MASK, "headers": {"Authorization": MASK, "X-Team": "ops"}}
+    assert masked == {
+        "url": "https://h/x",
+        "secret": MASK,
+        "headers": {"Authorization": MASK, "X-Team": "ops"},
+    }
     assert unmask_config(masked, config) == config
     assert unmask_config({**masked, "secret": "new"}, config)["secret"] == "new"
     assert mask_config({"host": "h", "password": "p", "username": "u"})["password"] == MASK

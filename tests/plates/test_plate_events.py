@@ -29,8 +29,16 @@ async def total(client, **params) -> int:
 
 async def test_json_ingest_then_read(client):
     cam = await make_camera(client)
-    r = await client.post(URL, json=event(cam, region="nl", vehicle={"type": "car", "color": "red", "year": 2019},
-                                          tpms={"fl": 2.3}, bbox=[10, 20, 120, 40]))
+    r = await client.post(
+        URL,
+        json=event(
+            cam,
+            region="nl",
+            vehicle={"type": "car", "color": "red", "year": 2019},
+            tpms={"fl": 2.3},
+            bbox=[10, 20, 120, 40],
+        ),
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["plate"] == "AB-123 c" and body["plate_normalized"] == "AB123C"
@@ -63,11 +71,14 @@ async def test_multipart_ingest_stores_images_content_addressed(server, client):
 async def test_repeated_event_uid_returns_the_first_event(server, client):
     cam = await make_camera(client)
     before = blob_files(server)
-    first = await client.post(URL, files=multipart(event(cam, event_uid="cam1-0001"),
-                                                   frame=image_bytes(color=(7, 7, 7))))
+    first = await client.post(
+        URL, files=multipart(event(cam, event_uid="cam1-0001"), frame=image_bytes(color=(7, 7, 7)))
+    )
     assert first.status_code == 201
-    again = await client.post(URL, files=multipart(event(cam, event_uid="cam1-0001", plate="ZZ999"),
-                                                   frame=image_bytes(color=(1, 2, 3))))
+    again = await client.post(
+        URL,
+        files=multipart(event(cam, event_uid="cam1-0001", plate="ZZ999"), frame=image_bytes(color=(1, 2, 3))),
+    )
     assert again.status_code == 200 and again.json() == first.json()
     as_json = await client.post(URL, json=event(cam, event_uid="cam1-0001"))
     assert as_json.status_code == 200 and as_json.json()["id"] == first.json()["id"]
@@ -79,12 +90,12 @@ async def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, client, stack
     before = blob_files(server)
     big = b"\xff" * (server.app.state.settings.plate_image_max_bytes + 1)
     cases = [
-        (dict(files=multipart(None, frame=image_bytes())), 422),                       # no event part
-        (dict(files=multipart(event(cam), photo=image_bytes())), 422),                 # unknown part
-        (dict(json=event(str(uuid.uuid4()))), 422),                                    # unknown camera
+        (dict(files=multipart(None, frame=image_bytes())), 422),  # no event part
+        (dict(files=multipart(event(cam), photo=image_bytes())), 422),  # unknown part
+        (dict(json=event(str(uuid.uuid4()))), 422),  # unknown camera
         (dict(json=event(cam, confidence=1.5)), 422),
         (dict(json=event(cam, confidence=-0.1)), 422),
-        (dict(json=event(cam, captured_at="2026-11-20T10:15:00")), 422),               # no time zone
+        (dict(json=event(cam, captured_at="2026-11-20T10:15:00")), 422),  # no time zone
         (dict(json=event(cam, plate="--")), 422),
         (dict(json=event(cam, bbox=[1, 2, 3])), 422),
         (dict(json=event(cam, extra="x")), 422),
@@ -114,11 +125,18 @@ async def test_ingest_scope(client, anon, make_key):
 
 async def test_filters_and_fuzzy_search(client):
     north, south = await make_camera(client, "North"), await make_camera(client, "South")
-    rows = [(north, "AB123C", 0.9, "2026-11-20T10:00:00Z"), (north, "ab-123-c", 0.5, "2026-11-20T11:00:00Z"),
-            (south, "AB128C", 0.95, "2026-11-20T12:00:00Z"), (south, "XY999", 0.99, "2026-11-20T13:00:00Z"),
-            (north, "AB12C", 0.7, "2026-11-20T14:00:00Z"), (south, "B123CA", 0.8, "2026-11-20T15:00:00Z")]
+    rows = [
+        (north, "AB123C", 0.9, "2026-11-20T10:00:00Z"),
+        (north, "ab-123-c", 0.5, "2026-11-20T11:00:00Z"),
+        (south, "AB128C", 0.95, "2026-11-20T12:00:00Z"),
+        (south, "XY999", 0.99, "2026-11-20T13:00:00Z"),
+        (north, "AB12C", 0.7, "2026-11-20T14:00:00Z"),
+        (south, "B123CA", 0.8, "2026-11-20T15:00:00Z"),
+    ]
     for cam, plate, conf, at in rows:
-        assert (await client.post(URL, json=event(cam, plate=plate, confidence=conf, captured_at=at))).status_code == 201
+        assert (
+            await client.post(URL, json=event(cam, plate=plate, confidence=conf, captured_at=at))
+        ).status_code == 201
 
     async def plates(**params):
         body = (await client.get(URL, params=params)).json()
@@ -132,8 +150,14 @@ async def test_filters_and_fuzzy_search(client):
     assert await plates(plate="AB123C", max_distance=2) == ["B123CA", "AB12C", "AB128C", "ab-123-c", "AB123C"]
     assert await plates(plate="AB123C", max_distance=1, camera_id=north) == ["AB12C", "ab-123-c", "AB123C"]
     assert await plates(camera_id=south, limit=1) == ["B123CA"]
-    for bad in ({"max_distance": 1}, {"plate": "AB", "max_distance": 4}, {"min_confidence": 2},
-                {"plate": "--"}, {"since": "yesterday"}, {"limit": 501}):
+    for bad in (
+        {"max_distance": 1},
+        {"plate": "AB", "max_distance": 4},
+        {"min_confidence": 2},
+        {"plate": "--"},
+        {"since": "yesterday"},
+        {"limit": 501},
+    ):
         assert (await client.get(URL, params=bad)).status_code == 422, bad
     assert (await client.get(f"{URL}/{uuid.uuid4()}")).status_code == 404
     assert (await client.get(f"{URL}/{uuid.uuid4()}/crop")).status_code == 404
@@ -141,28 +165,48 @@ async def test_filters_and_fuzzy_search(client):
 
 async def test_stats(client):
     north, south = await make_camera(client, "North"), await make_camera(client, "South")
-    rows = [(north, "AB123C", 0.9, "2026-11-20T10:05:00Z"), (north, "ab-123-c", 0.5, "2026-11-20T10:55:00Z"),
-            (south, "XY999", 0.7, "2026-11-20T11:30:00+01:00"), (south, "AB123C", 0.6, "2026-11-20T12:00:00Z"),
-            (south, "OLD1", 0.1, "2026-11-19T00:00:00Z")]
+    rows = [
+        (north, "AB123C", 0.9, "2026-11-20T10:05:00Z"),
+        (north, "ab-123-c", 0.5, "2026-11-20T10:55:00Z"),
+        (south, "XY999", 0.7, "2026-11-20T11:30:00+01:00"),
+        (south, "AB123C", 0.6, "2026-11-20T12:00:00Z"),
+        (south, "OLD1", 0.1, "2026-11-19T00:00:00Z"),
+    ]
     for cam, plate, conf, at in rows:
-        assert (await client.post(URL, json=event(cam, plate=plate, confidence=conf, captured_at=at))).status_code == 201
-    r = await client.get("/api/v1/plates/stats", params={"since": "2026-11-20T00:00:00Z",
-                                                           "until": "2026-11-21T00:00:00Z"})
+        assert (
+            await client.post(URL, json=event(cam, plate=plate, confidence=conf, captured_at=at))
+        ).status_code == 201
+    r = await client.get(
+        "/api/v1/plates/stats", params={"since": "2026-11-20T00:00:00Z", "until": "2026-11-21T00:00:00Z"}
+    )
     assert r.status_code == 200, r.text
     s = r.json()
     assert s["total"] == 4 and s["avg_confidence"] == 0.675
-    assert [(c["camera_name"], c["count"]) for c in s["by_camera"]] == [("North", 2), ("South", 2)] or \
-        [(c["camera_name"], c["count"]) for c in s["by_camera"]] == [("South", 2), ("North", 2)]
-    assert [(h["hour"], h["count"]) for h in s["by_hour"]] == [("2026-11-20T10:00:00Z", 3),
-                                                              ("2026-11-20T12:00:00Z", 1)]
+    assert [(c["camera_name"], c["count"]) for c in s["by_camera"]] == [("North", 2), ("South", 2)] or [
+        (c["camera_name"], c["count"]) for c in s["by_camera"]
+    ] == [("South", 2), ("North", 2)]
+    assert [(h["hour"], h["count"]) for h in s["by_hour"]] == [
+        ("2026-11-20T10:00:00Z", 3),
+        ("2026-11-20T12:00:00Z", 1),
+    ]
     assert [(p["plate"], p["count"]) for p in s["top_plates"]] == [("AB123C", 3), ("XY999", 1)]
     everything = (await client.get("/api/v1/plates/stats", params={"top": 1})).json()
     assert everything["total"] == 5 and len(everything["top_plates"]) == 1
     empty = (await client.get("/api/v1/plates/stats", params={"since": "2030-01-01T00:00:00Z"})).json()
-    assert empty == {"since": "2030-01-01T00:00:00Z", "until": None, "total": 0, "by_camera": [], "by_hour": [],
-                     "top_plates": [], "avg_confidence": None}
-    assert (await client.get("/api/v1/plates/stats", params={"since": "2026-11-21T00:00:00Z",
-                                                               "until": "2026-11-20T00:00:00Z"})).status_code == 422
+    assert empty == {
+        "since": "2030-01-01T00:00:00Z",
+        "until": None,
+        "total": 0,
+        "by_camera": [],
+        "by_hour": [],
+        "top_plates": [],
+        "avg_confidence": None,
+    }
+    assert (
+        await client.get(
+            "/api/v1/plates/stats", params={"since": "2026-11-21T00:00:00Z", "until": "2026-11-20T00:00:00Z"}
+        )
+    ).status_code == 422
 
 
 async def test_camera_with_events_cannot_be_deleted(client):

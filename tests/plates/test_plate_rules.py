@@ -18,8 +18,16 @@ def levenshtein(a: str, b: str) -> int:
     return row[-1]
 
 
-@pytest.mark.parametrize(("raw", "norm"), [("ab-123 c", "AB123C"), (" AB 123 C ", "AB123C"), ("ab.12·3", "AB123"),
-                                           ("м 123 ав 77", "М123АВ77"), ("--", "")])
+@pytest.mark.parametrize(
+    ("raw", "norm"),
+    [
+        ("ab-123 c", "AB123C"),
+        (" AB 123 C ", "AB123C"),
+        ("ab.12·3", "AB123"),
+        ("м 123 ав 77", "М123АВ77"),
+        ("--", ""),
+    ],
+)
 def test_normalize(raw, norm):
     assert normalize_plate(raw) == norm
 
@@ -36,15 +44,25 @@ def test_within_distance_agrees_with_levenshtein():
 LIMITS = {"max_bytes": 1_000_000, "max_pixels": 10_000_000}
 
 
-@pytest.mark.parametrize(("fmt", "ext", "media"), [("JPEG", "jpg", "image/jpeg"), ("PNG", "png", "image/png"),
-                                                   ("WEBP", "webp", "image/webp")])
+@pytest.mark.parametrize(
+    ("fmt", "ext", "media"),
+    [("JPEG", "jpg", "image/jpeg"), ("PNG", "png", "image/png"), ("WEBP", "webp", "image/webp")],
+)
 def test_accepted_formats(fmt, ext, media):
     info = inspect_image(image_bytes(fmt), part="frame", **LIMITS)
     assert (info.ext, info.media_type, info.width, info.height) == (ext, media, 64, 32)
 
 
-@pytest.mark.parametrize("data", [image_bytes("GIF"), image_bytes("BMP"), b"hello, not an image", b"",
-                                  image_bytes("JPEG", (400, 300))[:300]])
+@pytest.mark.parametrize(
+    "data",
+    [
+        image_bytes("GIF"),
+        image_bytes("BMP"),
+        b"hello, not an image",
+        b"",
+        image_bytes("JPEG", (400, 300))[:300],
+    ],
+)
 def test_refused_as_not_an_image(data):
     with pytest.raises(NotAnImage):
         inspect_image(data, part="frame", **LIMITS)

@@ -19,9 +19,13 @@ async def test_listed_plate_raises_one_alert_per_plate(client):
     assert entry["plate_normalized"] == "AB123C" and entry["severity"] == "critical"
     await client.post("/api/v1/plates/events", json=event(cam, plate="XY999"))
     assert await alerts(client) == []
-    hit = (await client.post("/api/v1/plates/events", json=event(cam, plate="AB 123C", event_uid="e1"))).json()
+    hit = (
+        await client.post("/api/v1/plates/events", json=event(cam, plate="AB 123C", event_uid="e1"))
+    ).json()
     [alert] = await alerts(client)
-    assert alert["kind"] == "watchlist_hit" and alert["severity"] == "critical" and alert["subject"] == "AB123C"
+    assert (
+        alert["kind"] == "watchlist_hit" and alert["severity"] == "critical" and alert["subject"] == "AB123C"
+    )
     assert alert["data"]["event_id"] == hit["id"] and alert["data"]["label"] == "stolen"
     assert alert["data"]["camera_id"] == cam and "Gate 7" in alert["title"]
     # A repeat of the same event_uid is not a new sighting; a new event bumps the same alert.
@@ -42,7 +46,12 @@ async def test_watchlist_crud_and_errors(client):
     assert r.status_code == 201 and r.json()["severity"] == "warning" and r.json()["label"] == ""
     entry = r.json()
     assert (await client.post(WL, json={"plate": "ab-123-c"})).status_code == 409
-    for bad in ({"plate": "--"}, {"plate": "X", "severity": "loud"}, {"label": "x"}, {"plate": "X", "foo": 1}):
+    for bad in (
+        {"plate": "--"},
+        {"plate": "X", "severity": "loud"},
+        {"label": "x"},
+        {"plate": "X", "foo": 1},
+    ):
         assert (await client.post(WL, json=bad)).status_code == 422, bad
     patched = await client.patch(f"{WL}/{entry['id']}", json={"severity": "info", "label": "visitor"})
     assert patched.status_code == 200 and patched.json()["severity"] == "info"

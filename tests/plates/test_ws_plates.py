@@ -17,9 +17,11 @@ async def recv_json(ws, timeout=10.0):
 async def test_ws_plates_streams_events_filtered_by_camera(server, client):
     north, south = await make_camera(client, "North"), await make_camera(client, "South")
     base = f"{server.ws_url}/ws/plates"
-    async with websockets.connect(f"{base}?camera_id={south}", additional_headers=auth(ADMIN_KEY)) as only_south, \
-            websockets.connect(base, additional_headers=auth(ADMIN_KEY)) as everything, \
-            websockets.connect(f"{base}?plate=xy-999", additional_headers=auth(ADMIN_KEY)) as one_plate:
+    async with (
+        websockets.connect(f"{base}?camera_id={south}", additional_headers=auth(ADMIN_KEY)) as only_south,
+        websockets.connect(base, additional_headers=auth(ADMIN_KEY)) as everything,
+        websockets.connect(f"{base}?plate=xy-999", additional_headers=auth(ADMIN_KEY)) as one_plate,
+    ):
         first = (await client.post("/api/v1/plates/events", json=event(north, plate="AB123C"))).json()
         second = (await client.post("/api/v1/plates/events", json=event(south, plate="XY999"))).json()
         # A repeat is not a new event: nothing is streamed for it.
@@ -42,6 +44,7 @@ async def test_ws_plates_rejects_bad_filter_and_missing_key(server):
         async with websockets.connect(f"{server.ws_url}/ws/plates"):
             pass
     with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
-        async with websockets.connect(f"{server.ws_url}/ws/plates?camera_id=nope",
-                                      additional_headers=auth(ADMIN_KEY)) as ws:
+        async with websockets.connect(
+            f"{server.ws_url}/ws/plates?camera_id=nope", additional_headers=auth(ADMIN_KEY)
+        ) as ws:
             await asyncio.wait_for(ws.recv(), 5)

@@ -9,8 +9,16 @@ from fastapi import APIRouter, Query, Response
 
 from vigil.cameras import service
 from vigil.cameras.schemas import (
-    CameraCreate, CameraRead, CameraUpdate, ModelConfigCreate, ModelConfigRead, ModelConfigUpdate, ModelKind,
-    SensorCreate, SensorRead, SensorUpdate,
+    CameraCreate,
+    CameraRead,
+    CameraUpdate,
+    ModelConfigCreate,
+    ModelConfigRead,
+    ModelConfigUpdate,
+    ModelKind,
+    SensorCreate,
+    SensorRead,
+    SensorUpdate,
 )
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
@@ -31,7 +39,9 @@ async def create_camera(body: CameraCreate, session: SessionDep) -> Any:
 
 @router.get("/cameras", response_model=Page[CameraRead])
 async def list_cameras(
-    session: SessionDep, page: PageDep, enabled: bool | None = None,
+    session: SessionDep,
+    page: PageDep,
+    enabled: bool | None = None,
     zone_id: Annotated[str | None, Query(max_length=100)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ) -> dict:
@@ -49,7 +59,9 @@ async def update_camera(camera_id: uuid.UUID, body: CameraUpdate, session: Sessi
     return await service.update_camera(session, camera_id=camera_id, camera_in=body)
 
 
-@router.delete("/cameras/{camera_id}", status_code=204, responses={**NOT_FOUND, 409: {"description": "Has events"}})
+@router.delete(
+    "/cameras/{camera_id}", status_code=204, responses={**NOT_FOUND, 409: {"description": "Has events"}}
+)
 async def delete_camera(camera_id: uuid.UUID, session: SessionDep) -> Response:
     await service.delete_camera(session, camera_id=camera_id)
     return Response(status_code=204)
@@ -64,8 +76,12 @@ async def create_model(body: ModelConfigCreate, session: SessionDep) -> Any:
 
 
 @router.get("/models", response_model=Page[ModelConfigRead])
-async def list_models(session: SessionDep, page: PageDep, kind: ModelKind | None = None,
-                      name: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+async def list_models(
+    session: SessionDep,
+    page: PageDep,
+    kind: ModelKind | None = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict:
     return await service.list_models(session, page=page, kind=kind, name=name)
 
 
@@ -94,8 +110,12 @@ async def create_sensor(body: SensorCreate, session: SessionDep) -> Any:
 
 
 @router.get("/sensors", response_model=Page[SensorRead])
-async def list_sensors(session: SessionDep, page: PageDep, camera_id: uuid.UUID | None = None,
-                       zone_id: Annotated[str | None, Query(max_length=100)] = None) -> dict:
+async def list_sensors(
+    session: SessionDep,
+    page: PageDep,
+    camera_id: uuid.UUID | None = None,
+    zone_id: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict:
     return await service.list_sensors(session, page=page, camera_id=camera_id, zone_id=zone_id)
 
 

@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.cameras.models import Camera, ModelConfig, Sensor
 from vigil.cameras.schemas import (
-    CameraCreate, CameraUpdate, ModelConfigCreate, ModelConfigUpdate, SensorCreate, SensorUpdate,
+    CameraCreate,
+    CameraUpdate,
+    ModelConfigCreate,
+    ModelConfigUpdate,
+    SensorCreate,
+    SensorUpdate,
 )
 from vigil.cameras.urls import keep_masked_password
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
@@ -37,8 +42,10 @@ def _changes(update: BaseModel, *, nullable: set[str]) -> dict[str, Any]:
     changes = update.model_dump(exclude_unset=True)
     for name, value in changes.items():
         if value is None and name not in nullable:
-            raise ValidationFailed(f"'{name}' cannot be null.",
-                                   errors=[{"loc": ["body", name], "msg": "may not be null", "type": "null"}])
+            raise ValidationFailed(
+                f"'{name}' cannot be null.",
+                errors=[{"loc": ["body", name], "msg": "may not be null", "type": "null"}],
+            )
     return changes
 
 
@@ -54,7 +61,9 @@ async def _flush_or_conflict(session: AsyncSession, detail: str) -> None:
 # --- cameras ---------------------------------------------------------------------------------
 
 
-async def _name_free(session: AsyncSession, model: Any, name: str, *, exclude: uuid.UUID | None = None) -> None:
+async def _name_free(
+    session: AsyncSession, model: Any, name: str, *, exclude: uuid.UUID | None = None
+) -> None:
     stmt = select(model.id).where(model.name == name)
     if exclude is not None:
         stmt = stmt.where(model.id != exclude)
@@ -88,8 +97,14 @@ async def camera_names(session: AsyncSession, *, camera_ids: list[uuid.UUID]) ->
     return {row.id: row.name for row in rows}
 
 
-async def list_cameras(session: AsyncSession, *, page: PageParams, enabled: bool | None = None,
-                       zone_id: str | None = None, q: str | None = None) -> dict:
+async def list_cameras(
+    session: AsyncSession,
+    *,
+    page: PageParams,
+    enabled: bool | None = None,
+    zone_id: str | None = None,
+    q: str | None = None,
+) -> dict:
     stmt: Select[Any] = select(Camera)
     if enabled is not None:
         stmt = stmt.where(Camera.enabled == enabled)
@@ -109,8 +124,9 @@ async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_i
         try:
             changes["rtsp_url"] = keep_masked_password(changes["rtsp_url"], camera.rtsp_url)
         except ValueError as exc:
-            raise ValidationFailed(str(exc), errors=[{"loc": ["body", "rtsp_url"], "msg": str(exc),
-                                                      "type": "value_error"}]) from None
+            raise ValidationFailed(
+                str(exc), errors=[{"loc": ["body", "rtsp_url"], "msg": str(exc), "type": "value_error"}]
+            ) from None
     if "location" in changes:
         location = changes.pop("location")
         camera.lat, camera.lon = (location["lat"], location["lon"]) if location else (None, None)
@@ -125,15 +141,18 @@ async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
     """Delete a camera and its sensors; a camera with recorded plate events is kept (disable it instead)."""
     camera = await get_camera(session, camera_id=camera_id)
     await session.delete(camera)
-    await _flush_or_conflict(session, f"Camera {camera_id} has recorded events; disable it instead of deleting it.")
+    await _flush_or_conflict(
+        session, f"Camera {camera_id} has recorded events; disable it instead of deleting it."
+    )
     logger.info("camera {} deleted", camera_id)
 
 
 # --- model configs ---------------------------------------------------------------------------
 
 
-async def _model_version_free(session: AsyncSession, name: str, version: str, *,
-                              exclude: uuid.UUID | None = None) -> None:
+async def _model_version_free(
+    session: AsyncSession, name: str, version: str, *, exclude: uuid.UUID | None = None
+) -> None:
     stmt = select(ModelConfig.id).where(ModelConfig.name == name, ModelConfig.version == version)
     if exclude is not None:
         stmt = stmt.where(ModelConfig.id != exclude)
@@ -157,8 +176,9 @@ async def get_model(session: AsyncSession, *, model_id: uuid.UUID) -> ModelConfi
     return model
 
 
-async def list_models(session: AsyncSession, *, page: PageParams, kind: str | None = None,
-                      name: str | None = None) -> dict:
+async def list_models(
+    session: AsyncSession, *, page: PageParams, kind: str | None = None, name: str | None = None
+) -> dict:
     stmt: Select[Any] = select(ModelConfig)
     if kind:
         stmt = stmt.where(ModelConfig.kind == kind)
@@ -167,7 +187,9 @@ async def list_models(session: AsyncSession, *, page: PageParams, kind: str | No
     return await paginate(session, stmt.order_by(ModelConfig.name, ModelConfig.version, ModelConfig.id), page)
 
 
-async def update_model(session: AsyncSession, *, model_id: uuid.UUID, model_in: ModelConfigUpdate) -> ModelConfig:
+async def update_model(
+    session: AsyncSession, *, model_id: uuid.UUID, model_in: ModelConfigUpdate
+) -> ModelConfig:
     model = await get_model(session, model_id=model_id)
     changes = _changes(model_in, nullable=set())
     name, version = changes.get("name", model.name), changes.get("version", model.version)
@@ -192,8 +214,10 @@ async def delete_model(session: AsyncSession, *, model_id: uuid.UUID) -> None:
 
 async def _known_camera(session: AsyncSession, camera_id: uuid.UUID) -> None:
     if await session.get(Camera, camera_id) is None:
-        raise ValidationFailed(f"Camera {camera_id} does not exist.",
-                               errors=[{"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown"}])
+        raise ValidationFailed(
+            f"Camera {camera_id} does not exist.",
+            errors=[{"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown"}],
+        )
 
 
 async def create_sensor(session: AsyncSession, *, sensor_in: SensorCreate) -> Sensor:
@@ -213,8 +237,9 @@ async def get_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> Sensor:
     return sensor
 
 
-async def list_sensors(session: AsyncSession, *, page: PageParams, camera_id: uuid.UUID | None = None,
-                       zone_id: str | None = None) -> dict:
+async def list_sensors(
+    session: AsyncSession, *, page: PageParams, camera_id: uuid.UUID | None = None, zone_id: str | None = None
+) -> dict:
     stmt: Select[Any] = select(Sensor)
     if camera_id:
         stmt = stmt.where(Sensor.camera_id == camera_id)

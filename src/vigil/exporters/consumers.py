@@ -27,8 +27,14 @@ def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
         if created:
             wake_workers()
 
-    return [ConsumerSpec(
-        name="exporter-deliveries", topics=[EVENTS_TOPIC], handler=to_deliveries, group=GROUP,
-        bootstrap_servers=ctx.settings.kafka_bootstrap_servers or "",
-        max_retries=ctx.settings.consumer_max_retries, retry_backoff_s=ctx.settings.consumer_retry_backoff_s,
-    )]
+    return [
+        ConsumerSpec(
+            name="exporter-deliveries",
+            topics=[EVENTS_TOPIC],
+            handler=to_deliveries,
+            group=GROUP,
+            bootstrap_servers=ctx.settings.kafka_bootstrap_servers or "",
+            max_retries=ctx.settings.consumer_max_retries,
+            retry_backoff_s=ctx.settings.consumer_retry_backoff_s,
+        )
+    ]

@@ -17,7 +17,7 @@ DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
 class Exporter(UUIDPrimaryKey, Timestamps, Base):
-    """Where to send which events. `config` holds secrets in clear (the server needs them); responses mask them."""
+    """Where to send which events. `config` keeps secrets in clear (sending needs them); reads mask them."""
 
     __tablename__ = "exporters"
 

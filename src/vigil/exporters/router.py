@@ -11,7 +11,13 @@ from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.exporters import service
 from vigil.exporters.schemas import (
-    DeliveryRead, DeliveryStatus, ExporterCreate, ExporterRead, ExporterUpdate, Kind, TestResult,
+    DeliveryRead,
+    DeliveryStatus,
+    ExporterCreate,
+    ExporterRead,
+    ExporterUpdate,
+    Kind,
+    TestResult,
 )
 from vigil.exporters.senders import Senders
 from vigil.exporters.ssrf import AllowList
@@ -29,8 +35,9 @@ async def create_exporter(body: ExporterCreate, session: SessionDep, settings: S
 
 
 @router.get("", response_model=Page[ExporterRead])
-async def list_exporters(session: SessionDep, page: PageDep, kind: Kind | None = None,
-                         enabled: bool | None = None) -> dict:
+async def list_exporters(
+    session: SessionDep, page: PageDep, kind: Kind | None = None, enabled: bool | None = None
+) -> dict:
     return await service.list_exporters(session, page=page, kind=kind, enabled=enabled)
 
 
@@ -40,8 +47,9 @@ async def get_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
 
 
 @router.patch("/{exporter_id}", response_model=ExporterRead, responses={**NOT_FOUND, **CONFLICT})
-async def update_exporter(exporter_id: uuid.UUID, body: ExporterUpdate, session: SessionDep,
-                          settings: SettingsDep) -> Any:
+async def update_exporter(
+    exporter_id: uuid.UUID, body: ExporterUpdate, session: SessionDep, settings: SettingsDep
+) -> Any:
     """Partial update; masked secrets ('***') sent back keep their stored values."""
     allow = AllowList.parse(settings.exporter_allowed_hosts)
     return await service.update_exporter(session, exporter_id=exporter_id, exporter_in=body, allow=allow)
@@ -64,18 +72,23 @@ async def disable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
 
 
 @router.post("/{exporter_id}/test", response_model=TestResult, responses=NOT_FOUND)
-async def test_exporter(exporter_id: uuid.UUID, request: Request, session: SessionDep,
-                        settings: SettingsDep) -> dict:
+async def test_exporter(
+    exporter_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+) -> dict:
     """Send a sample payload now and report `{ok, latency_ms, error}` (a failed send is still a 200)."""
-    senders = Senders(bus=request.app.state.ctx.bus, timeout_s=settings.exporter_timeout_s,
-                      allow=AllowList.parse(settings.exporter_allowed_hosts))
+    senders = Senders(
+        bus=request.app.state.ctx.bus,
+        timeout_s=settings.exporter_timeout_s,
+        allow=AllowList.parse(settings.exporter_allowed_hosts),
+    )
     async with senders:
         return await service.test_exporter(session, exporter_id=exporter_id, senders=senders)
 
 
 @router.get("/{exporter_id}/deliveries", response_model=Page[DeliveryRead], responses=NOT_FOUND)
-async def list_deliveries(exporter_id: uuid.UUID, session: SessionDep, page: PageDep,
-                          status: DeliveryStatus | None = None) -> dict:
+async def list_deliveries(
+    exporter_id: uuid.UUID, session: SessionDep, page: PageDep, status: DeliveryStatus | None = None
+) -> dict:
     """Newest first: status, attempts, last error, next attempt."""
     return await service.list_deliveries(session, exporter_id=exporter_id, page=page, status=status)
 

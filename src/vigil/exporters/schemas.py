@@ -74,8 +74,12 @@ class MqttConfig(Schema):
 
 
 class KafkaConfig(Schema):
-    bootstrap_servers: str | None = Field(None, min_length=1, max_length=1000,
-                                          description="host:port[,host:port]; the app's own broker when unset")
+    bootstrap_servers: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="host:port[,host:port]; the app's own broker when unset",
+    )
     topic: str
 
     @field_validator("topic")
@@ -130,7 +134,9 @@ def _event_types(value: list[str] | None) -> list[str] | None:
     out: list[str] = []
     for item in value:
         if not _EVENT_TYPE.match(item):
-            raise ValueError(f"{item!r} is not an event type (e.g. 'plate.event', 'alert.' for all alerts, '*')")
+            raise ValueError(
+                f"{item!r} is not an event type (e.g. 'plate.event', 'alert.' for all alerts, '*')"
+            )
         if item not in out:
             out.append(item)
     return out
@@ -187,11 +193,17 @@ class ExporterRead(BaseModel):
         if isinstance(row, dict):
             return row
         return {
-            "id": row.id, "name": row.name, "kind": row.kind, "config": mask_config(row.config),
+            "id": row.id,
+            "name": row.name,
+            "kind": row.kind,
+            "config": mask_config(row.config),
             "event_types": row.event_types,
             "retry": {"max_attempts": row.max_attempts, "backoff_seconds": row.backoff_seconds},
-            "enabled": row.enabled, "consecutive_failures": row.consecutive_failures,
-            "disabled_reason": row.disabled_reason, "created_at": row.created_at, "updated_at": row.updated_at,
+            "enabled": row.enabled,
+            "consecutive_failures": row.consecutive_failures,
+            "disabled_reason": row.disabled_reason,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
         }
 
 

@@ -66,8 +66,9 @@ class Senders:
 
     async def __aenter__(self) -> Senders:
         # No redirects: a 30x to an internal address would walk around the SSRF guard.
-        self.http = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False,
-                                      headers={"user-agent": USER_AGENT})
+        self.http = httpx.AsyncClient(
+            timeout=self.timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT}
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,8 +103,9 @@ class Senders:
         config = target.config
         if target.kind == "webhook":
             parts = urlsplit(config["url"])
-            await check_target(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                               self.allow)
+            await check_target(
+                parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), self.allow
+            )
         elif target.kind == "mqtt":
             await check_target(config["host"], config.get("port", 1883), self.allow)
         elif target.kind == "kafka" and config.get("bootstrap_servers"):
@@ -116,8 +118,12 @@ class Senders:
         config = target.config
         for item in items:
             body = body_of(item.payload)
-            headers = {**(config.get("headers") or {}), "content-type": "application/json",
-                       "X-Vigil-Delivery": str(item.delivery_id), "X-Vigil-Event": item.event_type}
+            headers = {
+                **(config.get("headers") or {}),
+                "content-type": "application/json",
+                "X-Vigil-Delivery": str(item.delivery_id),
+                "X-Vigil-Event": item.event_type,
+            }
             if config.get("secret"):
                 headers["X-Vigil-Signature"] = signature(config["secret"], body)
             response = await self.http.post(config["url"], content=body, headers=headers)
@@ -129,23 +135,28 @@ class Senders:
     async def _mqtt(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
         config = target.config
         client = aiomqtt.Client(
-            hostname=config["host"], port=config.get("port", 1883), username=config.get("username"),
-            password=config.get("password"), identifier=f"vigil-{target.id.hex[:8]}-{uuid.uuid4().hex[:8]}",
+            hostname=config["host"],
+            port=config.get("port", 1883),
+            username=config.get("username"),
+            password=config.get("password"),
+            identifier=f"vigil-{target.id.hex[:8]}-{uuid.uuid4().hex[:8]}",
             timeout=self.timeout_s,
         )
         async with asyncio.timeout(self.timeout_s * max(1, len(items))):
             async with client:
                 for item in items:
                     # QoS 1: publish returns once the broker acknowledged (PUBACK).
-                    await client.publish(config["topic"], payload=body_of(item.payload), qos=1,
-                                         timeout=self.timeout_s)
+                    await client.publish(
+                        config["topic"], payload=body_of(item.payload), qos=1, timeout=self.timeout_s
+                    )
                     results.append(None)
 
     async def _producer(self, bootstrap: str) -> AIOKafkaProducer:
         producer = self._producers.get(bootstrap)
         if producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                        request_timeout_ms=int(self.timeout_s * 1000))
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", request_timeout_ms=int(self.timeout_s * 1000)
+            )
             try:
                 await asyncio.wait_for(producer.start(), self.timeout_s)
             except BaseException:
@@ -162,8 +173,10 @@ class Senders:
             await ensure_topics(servers, {config["topic"]: 1}, timeout_s=self.timeout_s)
             self._topics_ready.add((servers, config["topic"]))
         for item in items:
-            headers = [("x-vigil-delivery", str(item.delivery_id).encode()),
-                       ("x-vigil-event", item.event_type.encode())]
+            headers = [
+                ("x-vigil-delivery", str(item.delivery_id).encode()),
+                ("x-vigil-event", item.event_type.encode()),
+            ]
             key, value = str(item.delivery_id).encode(), body_of(item.payload)
             async with asyncio.timeout(self.timeout_s):
                 if bootstrap:

@@ -27,6 +27,7 @@ from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdat
 from vigil.exporters.senders import Outgoing, Senders, Target
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_target
 
+
 class ExporterNotFound(NotFound):
     title = "Exporter not found"
 
@@ -39,13 +40,17 @@ async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -
     try:
         parsed = CONFIG_MODELS[kind].model_validate(config)
     except ValidationError as exc:
-        errors = [{"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        errors = [
+            {"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+        ]
         raise ValidationFailed(f"The {kind} config is not valid.", errors=errors) from None
     clean = parsed.model_dump(exclude_none=True)
     try:
         if kind == "webhook":
             parts = urlsplit(clean["url"])
-            await check_target(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow)
+            await check_target(
+                parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow
+            )
         elif kind == "mqtt":
             await check_target(clean["host"], clean["port"], allow)
         elif kind == "kafka":
@@ -56,8 +61,9 @@ async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -
             elif clean["topic"] == EVENTS_TOPIC:
                 raise ValidationFailed("Exporting to the app's own event topic would loop.")
     except TargetRefused as exc:
-        raise ValidationFailed(f"Target refused: {exc}.",
-                               errors=[{"loc": ["body", "config"], "msg": str(exc), "type": "ssrf"}]) from None
+        raise ValidationFailed(
+            f"Target refused: {exc}.", errors=[{"loc": ["body", "config"], "msg": str(exc), "type": "ssrf"}]
+        ) from None
     return clean
 
 
@@ -69,18 +75,32 @@ async def _name_free(session: AsyncSession, name: str, exclude: uuid.UUID | None
         raise Conflict(f"An exporter named {name!r} already exists.")
 
 
-async def create_exporter(session: AsyncSession, *, exporter_in: ExporterCreate, allow: AllowList) -> Exporter:
+async def create_exporter(
+    session: AsyncSession, *, exporter_in: ExporterCreate, allow: AllowList
+) -> Exporter:
     await _name_free(session, exporter_in.name)
     config = await _checked_config(exporter_in.kind, exporter_in.config, allow)
     exporter = Exporter(
-        name=exporter_in.name, kind=exporter_in.kind, config=config, event_types=exporter_in.event_types,
-        max_attempts=exporter_in.retry.max_attempts, backoff_seconds=exporter_in.retry.backoff_seconds,
-        enabled=exporter_in.enabled, consecutive_failures=0, created_at=utcnow(), updated_at=utcnow(),
+        name=exporter_in.name,
+        kind=exporter_in.kind,
+        config=config,
+        event_types=exporter_in.event_types,
+        max_attempts=exporter_in.retry.max_attempts,
+        backoff_seconds=exporter_in.retry.backoff_seconds,
+        enabled=exporter_in.enabled,
+        consecutive_failures=0,
+        created_at=utcnow(),
+        updated_at=utcnow(),
     )
     session.add(exporter)
     await session.flush()
-    logger.info("exporter {} created ({} {!r}, events {})", exporter.id, exporter.kind, exporter.name,
-                ",".join(exporter.event_types))
+    logger.info(
+        "exporter {} created ({} {!r}, events {})",
+        exporter.id,
+        exporter.kind,
+        exporter.name,
+        ",".join(exporter.event_types),
+    )
     return exporter
 
 
@@ -92,8 +112,9 @@ async def get_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, lock: b
     return exporter
 
 
-async def list_exporters(session: AsyncSession, *, page: PageParams, kind: str | None = None,
-                         enabled: bool | None = None) -> dict:
+async def list_exporters(
+    session: AsyncSession, *, page: PageParams, kind: str | None = None, enabled: bool | None = None
+) -> dict:
     stmt = select(Exporter)
     if kind:
         stmt = stmt.where(Exporter.kind == kind)
@@ -102,8 +123,9 @@ async def list_exporters(session: AsyncSession, *, page: PageParams, kind: str |
     return await paginate(session, stmt.order_by(Exporter.name, Exporter.id), page)
 
 
-async def update_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, exporter_in: ExporterUpdate,
-                          allow: AllowList) -> Exporter:
+async def update_exporter(
+    session: AsyncSession, *, exporter_id: uuid.UUID, exporter_in: ExporterUpdate, allow: AllowList
+) -> Exporter:
     exporter = await get_exporter(session, exporter_id=exporter_id, lock=True)
     changes = exporter_in.model_dump(exclude_unset=True)
     for name, value in changes.items():
@@ -134,7 +156,9 @@ async def _set_enabled(session: AsyncSession, exporter: Exporter, enabled: bool)
     if enabled and not exporter.enabled:
         exporter.consecutive_failures, exporter.disabled_reason = 0, None
         # The operator fixed it: the "disabled" alert is over.
-        await alerts.resolve_active(session, source="exporter", kind="exporter_disabled", subject=str(exporter.id))
+        await alerts.resolve_active(
+            session, source="exporter", kind="exporter_disabled", subject=str(exporter.id)
+        )
     elif not enabled and exporter.enabled:
         exporter.disabled_reason = "disabled by a user"
     exporter.enabled = enabled
@@ -156,8 +180,9 @@ async def delete_exporter(session: AsyncSession, *, exporter_id: uuid.UUID) -> N
     logger.info("exporter {} deleted", exporter_id)
 
 
-async def list_deliveries(session: AsyncSession, *, exporter_id: uuid.UUID, page: PageParams,
-                          status: str | None = None) -> dict:
+async def list_deliveries(
+    session: AsyncSession, *, exporter_id: uuid.UUID, page: PageParams, status: str | None = None
+) -> dict:
     await get_exporter(session, exporter_id=exporter_id)
     stmt = select(Delivery).where(Delivery.exporter_id == exporter_id)
     if status:
@@ -167,10 +192,15 @@ async def list_deliveries(session: AsyncSession, *, exporter_id: uuid.UUID, page
 
 def sample_payload(exporter: Exporter) -> dict[str, Any]:
     now = utcnow().isoformat()
-    return {"type": "exporter.test", "ts": now, "data": {
-        "exporter_id": str(exporter.id), "message": "Test delivery from Vigil",
-        "example": {"plate": "AB123C", "confidence": 0.97, "captured_at": now},
-    }}
+    return {
+        "type": "exporter.test",
+        "ts": now,
+        "data": {
+            "exporter_id": str(exporter.id),
+            "message": "Test delivery from Vigil",
+            "example": {"plate": "AB123C", "confidence": 0.97, "captured_at": now},
+        },
+    }
 
 
 async def test_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, senders: Senders) -> dict[str, Any]:
@@ -190,7 +220,9 @@ async def test_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, sender
 
 def subscribes(event_types: list[str], event_type: str) -> bool:
     """Exact type, a prefix ending in '.' ('alert.' = every alert event), or '*'."""
-    return any(t == "*" or t == event_type or (t.endswith(".") and event_type.startswith(t)) for t in event_types)
+    return any(
+        t == "*" or t == event_type or (t.endswith(".") and event_type.startswith(t)) for t in event_types
+    )
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -211,15 +243,25 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
     emitted_at = _parse_ts(message.get("ts"))
     exporters = (await session.scalars(select(Exporter).where(Exporter.enabled))).all()
     rows = [
-        {"id": uuid.uuid4(), "exporter_id": e.id, "event_id": event_id, "event_type": event_type[:100],
-         "payload": message, "status": "pending", "attempts": 0, "next_attempt_at": utcnow()}
+        {
+            "id": uuid.uuid4(),
+            "exporter_id": e.id,
+            "event_id": event_id,
+            "event_type": event_type[:100],
+            "payload": message,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": utcnow(),
+        }
         for e in exporters
         if subscribes(e.event_types, event_type) and (emitted_at is None or emitted_at >= e.created_at)
     ]
     if not rows:
         return 0
     result = await session.execute(
-        insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["exporter_id", "event_id"])
+        insert(Delivery)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["exporter_id", "event_id"])
         .returning(Delivery.id)
     )
     created = len(result.all())
@@ -231,10 +273,12 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
 async def claim_due(session: AsyncSession, *, limit: int) -> list[tuple[Delivery, Exporter]]:
     """Lock due deliveries of enabled exporters; SKIP LOCKED lets every instance's worker share the queue."""
     rows = await session.execute(
-        select(Delivery, Exporter).join(Exporter, Exporter.id == Delivery.exporter_id)
+        select(Delivery, Exporter)
+        .join(Exporter, Exporter.id == Delivery.exporter_id)
         .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow(), Exporter.enabled)
         .order_by(Delivery.next_attempt_at, Delivery.created_at)
-        .limit(limit).with_for_update(of=Delivery, skip_locked=True)
+        .limit(limit)
+        .with_for_update(of=Delivery, skip_locked=True)
     )
     return [(row[0], row[1]) for row in rows]
 
@@ -242,7 +286,8 @@ async def claim_due(session: AsyncSession, *, limit: int) -> list[tuple[Delivery
 async def next_due_in(session: AsyncSession) -> float | None:
     """Seconds until the earliest pending delivery of an enabled exporter is due (None if there is none)."""
     due = await session.scalar(
-        select(func.min(Delivery.next_attempt_at)).join(Exporter, Exporter.id == Delivery.exporter_id)
+        select(func.min(Delivery.next_attempt_at))
+        .join(Exporter, Exporter.id == Delivery.exporter_id)
         .where(Delivery.status == "pending", Exporter.enabled)
     )
     return None if due is None else max((due - utcnow()).total_seconds(), 0.0)
@@ -287,8 +332,12 @@ async def send_claimed(
                 delivery.attempts += 1
                 exporter.consecutive_failures = 0
                 counts["delivered"] += 1
-                logger.info("delivery {} to exporter {} delivered ({} attempt(s))", delivery.id, exporter.id,
-                            delivery.attempts)
+                logger.info(
+                    "delivery {} to exporter {} delivered ({} attempt(s))",
+                    delivery.id,
+                    exporter.id,
+                    delivery.attempts,
+                )
             elif error.startswith("not tried:"):
                 # Held back behind a failure: wait as long as the failed one, without spending an attempt.
                 delivery.last_error = error
@@ -301,13 +350,24 @@ async def send_claimed(
                 if delivery.attempts >= exporter.max_attempts:
                     delivery.status = "failed"
                     counts["failed"] += 1
-                    logger.warning("delivery {} to exporter {} failed for good after {} attempts: {}",
-                                   delivery.id, exporter.id, delivery.attempts, error)
+                    logger.warning(
+                        "delivery {} to exporter {} failed for good after {} attempts: {}",
+                        delivery.id,
+                        exporter.id,
+                        delivery.attempts,
+                        error,
+                    )
                 else:
                     delivery.next_attempt_at = now + backoff(exporter, delivery.attempts, max_backoff_s)
                     counts["retry"] += 1
-                    logger.info("delivery {} to exporter {} attempt {} failed, retry at {}: {}", delivery.id,
-                                exporter.id, delivery.attempts, delivery.next_attempt_at.isoformat(), error)
+                    logger.info(
+                        "delivery {} to exporter {} attempt {} failed, retry at {}: {}",
+                        delivery.id,
+                        exporter.id,
+                        delivery.attempts,
+                        delivery.next_attempt_at.isoformat(),
+                        error,
+                    )
                 first_failure = first_failure or delivery.next_attempt_at
         if exporter.enabled and exporter.consecutive_failures >= disable_after:
             await _auto_disable(session, exporter, errors)
@@ -318,13 +378,28 @@ async def send_claimed(
 async def _auto_disable(session: AsyncSession, exporter: Exporter, errors: list[str | None]) -> None:
     last_error = next((e for e in reversed(errors) if e and not e.startswith("not tried:")), "unknown error")
     exporter.enabled = False
-    exporter.disabled_reason = (f"disabled after {exporter.consecutive_failures} consecutive failed deliveries; "
-                                f"last error: {last_error}")[:1000]
+    exporter.disabled_reason = (
+        f"disabled after {exporter.consecutive_failures} consecutive failed deliveries; "
+        f"last error: {last_error}"
+    )[:1000]
     await alerts.raise_alert(
-        session, source="exporter", kind="exporter_disabled", severity="warning", subject=str(exporter.id),
+        session,
+        source="exporter",
+        kind="exporter_disabled",
+        severity="warning",
+        subject=str(exporter.id),
         title=f"Exporter {exporter.name!r} disabled after {exporter.consecutive_failures} failed deliveries",
-        data={"exporter_id": str(exporter.id), "name": exporter.name, "kind": exporter.kind,
-              "failures": exporter.consecutive_failures, "last_error": last_error},
+        data={
+            "exporter_id": str(exporter.id),
+            "name": exporter.name,
+            "kind": exporter.kind,
+            "failures": exporter.consecutive_failures,
+            "last_error": last_error,
+        },
     )
-    logger.warning("exporter {} disabled after {} consecutive failures: {}", exporter.id,
-                   exporter.consecutive_failures, last_error)
+    logger.warning(
+        "exporter {} disabled after {} consecutive failures: {}",
+        exporter.id,
+        exporter.consecutive_failures,
+        last_error,
+    )

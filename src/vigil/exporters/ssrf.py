@@ -68,6 +68,6 @@ async def check_target(host: str, port: int, allow: AllowList) -> None:
     for address in addresses:
         if is_internal(address) and not allow.allows(address):
             raise TargetRefused(
-                f"{host!r} resolves to {address}, an internal address; list it in VIGIL_EXPORTER_ALLOWED_HOSTS "
-                "to allow it"
+                f"{host!r} resolves to {address}, an internal address; "
+                "list it in VIGIL_EXPORTER_ALLOWED_HOSTS to allow it"
             )

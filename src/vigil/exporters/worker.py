@@ -47,8 +47,9 @@ class DeliveryWorker:
         _wakers.add(self._wake)
         delay = 0.5
         try:
-            async with Senders(bus=self.ctx.bus, timeout_s=self.ctx.settings.exporter_timeout_s,
-                               allow=self.allow) as senders:
+            async with Senders(
+                bus=self.ctx.bus, timeout_s=self.ctx.settings.exporter_timeout_s, allow=self.allow
+            ) as senders:
                 while not self._stopping:
                     try:
                         handled = await self.run_once(senders)
@@ -77,7 +78,10 @@ class DeliveryWorker:
             if not claimed:
                 return 0
             counts = await service.send_claimed(
-                session, claimed, senders=senders, disable_after=settings.exporter_disable_after_failures,
+                session,
+                claimed,
+                senders=senders,
+                disable_after=settings.exporter_disable_after_failures,
                 max_backoff_s=settings.exporter_max_backoff_s,
             )
         logger.debug("delivery round: {}", counts)

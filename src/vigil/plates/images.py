@@ -53,7 +53,9 @@ def inspect_image(data: bytes, *, part: str, max_bytes: int, max_pixels: int) ->
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"'{part}' has too many pixels: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise NotAnImage(f"'{part}' is not a readable JPEG, PNG or WebP image ({type(exc).__name__}).") from None
+        raise NotAnImage(
+            f"'{part}' is not a readable JPEG, PNG or WebP image ({type(exc).__name__})."
+        ) from None
     if fmt not in FORMATS:
         raise NotAnImage(f"'{part}' is {fmt or 'an unknown format'}; only JPEG, PNG and WebP are accepted.")
     ext, media_type = FORMATS[fmt]

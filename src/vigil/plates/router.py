@@ -18,16 +18,22 @@ from vigil.core.security import requires
 from vigil.core.storage import BlobStore
 from vigil.plates import service
 from vigil.plates.normalize import normalize_plate
-from vigil.plates.schemas import PlateEventCreate, PlateEventRead, PlateStats, WatchlistCreate, WatchlistRead, WatchlistUpdate
+from vigil.plates.schemas import (
+    PlateEventCreate,
+    PlateEventRead,
+    PlateStats,
+    WatchlistCreate,
+    WatchlistRead,
+    WatchlistUpdate,
+)
 
 router = APIRouter(prefix="/plates", tags=["plates"])
 ws_router = APIRouter(tags=["plates"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown event or no such image"}}
 
 
-
 def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its `$defs` inlined: no route takes it as a body, so it has no component."""
+    """The model's JSON schema, `$defs` inlined: no route takes it as a body, so it has no component."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
 
@@ -50,12 +56,17 @@ INGEST_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/json": {"schema": _EVENT_SCHEMA},
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["event"],
-                "properties": {"event": {"type": "string", "description": "The event as JSON"},
-                               "frame": {"type": "string", "format": "binary"},
-                               "crop": {"type": "string", "format": "binary"}},
-            }},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event"],
+                    "properties": {
+                        "event": {"type": "string", "description": "The event as JSON"},
+                        "frame": {"type": "string", "format": "binary"},
+                        "crop": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
         },
     }
 }
@@ -69,7 +80,9 @@ def _parse_event(raw: bytes | str, loc: tuple[str, ...]) -> PlateEventCreate:
     try:
         return PlateEventCreate.model_validate_json(raw)
     except ValidationError as exc:
-        errors = [{**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        errors = [
+            {**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False, include_context=False)
+        ]
         raise RequestValidationError(errors) from None
 
 
@@ -80,38 +93,56 @@ async def _read_request(request: Request, max_image_bytes: int) -> tuple[PlateEv
         return _parse_event(await request.body(), ("body",)), {}
     if content_type != "multipart/form-data":
         raise UnsupportedMediaType("Send the event as application/json or multipart/form-data.")
-    form = await request.form(max_files=4, max_fields=4, max_part_size=64 * 1024)
-    names = list(form.keys())
-    if len(names) != len(set(names)) or set(names) - {"event", *service.IMAGE_PARTS}:
-        raise ValidationFailed("Parts must be 'event' and optionally one 'frame' and one 'crop'.")
-    raw_event = form.get("event")
-    if raw_event is None:
-        raise ValidationFailed("The multipart body needs an 'event' part with the event JSON.",
-                               errors=[{"loc": ["body", "event"], "msg": "Field required", "type": "missing"}])
-    event_in = _parse_event(await raw_event.read() if isinstance(raw_event, UploadFile) else raw_event,
-                            ("body", "event"))
-    images: dict[str, bytes] = {}
-    for part in service.IMAGE_PARTS:
-        upload = form.get(part)
-        if upload is None:
-            continue
-        if not isinstance(upload, UploadFile):
-            raise UnsupportedMediaType(f"'{part}' must be an image file part.")
-        # Read one byte past the limit: enough to know it is too large without reading it all.
-        images[part] = await upload.read(max_image_bytes + 1)
+    # The context manager closes the spooled upload files as soon as their bytes are read.
+    async with request.form(max_files=4, max_fields=4, max_part_size=64 * 1024) as form:
+        names = list(form.keys())
+        if len(names) != len(set(names)) or set(names) - {"event", *service.IMAGE_PARTS}:
+            raise ValidationFailed("Parts must be 'event' and optionally one 'frame' and one 'crop'.")
+        raw_event = form.get("event")
+        if raw_event is None:
+            raise ValidationFailed(
+                "The multipart body needs an 'event' part with the event JSON.",
+                errors=[{"loc": ["body", "event"], "msg": "Field required", "type": "missing"}],
+            )
+        event_in = _parse_event(
+            await raw_event.read() if isinstance(raw_event, UploadFile) else raw_event, ("body", "event")
+        )
+        images: dict[str, bytes] = {}
+        for part in service.IMAGE_PARTS:
+            upload = form.get(part)
+            if upload is None:
+                continue
+            if not isinstance(upload, UploadFile):
+                raise UnsupportedMediaType(f"'{part}' must be an image file part.")
+            # One byte past the limit is enough to know it is too large without reading it all.
+            images[part] = await upload.read(max_image_bytes + 1)
     return event_in, images
 
 
-@router.post("/events", status_code=201, response_model=PlateEventRead, openapi_extra=INGEST_BODY,
-             responses={200: {"description": "Repeat of a known event_uid: the first event"},
-                        413: {"description": "Image too large"}, 415: {"description": "Not an image"}})
+@router.post(
+    "/events",
+    status_code=201,
+    response_model=PlateEventRead,
+    openapi_extra=INGEST_BODY,
+    responses={
+        200: {"description": "Repeat of a known event_uid: the first event"},
+        413: {"description": "Image too large"},
+        415: {"description": "Not an image"},
+    },
+)
 @requires("ingest")
-async def ingest_event(request: Request, response: Response, session: SessionDep, settings: SettingsDep) -> Any:
+async def ingest_event(
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> Any:
     """Store a plate read (201), or return the first event for a known `event_uid` (200)."""
     event_in, images = await _read_request(request, settings.plate_image_max_bytes)
     event, created = await service.ingest_event(
-        session, storage=_storage(request), event_in=event_in, images=images,
-        max_image_bytes=settings.plate_image_max_bytes, max_image_pixels=settings.plate_image_max_pixels,
+        session,
+        storage=_storage(request),
+        event_in=event_in,
+        images=images,
+        max_image_bytes=settings.plate_image_max_bytes,
+        max_image_pixels=settings.plate_image_max_pixels,
     )
     response.status_code = 201 if created else 200
     return event
@@ -128,13 +159,25 @@ async def list_events(
     until: datetime | None = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> dict:
-    return await service.list_events(session, page=page, plate=plate, max_distance=max_distance,
-                                     camera_id=camera_id, since=since, until=until, min_confidence=min_confidence)
+    return await service.list_events(
+        session,
+        page=page,
+        plate=plate,
+        max_distance=max_distance,
+        camera_id=camera_id,
+        since=since,
+        until=until,
+        min_confidence=min_confidence,
+    )
 
 
 @router.get("/stats", response_model=PlateStats)
-async def plate_stats(session: SessionDep, since: datetime | None = None, until: datetime | None = None,
-                      top: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
+async def plate_stats(
+    session: SessionDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    top: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict:
     return await service.stats(session, since=since, until=until, top=top)
 
 
@@ -144,9 +187,13 @@ async def get_event(event_id: uuid.UUID, session: SessionDep) -> Any:
 
 
 async def _image(request: Request, session: SessionDep, event_id: uuid.UUID, part: str) -> Response:
-    data, media_type = await service.get_image(session, storage=_storage(request), event_id=event_id, part=part)
+    data, media_type = await service.get_image(
+        session, storage=_storage(request), event_id=event_id, part=part
+    )
     # Content-addressed: the bytes behind an event never change.
-    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400, immutable"})
+    return Response(
+        data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400, immutable"}
+    )
 
 
 @router.get("/events/{event_id}/frame", responses=NOT_FOUND, response_class=Response)
@@ -159,16 +206,21 @@ async def get_crop(event_id: uuid.UUID, request: Request, session: SessionDep) -
     return await _image(request, session, event_id, "crop")
 
 
-@router.post("/watchlist", status_code=201, response_model=WatchlistRead,
-             responses={409: {"description": "Plate already listed"}})
+@router.post(
+    "/watchlist",
+    status_code=201,
+    response_model=WatchlistRead,
+    responses={409: {"description": "Plate already listed"}},
+)
 async def add_to_watchlist(body: WatchlistCreate, session: SessionDep) -> Any:
     """Watch for a plate (matched in normalised form); a sighting raises a `watchlist_hit` alert."""
     return await service.add_to_watchlist(session, entry_in=body)
 
 
 @router.get("/watchlist", response_model=Page[WatchlistRead])
-async def list_watchlist(session: SessionDep, page: PageDep,
-                         plate: Annotated[str | None, Query(max_length=50)] = None) -> dict:
+async def list_watchlist(
+    session: SessionDep, page: PageDep, plate: Annotated[str | None, Query(max_length=50)] = None
+) -> dict:
     return await service.list_watchlist(session, page=page, plate=plate)
 
 
