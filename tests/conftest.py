@@ -61,6 +61,8 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "outbox_poll_interval_s": 0.2,
         "ws_queue_size": 64,
         "consumer_retry_backoff_s": 0.01,
+        "exporter_allowed_hosts": "127.0.0.1",  # the tests' webhook receivers and brokers
+        "exporter_poll_interval_s": 0.2,
         "port": free_port(),
     })
 

@@ -56,6 +56,7 @@ class Runtime:
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
+        self.services = registry.background_tasks(ctx)
 
     def fanout_spec(self) -> ConsumerSpec:
         hub = self.ctx.hub
@@ -76,6 +77,8 @@ class Runtime:
         if ctx.redpanda is not ctx.bus:
             await ctx.redpanda.start()
         self.tasks.spawn("outbox-relay", self.relay.run())
+        for service in self.services:
+            self.tasks.spawn(service.name, service.run())
         if ctx.bus.enabled:
             self.tasks.spawn("consumers-bootstrap", self._start_consumers())
 
@@ -113,6 +116,8 @@ class Runtime:
     async def stop(self) -> None:
         ctx = self.ctx
         self.relay.stop()
+        for service in self.services:
+            service.stop()
         for runner in self.consumers:
             await runner.stop()
         await self.tasks.drain(SHUTDOWN_GRACE_S)

@@ -4,8 +4,11 @@ Alembic's env.py and the tests import it; add each new domain's models here.
 """
 
 from vigil.alerts.models import Alert  # noqa: F401
+from vigil.cameras.models import Camera, ModelConfig, Sensor  # noqa: F401
 from vigil.core.bus import OutboxEvent  # noqa: F401
 from vigil.core.db import Base
 from vigil.core.security import ApiKey  # noqa: F401
+from vigil.exporters.models import Delivery, Exporter  # noqa: F401
+from vigil.plates.models import PlateEvent, WatchlistEntry  # noqa: F401
 
 metadata = Base.metadata

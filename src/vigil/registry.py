@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from vigil.core.bus import EVENTS_TOPIC, ConsumerSpec
 from vigil.core.context import AppContext
+from vigil.core.tasks import BackgroundService
 
 # Topics on the Kafka broker, with partitions. Work topics get several so runners can share them;
 # `vigil.events` has one so every consumer sees the app's events in the order they happened.
@@ -22,19 +23,32 @@ REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
 def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
     from vigil.alerts.router import router as alerts
+    from vigil.cameras.router import router as cameras
+    from vigil.exporters.router import router as exporters
     from vigil.platform.router import api_router
+    from vigil.plates.router import router as plates
 
-    return [api_router, alerts]
+    return [api_router, alerts, cameras, plates, exporters]
 
 
 def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
     from vigil.alerts.router import ws_router as alerts_ws
     from vigil.platform.router import ws_router
+    from vigil.plates.router import ws_router as plates_ws
 
-    return [ws_router, alerts_ws]
+    return [ws_router, alerts_ws, plates_ws]
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
-    return []
+    from vigil.exporters.consumers import consumer_specs as exporter_consumers
+
+    return [*exporter_consumers(ctx)]
+
+
+def background_tasks(ctx: AppContext) -> list[BackgroundService]:
+    """Long-running loops of the domains; the lifespan starts them after the outbox relay and stops them first."""
+    from vigil.exporters.worker import DeliveryWorker
+
+    return [DeliveryWorker(ctx)]

@@ -64,6 +64,34 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_MAX_REQUEST_BYTES", "max_request_bytes")
     )
 
+    # --- plates -------------------------------------------------------------------------
+    plate_image_max_bytes: int = Field(
+        5 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_PLATE_IMAGE_MAX_BYTES", "plate_image_max_bytes")
+    )
+    plate_image_max_pixels: int = Field(
+        40_000_000, ge=1, validation_alias=_env("VIGIL_PLATE_IMAGE_MAX_PIXELS", "plate_image_max_pixels")
+    )
+
+    # --- exporters ----------------------------------------------------------------------
+    exporter_allowed_hosts: str = Field(
+        "", validation_alias=_env("VIGIL_EXPORTER_ALLOWED_HOSTS", "exporter_allowed_hosts")
+    )
+    exporter_timeout_s: float = Field(
+        10.0, gt=0, validation_alias=_env("VIGIL_EXPORTER_TIMEOUT_S", "exporter_timeout_s")
+    )
+    exporter_disable_after_failures: int = Field(
+        10, ge=1, validation_alias=_env("VIGIL_EXPORTER_DISABLE_AFTER_FAILURES", "exporter_disable_after_failures")
+    )
+    exporter_poll_interval_s: float = Field(
+        1.0, gt=0, validation_alias=_env("VIGIL_EXPORTER_POLL_INTERVAL_S", "exporter_poll_interval_s")
+    )
+    exporter_batch_size: int = Field(
+        50, ge=1, validation_alias=_env("VIGIL_EXPORTER_BATCH_SIZE", "exporter_batch_size")
+    )
+    exporter_max_backoff_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_EXPORTER_MAX_BACKOFF_S", "exporter_max_backoff_s")
+    )
+
     # --- websockets ---------------------------------------------------------------------
     ws_queue_size: int = Field(256, ge=1, validation_alias=_env("VIGIL_WS_QUEUE_SIZE", "ws_queue_size"))
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
+
+
+class BackgroundService(Protocol):
+    """A long-running loop a domain asks the lifespan to own (e.g. the exporters' delivery worker)."""
+
+    name: str
+
+    async def run(self) -> None:
+        """Work until `stop()` is called; return promptly after it."""
+
+    def stop(self) -> None:
+        """Ask `run()` to finish (the lifespan then waits, and cancels after the grace period)."""
 
 
 class TaskSet:

@@ -1,0 +1,269 @@
+"""Camera, model config and sensor rules. Other domains look cameras up through `get_camera`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from loguru import logger
+from pydantic import BaseModel
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.cameras.models import Camera, ModelConfig, Sensor
+from vigil.cameras.schemas import (
+    CameraCreate,
+    CameraUpdate,
+    ModelConfigCreate,
+    ModelConfigUpdate,
+    SensorCreate,
+    SensorUpdate,
+)
+from vigil.cameras.urls import keep_masked_password
+from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.pagination import PageParams, paginate
+
+
+class CameraNotFound(NotFound):
+    title = "Camera not found"
+
+
+class ModelConfigNotFound(NotFound):
+    title = "Model config not found"
+
+
+class SensorNotFound(NotFound):
+    title = "Sensor not found"
+
+
+def _changes(update: BaseModel, *, nullable: set[str]) -> dict[str, Any]:
+    """The fields a PATCH sets; an explicit null is only allowed where the column may be empty."""
+    changes = update.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None and name not in nullable:
+            raise ValidationFailed(
+                f"'{name}' cannot be null.",
+                errors=[{"loc": ["body", name], "msg": "may not be null", "type": "null"}],
+            )
+    return changes
+
+
+async def _flush_or_conflict(session: AsyncSession, detail: str) -> None:
+    """Flush inside a savepoint so a unique/foreign-key violation becomes a 409, not a broken session."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(detail) from exc
+
+
+# --- cameras ---------------------------------------------------------------------------------
+
+
+async def _name_free(
+    session: AsyncSession, model: Any, name: str, *, exclude: uuid.UUID | None = None
+) -> None:
+    stmt = select(model.id).where(model.name == name)
+    if exclude is not None:
+        stmt = stmt.where(model.id != exclude)
+    if await session.scalar(stmt) is not None:
+        raise Conflict(f"A {model.__tablename__[:-1].replace('_', ' ')} named {name!r} already exists.")
+
+
+async def create_camera(session: AsyncSession, *, camera_in: CameraCreate) -> Camera:
+    await _name_free(session, Camera, camera_in.name)
+    data = camera_in.model_dump(exclude={"location"})
+    location = camera_in.location
+    camera = Camera(**data, lat=location.lat if location else None, lon=location.lon if location else None)
+    session.add(camera)
+    await _flush_or_conflict(session, f"A camera named {camera_in.name!r} already exists.")
+    logger.info("camera {} created (name={!r})", camera.id, camera.name)
+    return camera
+
+
+async def get_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> Camera:
+    camera = await session.get(Camera, camera_id)
+    if camera is None:
+        raise CameraNotFound(f"Camera {camera_id} does not exist.")
+    return camera
+
+
+async def camera_names(session: AsyncSession, *, camera_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Names of the given cameras (for other domains' reports)."""
+    if not camera_ids:
+        return {}
+    rows = await session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(camera_ids)))
+    return {row.id: row.name for row in rows}
+
+
+async def list_cameras(
+    session: AsyncSession,
+    *,
+    page: PageParams,
+    enabled: bool | None = None,
+    zone_id: str | None = None,
+    q: str | None = None,
+) -> dict:
+    stmt: Select[Any] = select(Camera)
+    if enabled is not None:
+        stmt = stmt.where(Camera.enabled == enabled)
+    if zone_id:
+        stmt = stmt.where(Camera.zone_ids.contains([zone_id]))
+    if q:
+        stmt = stmt.where(Camera.name.icontains(q, autoescape=True))
+    return await paginate(session, stmt.order_by(Camera.name, Camera.id), page)
+
+
+async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_in: CameraUpdate) -> Camera:
+    camera = await get_camera(session, camera_id=camera_id)
+    changes = _changes(camera_in, nullable={"location"})
+    if "name" in changes and changes["name"] != camera.name:
+        await _name_free(session, Camera, changes["name"], exclude=camera.id)
+    if "rtsp_url" in changes:
+        try:
+            changes["rtsp_url"] = keep_masked_password(changes["rtsp_url"], camera.rtsp_url)
+        except ValueError as exc:
+            raise ValidationFailed(
+                str(exc), errors=[{"loc": ["body", "rtsp_url"], "msg": str(exc), "type": "value_error"}]
+            ) from None
+    if "location" in changes:
+        location = changes.pop("location")
+        camera.lat, camera.lon = (location["lat"], location["lon"]) if location else (None, None)
+    for name, value in changes.items():
+        setattr(camera, name, value)
+    await _flush_or_conflict(session, "The change conflicts with another camera.")
+    logger.info("camera {} updated ({})", camera.id, ", ".join(sorted(camera_in.model_fields_set)))
+    return camera
+
+
+async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
+    """Delete a camera and its sensors; a camera with recorded plate events is kept (disable it instead)."""
+    camera = await get_camera(session, camera_id=camera_id)
+    await session.delete(camera)
+    await _flush_or_conflict(
+        session, f"Camera {camera_id} has recorded events; disable it instead of deleting it."
+    )
+    logger.info("camera {} deleted", camera_id)
+
+
+# --- model configs ---------------------------------------------------------------------------
+
+
+async def _model_version_free(
+    session: AsyncSession, name: str, version: str, *, exclude: uuid.UUID | None = None
+) -> None:
+    stmt = select(ModelConfig.id).where(ModelConfig.name == name, ModelConfig.version == version)
+    if exclude is not None:
+        stmt = stmt.where(ModelConfig.id != exclude)
+    if await session.scalar(stmt) is not None:
+        raise Conflict(f"Model {name!r} version {version!r} already exists.")
+
+
+async def create_model(session: AsyncSession, *, model_in: ModelConfigCreate) -> ModelConfig:
+    await _model_version_free(session, model_in.name, model_in.version)
+    model = ModelConfig(**model_in.model_dump())
+    session.add(model)
+    await _flush_or_conflict(session, f"Model {model_in.name!r} version {model_in.version!r} already exists.")
+    logger.info("model config {} created ({} {} {})", model.id, model.kind, model.name, model.version)
+    return model
+
+
+async def get_model(session: AsyncSession, *, model_id: uuid.UUID) -> ModelConfig:
+    model = await session.get(ModelConfig, model_id)
+    if model is None:
+        raise ModelConfigNotFound(f"Model config {model_id} does not exist.")
+    return model
+
+
+async def list_models(
+    session: AsyncSession, *, page: PageParams, kind: str | None = None, name: str | None = None
+) -> dict:
+    stmt: Select[Any] = select(ModelConfig)
+    if kind:
+        stmt = stmt.where(ModelConfig.kind == kind)
+    if name:
+        stmt = stmt.where(ModelConfig.name == name)
+    return await paginate(session, stmt.order_by(ModelConfig.name, ModelConfig.version, ModelConfig.id), page)
+
+
+async def update_model(
+    session: AsyncSession, *, model_id: uuid.UUID, model_in: ModelConfigUpdate
+) -> ModelConfig:
+    model = await get_model(session, model_id=model_id)
+    changes = _changes(model_in, nullable=set())
+    name, version = changes.get("name", model.name), changes.get("version", model.version)
+    if (name, version) != (model.name, model.version):
+        await _model_version_free(session, name, version, exclude=model.id)
+    for field, value in changes.items():
+        setattr(model, field, value)
+    await _flush_or_conflict(session, f"Model {name!r} version {version!r} already exists.")
+    logger.info("model config {} updated", model.id)
+    return model
+
+
+async def delete_model(session: AsyncSession, *, model_id: uuid.UUID) -> None:
+    model = await get_model(session, model_id=model_id)
+    await session.delete(model)
+    await session.flush()
+    logger.info("model config {} deleted", model_id)
+
+
+# --- sensors ---------------------------------------------------------------------------------
+
+
+async def _known_camera(session: AsyncSession, camera_id: uuid.UUID) -> None:
+    if await session.get(Camera, camera_id) is None:
+        raise ValidationFailed(
+            f"Camera {camera_id} does not exist.",
+            errors=[{"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown"}],
+        )
+
+
+async def create_sensor(session: AsyncSession, *, sensor_in: SensorCreate) -> Sensor:
+    await _name_free(session, Sensor, sensor_in.name)
+    await _known_camera(session, sensor_in.camera_id)
+    sensor = Sensor(**sensor_in.model_dump())
+    session.add(sensor)
+    await _flush_or_conflict(session, f"A sensor named {sensor_in.name!r} already exists.")
+    logger.info("sensor {} created (camera_id={} zone_id={})", sensor.id, sensor.camera_id, sensor.zone_id)
+    return sensor
+
+
+async def get_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> Sensor:
+    sensor = await session.get(Sensor, sensor_id)
+    if sensor is None:
+        raise SensorNotFound(f"Sensor {sensor_id} does not exist.")
+    return sensor
+
+
+async def list_sensors(
+    session: AsyncSession, *, page: PageParams, camera_id: uuid.UUID | None = None, zone_id: str | None = None
+) -> dict:
+    stmt: Select[Any] = select(Sensor)
+    if camera_id:
+        stmt = stmt.where(Sensor.camera_id == camera_id)
+    if zone_id:
+        stmt = stmt.where(Sensor.zone_id == zone_id)
+    return await paginate(session, stmt.order_by(Sensor.name, Sensor.id), page)
+
+
+async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_in: SensorUpdate) -> Sensor:
+    sensor = await get_sensor(session, sensor_id=sensor_id)
+    changes = _changes(sensor_in, nullable={"zone_id"})
+    if "name" in changes and changes["name"] != sensor.name:
+        await _name_free(session, Sensor, changes["name"], exclude=sensor.id)
+    if "camera_id" in changes:
+        await _known_camera(session, changes["camera_id"])
+    for field, value in changes.items():
+        setattr(sensor, field, value)
+    await _flush_or_conflict(session, "The change conflicts with another sensor.")
+    logger.info("sensor {} updated", sensor.id)
+    return sensor
+
+
+async def delete_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> None:
+    sensor = await get_sensor(session, sensor_id=sensor_id)
+    await session.delete(sensor)
+    await session.flush()
+    logger.info("sensor {} deleted", sensor_id)

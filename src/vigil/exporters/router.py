@@ -1,0 +1,96 @@
+"""Exporter routes: CRUD, enable/disable, a synchronous test send, and the delivery log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.pagination import Page, PageDep
+from vigil.exporters import service
+from vigil.exporters.schemas import (
+    DeliveryRead,
+    DeliveryStatus,
+    ExporterCreate,
+    ExporterRead,
+    ExporterUpdate,
+    Kind,
+    TestResult,
+)
+from vigil.exporters.senders import Senders
+from vigil.exporters.ssrf import AllowList
+
+router = APIRouter(prefix="/exporters", tags=["exporters"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown exporter"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate name"}}
+
+
+@router.post("", status_code=201, response_model=ExporterRead, responses=CONFLICT)
+async def create_exporter(body: ExporterCreate, session: SessionDep, settings: SettingsDep) -> Any:
+    """Create an exporter; its config is checked for its kind, and internal targets are refused (422)."""
+    allow = AllowList.parse(settings.exporter_allowed_hosts)
+    return await service.create_exporter(session, exporter_in=body, allow=allow)
+
+
+@router.get("", response_model=Page[ExporterRead])
+async def list_exporters(
+    session: SessionDep, page: PageDep, kind: Kind | None = None, enabled: bool | None = None
+) -> dict:
+    return await service.list_exporters(session, page=page, kind=kind, enabled=enabled)
+
+
+@router.get("/{exporter_id}", response_model=ExporterRead, responses=NOT_FOUND)
+async def get_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_exporter(session, exporter_id=exporter_id)
+
+
+@router.patch("/{exporter_id}", response_model=ExporterRead, responses={**NOT_FOUND, **CONFLICT})
+async def update_exporter(
+    exporter_id: uuid.UUID, body: ExporterUpdate, session: SessionDep, settings: SettingsDep
+) -> Any:
+    """Partial update; masked secrets ('***') sent back keep their stored values."""
+    allow = AllowList.parse(settings.exporter_allowed_hosts)
+    return await service.update_exporter(session, exporter_id=exporter_id, exporter_in=body, allow=allow)
+
+
+@router.delete("/{exporter_id}", status_code=204, responses=NOT_FOUND)
+async def delete_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_exporter(session, exporter_id=exporter_id)
+    return Response(status_code=204)
+
+
+@router.post("/{exporter_id}/enable", response_model=ExporterRead, responses=NOT_FOUND)
+async def enable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.set_enabled(session, exporter_id=exporter_id, enabled=True)
+
+
+@router.post("/{exporter_id}/disable", response_model=ExporterRead, responses=NOT_FOUND)
+async def disable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.set_enabled(session, exporter_id=exporter_id, enabled=False)
+
+
+@router.post("/{exporter_id}/test", response_model=TestResult, responses=NOT_FOUND)
+async def test_exporter(
+    exporter_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+) -> dict:
+    """Send a sample payload now and report `{ok, latency_ms, error}` (a failed send is still a 200)."""
+    senders = Senders(
+        bus=request.app.state.ctx.bus,
+        timeout_s=settings.exporter_timeout_s,
+        allow=AllowList.parse(settings.exporter_allowed_hosts),
+    )
+    async with senders:
+        return await service.test_exporter(session, exporter_id=exporter_id, senders=senders)
+
+
+@router.get("/{exporter_id}/deliveries", response_model=Page[DeliveryRead], responses=NOT_FOUND)
+async def list_deliveries(
+    exporter_id: uuid.UUID, session: SessionDep, page: PageDep, status: DeliveryStatus | None = None
+) -> dict:
+    """Newest first: status, attempts, last error, next attempt."""
+    return await service.list_deliveries(session, exporter_id=exporter_id, page=page, status=status)
+
+
+__all__ = ["router"]

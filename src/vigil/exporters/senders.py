@@ -1,0 +1,187 @@
+"""How a message leaves: webhook POST (signed), MQTT publish (QoS 1), Kafka send. No database here.
+
+`Senders` holds the long-lived clients (one HTTP client, Kafka producers per foreign broker) and is
+used by the delivery worker for its whole life, and by the `test` endpoint for one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from vigil.core.bus import Bus, ensure_topics
+from vigil.exporters.ssrf import AllowList, TargetRefused, check_target
+
+USER_AGENT = "vigil-exporter/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a sender needs to know about an exporter (a snapshot, not the ORM row)."""
+
+    id: uuid.UUID
+    kind: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    delivery_id: uuid.UUID
+    event_type: str
+    payload: dict[str, Any]
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of the body>`, the `X-Vigil-Signature` header value."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__
+
+
+class Senders:
+    def __init__(self, *, bus: Bus, timeout_s: float, allow: AllowList) -> None:
+        self.bus = bus
+        self.timeout_s = timeout_s
+        self.allow = allow
+        self.http: httpx.AsyncClient | None = None
+        self._producers: dict[str, AIOKafkaProducer] = {}
+        self._topics_ready: set[tuple[str, str]] = set()
+
+    async def __aenter__(self) -> Senders:
+        # No redirects: a 30x to an internal address would walk around the SSRF guard.
+        self.http = httpx.AsyncClient(
+            timeout=self.timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT}
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+        for producer in self._producers.values():
+            await producer.stop()
+        self._producers.clear()
+
+    async def send(self, target: Target, items: list[Outgoing]) -> list[str | None]:
+        """Send items in order; one error (or None) per item. After the first failure the rest are not
+        tried (the target is likely down) and report the same error, prefixed 'not tried:'."""
+        results: list[str | None] = []
+        try:
+            await self._guard(target)
+        except TargetRefused as exc:
+            return [f"refused: {exc}"] * len(items)
+        sender = {"webhook": self._webhook, "mqtt": self._mqtt, "kafka": self._kafka}[target.kind]
+        try:
+            await sender(target, items, results)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of a target is a failed delivery
+            results.append(_error(exc))
+        if len(results) < len(items):
+            failure = next((r for r in results if r), "unknown error")
+            results.extend([f"not tried: {failure}"] * (len(items) - len(results)))
+        return results
+
+    async def _guard(self, target: Target) -> None:
+        """Checked again at send time: a name that resolved to a public address may not any more."""
+        config = target.config
+        if target.kind == "webhook":
+            parts = urlsplit(config["url"])
+            await check_target(
+                parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), self.allow
+            )
+        elif target.kind == "mqtt":
+            await check_target(config["host"], config.get("port", 1883), self.allow)
+        elif target.kind == "kafka" and config.get("bootstrap_servers"):
+            for server in config["bootstrap_servers"].split(","):
+                host, _, port = server.strip().rpartition(":")
+                await check_target(host.strip("[]"), int(port), self.allow)
+
+    async def _webhook(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
+        assert self.http is not None, "Senders used outside `async with`"
+        config = target.config
+        for item in items:
+            body = body_of(item.payload)
+            headers = {
+                **(config.get("headers") or {}),
+                "content-type": "application/json",
+                "X-Vigil-Delivery": str(item.delivery_id),
+                "X-Vigil-Event": item.event_type,
+            }
+            if config.get("secret"):
+                headers["X-Vigil-Signature"] = signature(config["secret"], body)
+            response = await self.http.post(config["url"], content=body, headers=headers)
+            if not 200 <= response.status_code < 300:
+                results.append(f"HTTP {response.status_code} from the webhook")
+                return
+            results.append(None)
+
+    async def _mqtt(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
+        config = target.config
+        client = aiomqtt.Client(
+            hostname=config["host"],
+            port=config.get("port", 1883),
+            username=config.get("username"),
+            password=config.get("password"),
+            identifier=f"vigil-{target.id.hex[:8]}-{uuid.uuid4().hex[:8]}",
+            timeout=self.timeout_s,
+        )
+        async with asyncio.timeout(self.timeout_s * max(1, len(items))):
+            async with client:
+                for item in items:
+                    # QoS 1: publish returns once the broker acknowledged (PUBACK).
+                    await client.publish(
+                        config["topic"], payload=body_of(item.payload), qos=1, timeout=self.timeout_s
+                    )
+                    results.append(None)
+
+    async def _producer(self, bootstrap: str) -> AIOKafkaProducer:
+        producer = self._producers.get(bootstrap)
+        if producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", request_timeout_ms=int(self.timeout_s * 1000)
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self.timeout_s)
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producers[bootstrap] = producer
+        return producer
+
+    async def _kafka(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
+        config = target.config
+        bootstrap = config.get("bootstrap_servers")
+        servers = bootstrap or self.bus.bootstrap_servers or ""
+        if (servers, config["topic"]) not in self._topics_ready:
+            await ensure_topics(servers, {config["topic"]: 1}, timeout_s=self.timeout_s)
+            self._topics_ready.add((servers, config["topic"]))
+        for item in items:
+            headers = [
+                ("x-vigil-delivery", str(item.delivery_id).encode()),
+                ("x-vigil-event", item.event_type.encode()),
+            ]
+            key, value = str(item.delivery_id).encode(), body_of(item.payload)
+            async with asyncio.timeout(self.timeout_s):
+                if bootstrap:
+                    producer = await self._producer(bootstrap)
+                    await (await producer.send(config["topic"], value=value, key=key, headers=headers))
+                else:  # the app's own broker: the shared producer
+                    await self.bus.publish(config["topic"], value, key=key, headers=headers)
+            results.append(None)

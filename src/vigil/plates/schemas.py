@@ -1,0 +1,140 @@
+"""Plate API models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from vigil.plates.normalize import normalize_plate
+
+Severity = Literal["critical", "warning", "info"]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+
+class Vehicle(BaseModel):
+    """Vehicle attributes; other keys a device sends (year, orientation...) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(None, max_length=50)
+    color: str | None = Field(None, max_length=50)
+    make: str | None = Field(None, max_length=100)
+    model: str | None = Field(None, max_length=100)
+
+
+def _plate(value: str) -> str:
+    value = value.strip()
+    if not normalize_plate(value):
+        raise ValueError("must contain at least one letter or digit")
+    return value
+
+
+class PlateEventCreate(Schema):
+    event_uid: str | None = Field(None, min_length=1, max_length=200)
+    camera_id: uuid.UUID
+    plate: str = Field(min_length=1, max_length=50)
+    confidence: float = Field(ge=0, le=1)
+    captured_at: AwareDatetime
+    region: str | None = Field(None, max_length=50)
+    vehicle: Vehicle | None = None
+    tpms: dict[str, Any] | None = None
+    bbox: list[float] | None = Field(None, min_length=4, max_length=4, description="[x, y, w, h] in pixels")
+
+    _plate = field_validator("plate")(_plate)
+
+    @field_validator("captured_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (value[2] < 0 or value[3] < 0):
+            raise ValueError("width and height must not be negative")
+        return value
+
+
+class PlateEventRead(Schema):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_uid: str | None
+    camera_id: uuid.UUID
+    plate: str
+    plate_normalized: str
+    confidence: float
+    captured_at: datetime
+    region: str | None
+    vehicle: dict[str, Any] | None
+    tpms: dict[str, Any] | None
+    bbox: list[float] | None
+    created_at: datetime
+    frame_key: str | None = Field(None, exclude=True)
+    crop_key: str | None = Field(None, exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def frame_url(self) -> str | None:
+        return f"/api/v1/plates/events/{self.id}/frame" if self.frame_key else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def crop_url(self) -> str | None:
+        return f"/api/v1/plates/events/{self.id}/crop" if self.crop_key else None
+
+
+class CameraCount(BaseModel):
+    camera_id: uuid.UUID
+    camera_name: str | None
+    count: int
+
+
+class HourCount(BaseModel):
+    hour: datetime
+    count: int
+
+
+class PlateCount(BaseModel):
+    plate: str
+    count: int
+    last_seen_at: datetime
+
+
+class PlateStats(BaseModel):
+    since: datetime | None
+    until: datetime | None
+    total: int
+    by_camera: list[CameraCount]
+    by_hour: list[HourCount]
+    top_plates: list[PlateCount]
+    avg_confidence: float | None
+
+
+class WatchlistCreate(Schema):
+    plate: str = Field(min_length=1, max_length=50)
+    label: str = Field("", max_length=200)
+    severity: Severity = "warning"
+
+    _plate = field_validator("plate")(_plate)
+
+
+class WatchlistUpdate(Schema):
+    label: str | None = Field(None, max_length=200)
+    severity: Severity | None = None
+
+
+class WatchlistRead(Schema):
+    id: uuid.UUID
+    plate: str
+    plate_normalized: str
+    label: str
+    severity: Severity
+    created_at: datetime
+    updated_at: datetime

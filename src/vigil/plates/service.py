@@ -1,0 +1,357 @@
+"""Plate rules: idempotent ingest with checked images, search (exact and fuzzy), stats, image reads."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.alerts import service as alerts
+from vigil.cameras import service as cameras
+from vigil.core.bus import emit
+from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.pagination import PageParams, paginate
+from vigil.core.storage import BlobStore, content_key
+from vigil.plates.images import ImageInfo, inspect_image
+from vigil.plates.models import PlateEvent, WatchlistEntry
+from vigil.plates.normalize import normalize_plate, within_distance
+from vigil.plates.schemas import PlateEventCreate, PlateEventRead, WatchlistCreate, WatchlistUpdate
+
+IMAGE_PARTS = ("frame", "crop")
+# Fuzzy search compares this many distinct candidate plates in the event loop; more go to a thread.
+_INLINE_CANDIDATES = 2000
+
+
+class PlateEventNotFound(NotFound):
+    title = "Plate event not found"
+
+
+class WatchlistEntryNotFound(NotFound):
+    title = "Watchlist entry not found"
+
+
+def _unknown_camera(camera_id: uuid.UUID) -> ValidationFailed:
+    return ValidationFailed(
+        f"Camera {camera_id} does not exist.",
+        errors=[{"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown"}],
+    )
+
+
+async def _by_uid(session: AsyncSession, event_uid: str) -> PlateEvent | None:
+    return await session.scalar(select(PlateEvent).where(PlateEvent.event_uid == event_uid))
+
+
+async def _store_images(
+    storage: BlobStore, images: dict[str, bytes], *, max_bytes: int, max_pixels: int
+) -> dict[str, tuple[str, str]]:
+    """Check every image first (nothing is stored if one is bad), then store under content keys."""
+    infos: dict[str, ImageInfo] = {}
+    for part, data in images.items():
+        infos[part] = await asyncio.to_thread(
+            inspect_image, data, part=part, max_bytes=max_bytes, max_pixels=max_pixels
+        )
+    stored = {}
+    for part, data in images.items():
+        key = content_key(data, prefix=f"plates/{part}s", ext=infos[part].ext)
+        await storage.put(key, data)
+        stored[part] = (key, infos[part].media_type)
+    return stored
+
+
+async def ingest_event(
+    session: AsyncSession,
+    *,
+    storage: BlobStore,
+    event_in: PlateEventCreate,
+    images: dict[str, bytes],
+    max_image_bytes: int,
+    max_image_pixels: int,
+) -> tuple[PlateEvent, bool]:
+    """Store one event; returns (event, created). A known `event_uid` returns the first event untouched.
+
+    Blobs are written before the row; they are content-addressed, so a rolled-back request leaves at
+    most an unreferenced file that the same bytes would reuse.
+    """
+    try:
+        camera = await cameras.get_camera(session, camera_id=event_in.camera_id)
+    except cameras.CameraNotFound:
+        raise _unknown_camera(event_in.camera_id) from None
+    if event_in.event_uid and (first := await _by_uid(session, event_in.event_uid)) is not None:
+        logger.info("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
+        return first, False
+    unknown = set(images) - set(IMAGE_PARTS)
+    if unknown:
+        raise ValidationFailed(f"Unknown image part(s): {', '.join(sorted(unknown))}.")
+    stored = await _store_images(storage, images, max_bytes=max_image_bytes, max_pixels=max_image_pixels)
+    values: dict[str, Any] = event_in.model_dump(exclude={"vehicle"})
+    values["vehicle"] = event_in.vehicle.model_dump(exclude_none=True) if event_in.vehicle else None
+    values["plate_normalized"] = normalize_plate(event_in.plate)
+    for part, (key, media_type) in stored.items():
+        values[f"{part}_key"], values[f"{part}_type"] = key, media_type
+    stmt = (
+        insert(PlateEvent)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(index_elements=[PlateEvent.event_uid])
+        .returning(PlateEvent)
+    )
+    event = (await session.scalars(stmt)).one_or_none()
+    if event is None:  # a concurrent request with the same event_uid won the race
+        first = await _by_uid(session, event_in.event_uid or "")
+        if first is None:
+            raise RuntimeError("event_uid conflict without a stored event")
+        return first, False
+    emit(
+        session,
+        "plate.event",
+        PlateEventRead.model_validate(event).model_dump(mode="json"),
+        key=str(event.camera_id),
+    )
+    await _check_watchlist(session, event, camera_name=camera.name)
+    logger.info(
+        "plate event {} stored (camera_id={} plate={} images={})",
+        event.id,
+        event.camera_id,
+        event.plate_normalized,
+        ",".join(stored) or "-",
+    )
+    return event, True
+
+
+async def get_event(session: AsyncSession, *, event_id: uuid.UUID) -> PlateEvent:
+    event = await session.get(PlateEvent, event_id)
+    if event is None:
+        raise PlateEventNotFound(f"Plate event {event_id} does not exist.")
+    return event
+
+
+async def get_image(
+    session: AsyncSession, *, storage: BlobStore, event_id: uuid.UUID, part: str
+) -> tuple[bytes, str]:
+    """The stored bytes and media type of an event's `frame` or `crop`."""
+    event = await get_event(session, event_id=event_id)
+    key, media_type = getattr(event, f"{part}_key"), getattr(event, f"{part}_type")
+    if not key:
+        raise NotFound(f"Plate event {event_id} has no {part} image.")
+    try:
+        return await storage.get(key), media_type
+    except FileNotFoundError:
+        logger.error("plate event {} {} blob {} is missing from storage", event_id, part, key)
+        raise NotFound(f"The {part} image of plate event {event_id} is no longer stored.") from None
+
+
+def _filtered(
+    stmt: Select[Any],
+    *,
+    camera_id: uuid.UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+    min_confidence: float | None,
+) -> Select[Any]:
+    if camera_id is not None:
+        stmt = stmt.where(PlateEvent.camera_id == camera_id)
+    if since is not None:
+        stmt = stmt.where(PlateEvent.captured_at >= since)
+    if until is not None:
+        stmt = stmt.where(PlateEvent.captured_at < until)
+    if min_confidence is not None:
+        stmt = stmt.where(PlateEvent.confidence >= min_confidence)
+    return stmt
+
+
+async def _fuzzy_matches(
+    session: AsyncSession, stmt: Select[Any], plate: str, max_distance: int
+) -> list[str]:
+    """Distinct stored plates within `max_distance` edits of `plate`.
+
+    The embedded PostgreSQL has no fuzzystrmatch/pg_trgm, so SQL narrows the candidates (same filters,
+    length within the distance) and Python computes the bounded Levenshtein distance.
+    """
+    length = func.char_length(PlateEvent.plate_normalized)
+    candidates = list(
+        await session.scalars(
+            stmt.with_only_columns(PlateEvent.plate_normalized)
+            .distinct()
+            .where(length.between(len(plate) - max_distance, len(plate) + max_distance))
+        )
+    )
+
+    def keep() -> list[str]:
+        return [c for c in candidates if within_distance(plate, c, max_distance)]
+
+    return keep() if len(candidates) <= _INLINE_CANDIDATES else await asyncio.to_thread(keep)
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    page: PageParams,
+    plate: str | None = None,
+    max_distance: int = 0,
+    camera_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: float | None = None,
+) -> dict:
+    """Newest capture first. `plate` matches the normalised form, within `max_distance` edits if given."""
+    stmt = _filtered(
+        select(PlateEvent), camera_id=camera_id, since=since, until=until, min_confidence=min_confidence
+    )
+    if plate is not None:
+        wanted = normalize_plate(plate)
+        if not wanted:
+            raise ValidationFailed("'plate' must contain at least one letter or digit.")
+        if max_distance > 0:
+            matches = await _fuzzy_matches(session, stmt, wanted, max_distance)
+            stmt = stmt.where(PlateEvent.plate_normalized.in_(matches))
+        else:
+            stmt = stmt.where(PlateEvent.plate_normalized == wanted)
+    elif max_distance > 0:
+        raise ValidationFailed("'max_distance' needs a 'plate' to compare with.")
+    return await paginate(session, stmt.order_by(PlateEvent.captured_at.desc(), PlateEvent.id), page)
+
+
+async def stats(
+    session: AsyncSession, *, since: datetime | None = None, until: datetime | None = None, top: int = 10
+) -> dict[str, Any]:
+    """Totals, per camera, per hour (UTC), most seen plates and mean confidence; all aggregated in SQL."""
+    if since is not None and until is not None and until <= since:
+        raise ValidationFailed("'until' must be after 'since'.")
+
+    def scoped(stmt: Select[Any]) -> Select[Any]:
+        return _filtered(stmt, camera_id=None, since=since, until=until, min_confidence=None)
+
+    total, avg = (await session.execute(scoped(select(func.count(), func.avg(PlateEvent.confidence))))).one()
+    by_camera = (
+        await session.execute(
+            scoped(select(PlateEvent.camera_id, func.count().label("n")))
+            .group_by(PlateEvent.camera_id)
+            .order_by(func.count().desc(), PlateEvent.camera_id)
+        )
+    ).all()
+    names = await cameras.camera_names(session, camera_ids=[row.camera_id for row in by_camera])
+    hour = func.date_trunc("hour", PlateEvent.captured_at)
+    by_hour = (
+        await session.execute(
+            scoped(select(hour.label("hour"), func.count().label("n"))).group_by(hour).order_by(hour)
+        )
+    ).all()
+    top_plates = (
+        await session.execute(
+            scoped(
+                select(
+                    PlateEvent.plate_normalized,
+                    func.count().label("n"),
+                    func.max(PlateEvent.captured_at).label("last"),
+                )
+            )
+            .group_by(PlateEvent.plate_normalized)
+            .order_by(func.count().desc(), PlateEvent.plate_normalized)
+            .limit(top)
+        )
+    ).all()
+    return {
+        "since": since,
+        "until": until,
+        "total": total,
+        "avg_confidence": round(float(avg), 4) if avg is not None else None,
+        "by_camera": [
+            {"camera_id": r.camera_id, "camera_name": names.get(r.camera_id), "count": r.n} for r in by_camera
+        ],
+        "by_hour": [{"hour": r.hour, "count": r.n} for r in by_hour],
+        "top_plates": [
+            {"plate": r.plate_normalized, "count": r.n, "last_seen_at": r.last} for r in top_plates
+        ],
+    }
+
+
+# --- watchlist -------------------------------------------------------------------------------
+
+
+async def _check_watchlist(session: AsyncSession, event: PlateEvent, *, camera_name: str) -> None:
+    """Raise (or bump) a `watchlist_hit` alert when the event's plate is listed; one alert per plate."""
+    entry = await session.scalar(
+        select(WatchlistEntry).where(WatchlistEntry.plate_normalized == event.plate_normalized)
+    )
+    if entry is None:
+        return
+    label = f" ({entry.label})" if entry.label else ""
+    alert, created = await alerts.raise_alert(
+        session,
+        source="plate",
+        kind="watchlist_hit",
+        severity=entry.severity,
+        subject=event.plate_normalized,
+        title=f"Watchlisted plate {event.plate_normalized}{label} seen by {camera_name}",
+        data={
+            "plate": event.plate_normalized,
+            "plate_raw": event.plate,
+            "label": entry.label,
+            "watchlist_id": str(entry.id),
+            "event_id": str(event.id),
+            "camera_id": str(event.camera_id),
+            "camera_name": camera_name,
+            "confidence": event.confidence,
+            "captured_at": event.captured_at.isoformat(),
+        },
+        at=event.captured_at,
+    )
+    logger.info(
+        "watchlist hit: plate {} event {} alert {} ({})",
+        event.plate_normalized,
+        event.id,
+        alert.id,
+        "new" if created else "repeat",
+    )
+
+
+async def add_to_watchlist(session: AsyncSession, *, entry_in: WatchlistCreate) -> WatchlistEntry:
+    normalized = normalize_plate(entry_in.plate)
+    if await session.scalar(select(WatchlistEntry.id).where(WatchlistEntry.plate_normalized == normalized)):
+        raise Conflict(f"Plate {normalized} is already on the watchlist.")
+    entry = WatchlistEntry(
+        plate=entry_in.plate, plate_normalized=normalized, label=entry_in.label, severity=entry_in.severity
+    )
+    session.add(entry)
+    await session.flush()
+    logger.info("watchlist entry {} added for plate {}", entry.id, normalized)
+    return entry
+
+
+async def get_watchlist_entry(session: AsyncSession, *, entry_id: uuid.UUID) -> WatchlistEntry:
+    entry = await session.get(WatchlistEntry, entry_id)
+    if entry is None:
+        raise WatchlistEntryNotFound(f"Watchlist entry {entry_id} does not exist.")
+    return entry
+
+
+async def list_watchlist(session: AsyncSession, *, page: PageParams, plate: str | None = None) -> dict:
+    stmt = select(WatchlistEntry)
+    if plate:
+        stmt = stmt.where(WatchlistEntry.plate_normalized == normalize_plate(plate))
+    return await paginate(session, stmt.order_by(WatchlistEntry.plate_normalized), page)
+
+
+async def update_watchlist_entry(
+    session: AsyncSession, *, entry_id: uuid.UUID, entry_in: WatchlistUpdate
+) -> WatchlistEntry:
+    """Change label or severity; the plate is the entry's identity (remove and add to change it)."""
+    entry = await get_watchlist_entry(session, entry_id=entry_id)
+    for name, value in entry_in.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise ValidationFailed(f"'{name}' cannot be null.")
+        setattr(entry, name, value)
+    await session.flush()
+    return entry
+
+
+async def remove_from_watchlist(session: AsyncSession, *, entry_id: uuid.UUID) -> None:
+    entry = await get_watchlist_entry(session, entry_id=entry_id)
+    await session.delete(entry)
+    await session.flush()
+    logger.info("watchlist entry {} removed (plate {})", entry_id, entry.plate_normalized)

@@ -1,0 +1,260 @@
+"""Delivery end to end: MQTT on a real broker, Kafka on the embedded one, retries, auto-disable, and a
+receiver that is down while events are ingested."""
+
+import asyncio
+import json
+
+import aiomqtt
+from aiokafka import AIOKafkaConsumer
+
+from tests.exporters.conftest import Receiver, wait_for
+from tests.plates.helpers import event, make_camera
+
+URL = "/api/v1/exporters"
+
+
+async def deliveries(client, exporter_id: str, **params) -> list[dict]:
+    return (await client.get(f"{URL}/{exporter_id}/deliveries", params={"limit": 500} | params)).json()[
+        "items"
+    ]
+
+
+async def test_mqtt_exporter_publishes_with_qos1(client, mqtt_broker):
+    cam = await make_camera(client)
+    exp = (
+        await client.post(
+            URL,
+            json={
+                "name": "mqtt",
+                "kind": "mqtt",
+                "event_types": ["plate."],
+                "config": {
+                    "host": "127.0.0.1",
+                    "port": mqtt_broker,
+                    "topic": "vigil/plates",
+                    "username": "u",
+                    "password": "pw",
+                },
+            },
+        )
+    ).json()
+    assert exp["config"]["password"] == "***"
+    async with aiomqtt.Client("127.0.0.1", mqtt_broker, identifier="test-subscriber") as sub:
+        await sub.subscribe("vigil/plates", qos=1)
+        ev = (await client.post("/api/v1/plates/events", json=event(cam))).json()
+        message = await asyncio.wait_for(anext(aiter(sub.messages)), 20)
+        body = json.loads(message.payload)
+        assert message.qos == 1 and body["type"] == "plate.event" and body["data"]["id"] == ev["id"]
+        test = (await client.post(f"{URL}/{exp['id']}/test")).json()
+        assert test["ok"] is True, test
+        message = await asyncio.wait_for(anext(aiter(sub.messages)), 20)
+        assert json.loads(message.payload)["type"] == "exporter.test"
+    await wait_for(lambda: _all_delivered(client, exp["id"], 1))
+
+
+async def _all_delivered(client, exporter_id: str, n: int) -> bool:
+    items = await deliveries(client, exporter_id)
+    return len(items) == n and all(d["status"] == "delivered" for d in items)
+
+
+async def test_kafka_exporters_shared_producer_and_given_bootstrap(client, stack):
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    cam = await make_camera(client)
+    shared = (
+        await client.post(
+            URL,
+            json={
+                "name": "kafka-app",
+                "kind": "kafka",
+                "event_types": ["plate.event"],
+                "config": {"topic": "export.plates"},
+            },
+        )
+    ).json()
+    given = (
+        await client.post(
+            URL,
+            json={
+                "name": "kafka-given",
+                "kind": "kafka",
+                "event_types": ["plate.event"],
+                "config": {"topic": "export.plates.2", "bootstrap_servers": bootstrap},
+            },
+        )
+    ).json()
+    ev = (await client.post("/api/v1/plates/events", json=event(cam))).json()
+    await wait_for(lambda: _all_delivered(client, shared["id"], 1))
+    await wait_for(lambda: _all_delivered(client, given["id"], 1))
+    for exp, topic in ((shared, "export.plates"), (given, "export.plates.2")):
+        [delivery] = await deliveries(client, exp["id"])
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            records = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+            while not records and loop.time() < deadline:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        finally:
+            await consumer.stop()
+        mine = [r for r in records if dict(r.headers).get("x-vigil-delivery") == delivery["id"].encode()]
+        assert len(mine) == 1, records
+        assert json.loads(mine[0].value)["data"]["id"] == ev["id"]
+
+
+async def test_retries_back_off_then_fail_and_repeated_failures_disable(client, receiver_factory):
+    receiver = receiver_factory(status=500)
+    await receiver.start()
+    cam = await make_camera(client)
+    short = (
+        await client.post(
+            URL,
+            json={
+                "name": "short",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url},
+                "retry": {"max_attempts": 3, "backoff_seconds": 0.01},
+            },
+        )
+    ).json()
+    await client.post("/api/v1/plates/events", json=event(cam))
+
+    async def failed():
+        items = await deliveries(client, short["id"])
+        return items and items[0]["status"] == "failed"
+
+    await wait_for(failed)
+    [d] = await deliveries(client, short["id"])
+    assert d["attempts"] == 3 and d["last_error"] == "HTTP 500 from the webhook" and d["delivered_at"] is None
+    assert len(receiver.received) == 3 and len(set(receiver.deliveries())) == 1  # same delivery id each time
+    got = (await client.get(f"{URL}/{short['id']}")).json()
+    assert got["enabled"] is True and got["consecutive_failures"] == 3
+
+    # Ten failures in a row (the default limit) disable the exporter and raise an alert.
+    stubborn = (
+        await client.post(
+            URL,
+            json={
+                "name": "stubborn",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url},
+                "retry": {"max_attempts": 50, "backoff_seconds": 0.001},
+            },
+        )
+    ).json()
+    await client.post("/api/v1/plates/events", json=event(cam))
+
+    async def disabled():
+        return not (await client.get(f"{URL}/{stubborn['id']}")).json()["enabled"]
+
+    await wait_for(disabled, timeout=30)
+    exp = (await client.get(f"{URL}/{stubborn['id']}")).json()
+    assert exp["consecutive_failures"] == 10 and "HTTP 500" in exp["disabled_reason"]
+    [pending] = await deliveries(client, stubborn["id"])
+    assert pending["status"] == "pending" and pending["attempts"] == 10
+    [alert] = (await client.get("/api/v1/alerts", params={"source": "exporter"})).json()["items"]
+    assert alert["kind"] == "exporter_disabled" and alert["subject"] == stubborn["id"]
+    # Disabled: nothing more is attempted. Fix the receiver, enable: the waiting delivery goes out.
+    seen = len(receiver.received)
+    await asyncio.sleep(0.5)
+    assert len(receiver.received) == seen
+    receiver.status = 200
+    enabled = (await client.post(f"{URL}/{stubborn['id']}/enable")).json()
+    assert enabled["enabled"] and enabled["consecutive_failures"] == 0
+    await wait_for(lambda: _all_delivered(client, stubborn["id"], 1))
+    assert (await client.get(f"/api/v1/alerts/{alert['id']}")).json()["status"] == "resolved"
+
+
+async def test_events_ingested_while_receiver_is_down_arrive_once_after_it_returns(client, receiver_factory):
+    receiver: Receiver = receiver_factory(
+        secret="restart-secret"
+    )  # not started: the port refuses connections
+    cam = await make_camera(client)
+    exp = (
+        await client.post(
+            URL,
+            json={
+                "name": "restart",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url, "secret": "restart-secret"},
+                "retry": {"max_attempts": 40, "backoff_seconds": 0.05},
+            },
+        )
+    ).json()
+    ids = [
+        (await client.post("/api/v1/plates/events", json=event(cam, plate=f"RS{i}"))).json()["id"]
+        for i in range(5)
+    ]
+
+    async def retrying():
+        items = await deliveries(client, exp["id"])
+        return (
+            len(items) == 5
+            and all(d["status"] == "pending" for d in items)
+            and max(d["attempts"] for d in items) >= 2
+        )
+
+    await wait_for(retrying)
+    assert all(d["last_error"] for d in await deliveries(client, exp["id"]))
+    await receiver.start()
+    await wait_for(lambda: _all_delivered(client, exp["id"], 5), timeout=30)
+    await asyncio.sleep(0.5)  # anything sent twice would arrive by now
+    counts = receiver.deliveries()
+    assert sorted(counts) == sorted(d["id"] for d in await deliveries(client, exp["id"]))
+    assert set(counts.values()) == {1}, counts
+    assert all(r["signature_ok"] for r in receiver.received)
+    assert sorted(r["body"]["data"]["id"] for r in receiver.received) == sorted(ids)
+
+
+async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(
+    server, client, receiver_factory
+):
+    """What an app restart does to deliveries: the worker dies while sending, events keep arriving, a new
+    worker (the restarted app) sends everything; the interrupted one again, under the same delivery id."""
+    from vigil.exporters.worker import DeliveryWorker
+
+    runtime = server.app.state.runtime
+    receiver = receiver_factory(hang_first=True)
+    await receiver.start()
+    cam = await make_camera(client)
+    exp = (
+        await client.post(
+            URL,
+            json={
+                "name": "crash",
+                "kind": "webhook",
+                "event_types": ["plate.event"],
+                "config": {"url": receiver.url},
+            },
+        )
+    ).json()
+    try:
+        await client.post("/api/v1/plates/events", json=event(cam, plate="CR0"))
+        await wait_for(lambda: receiver.received)  # the worker is now stuck waiting for an answer
+        task = runtime.tasks.tasks["exporter-deliveries"]
+        task.cancel()  # the process dies
+        await asyncio.gather(task, return_exceptions=True)
+        for i in range(1, 4):  # the API keeps taking events while nothing delivers
+            await client.post("/api/v1/plates/events", json=event(cam, plate=f"CR{i}"))
+        await wait_for(lambda: _count(client, exp["id"], 4))
+        items = await deliveries(client, exp["id"])
+        assert {d["status"] for d in items} == {"pending"} and {d["attempts"] for d in items} == {0}
+    finally:
+        worker = DeliveryWorker(server.ctx)  # the restarted app's worker
+        runtime.services = [worker]
+        runtime.tasks.spawn(worker.name, worker.run())
+    await wait_for(lambda: _all_delivered(client, exp["id"], 4))
+    counts = receiver.deliveries()
+    assert sorted(counts) == sorted(d["id"] for d in await deliveries(client, exp["id"]))
+    first = receiver.received[0]["delivery"]
+    assert counts[first] == 2 and all(n == 1 for d, n in counts.items() if d != first)
+
+
+async def _count(client, exporter_id: str, n: int) -> bool:
+    return len(await deliveries(client, exporter_id)) == n
