@@ -98,8 +98,8 @@ class Hub:
             await asyncio.gather(*tasks, return_exceptions=True)
             code = WS_TRY_AGAIN_LATER if client.kicked.is_set() else 1000
             if websocket.application_state != WebSocketState.DISCONNECTED:
-                try:  # a stalled client may never read the close frame; do not wait on it for long
-                    await asyncio.wait_for(websocket.close(code, "client too slow" if code != 1000 else None), 2)
+                try:  # a stalled client may never read the close frame; do not wait on it for ever
+                    await asyncio.wait_for(websocket.close(code, "client too slow" if code != 1000 else None), 10)
                 except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
                     pass
 
