@@ -1,0 +1,66 @@
+"""Faces API models. Distances are Euclidean (L2) between the model's 128-d vectors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+EventCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Period(_Input):
+    @field_validator("starts_at", "ends_at", mode="after", check_fields=False)
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self):  # noqa: ANN202
+        starts, ends = getattr(self, "starts_at", None), getattr(self, "ends_at", None)
+        if starts is not None and ends is not None and ends < starts:
+            raise ValueError("ends_at must not be before starts_at")
+        return self
+
+
+class EventCreate(_Period):
+    code: EventCode = Field(description="Natural key, unique: letters, digits, `_`, `-`, `.`; at most 64.")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    running: bool = Field(True, description="Uploads are accepted only while the event is running.")
+
+
+class EventReplace(_Period):
+    """PUT: every field but `code` (which never changes); omitted optional fields are cleared."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    running: bool = True
+
+
+class EventUpdate(_Period):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    running: bool | None = None
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    name: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    running: bool
+    created_at: datetime
+    updated_at: datetime
