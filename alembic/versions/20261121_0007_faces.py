@@ -2,12 +2,13 @@
 
 Revision ID: 0007
 Revises: 0002
-Create Date: 2026-11-21 06:12:49.989973+00:00
+Create Date: 2026-11-21 06:14:18.354757+00:00
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from pgvector.sqlalchemy import Vector
 
 
 revision: str = '0007'
@@ -30,7 +31,66 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_face_events')),
     sa.UniqueConstraint('code', name=op.f('uq_face_events_code'))
     )
+    op.create_table('face_clusters',
+    sa.Column('event_id', sa.UUID(), nullable=False),
+    sa.Column('model', sa.String(length=50), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['face_events.id'], name=op.f('fk_face_clusters_event_id_face_events'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_face_clusters'))
+    )
+    op.create_index(op.f('ix_face_clusters_event_id'), 'face_clusters', ['event_id'], unique=False)
+    op.create_table('face_images',
+    sa.Column('event_id', sa.UUID(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('blob_key', sa.String(length=300), nullable=False),
+    sa.Column('content_type', sa.String(length=50), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=False),
+    sa.Column('height', sa.Integer(), nullable=False),
+    sa.Column('taken_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('filename', sa.String(length=255), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['face_events.id'], name=op.f('fk_face_images_event_id_face_events'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_face_images')),
+    sa.UniqueConstraint('event_id', 'sha256', name='uq_face_images_event_sha256')
+    )
+    op.create_index('ix_face_images_event_created', 'face_images', ['event_id', 'created_at'], unique=False)
+    op.create_table('faces',
+    sa.Column('image_id', sa.UUID(), nullable=False),
+    sa.Column('event_id', sa.UUID(), nullable=False),
+    sa.Column('cluster_id', sa.UUID(), nullable=True),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('x', sa.Integer(), nullable=False),
+    sa.Column('y', sa.Integer(), nullable=False),
+    sa.Column('w', sa.Integer(), nullable=False),
+    sa.Column('h', sa.Integer(), nullable=False),
+    sa.Column('det_score', sa.Float(), nullable=False),
+    sa.Column('model', sa.String(length=50), nullable=False),
+    sa.Column('alignment', sa.String(length=50), nullable=False),
+    sa.Column('embedding', Vector(128), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['face_clusters.id'], name=op.f('fk_faces_cluster_id_face_clusters'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['event_id'], ['face_events.id'], name=op.f('fk_faces_event_id_face_events'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['image_id'], ['face_images.id'], name=op.f('fk_faces_image_id_face_images'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_faces'))
+    )
+    op.create_index(op.f('ix_faces_cluster_id'), 'faces', ['cluster_id'], unique=False)
+    op.create_index('ix_faces_embedding_hnsw', 'faces', ['embedding'], unique=False, postgresql_using='hnsw', postgresql_with={'m': 16, 'ef_construction': 64}, postgresql_ops={'embedding': 'vector_l2_ops'})
+    op.create_index('ix_faces_event_model', 'faces', ['event_id', 'model'], unique=False)
+    op.create_index(op.f('ix_faces_image_id'), 'faces', ['image_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_faces_image_id'), table_name='faces')
+    op.drop_index('ix_faces_event_model', table_name='faces')
+    op.drop_index('ix_faces_embedding_hnsw', table_name='faces', postgresql_using='hnsw', postgresql_with={'m': 16, 'ef_construction': 64}, postgresql_ops={'embedding': 'vector_l2_ops'})
+    op.drop_index(op.f('ix_faces_cluster_id'), table_name='faces')
+    op.drop_table('faces')
+    op.drop_index('ix_face_images_event_created', table_name='face_images')
+    op.drop_table('face_images')
+    op.drop_index(op.f('ix_face_clusters_event_id'), table_name='face_clusters')
+    op.drop_table('face_clusters')
     op.drop_table('face_events')

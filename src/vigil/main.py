@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -56,6 +56,7 @@ class Runtime:
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
+        self.domains = AsyncExitStack()  # registry.lifespan_hooks, closed in reverse order
 
     def fanout_spec(self) -> ConsumerSpec:
         hub = self.ctx.hub
@@ -78,6 +79,8 @@ class Runtime:
         if ctx.redpanda is not ctx.bus:
             await ctx.redpanda.start()
         self.tasks.spawn("outbox-relay", self.relay.run())
+        for hook in registry.lifespan_hooks():
+            await self.domains.enter_async_context(hook(ctx))
         if ctx.bus.enabled:
             self.tasks.spawn("consumers-bootstrap", self._start_consumers())
 
@@ -113,6 +116,7 @@ class Runtime:
 
     async def stop(self) -> None:
         ctx = self.ctx
+        await self.domains.aclose()
         self.relay.stop()
         for runner in self.consumers:
             await runner.stop()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 from fastapi import APIRouter
 
 from vigil.core.bus import EVENTS_TOPIC, ConsumerSpec
@@ -39,3 +43,12 @@ def ws_routers() -> list[APIRouter]:
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
     return []
+
+
+def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[Any]]]:
+    """Per-domain resources (worker pools, job loops) entered when the app starts, after its clients,
+    and exited in reverse order when it stops. A hook publishes what its routes need in
+    `ctx.extensions[<domain>]` and owns every task it starts."""
+    from vigil.faces.runtime import faces_runtime
+
+    return [faces_runtime]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.storage import BlobStore
 from vigil.faces import service
-from vigil.faces.schemas import EventCreate, EventRead, EventReplace, EventUpdate
+from vigil.faces.runtime import EXTENSION, FacesRuntime
+from vigil.faces.schemas import EventCreate, EventRead, EventReplace, EventUpdate, ImageRead
 
 router = APIRouter(prefix="/faces", tags=["faces"])
 
@@ -20,6 +22,27 @@ CodePath = Annotated[str, Path(max_length=64, description="The event's `code`.")
 
 def _storage(request: Request) -> BlobStore:
     return request.app.state.ctx.storage
+
+
+def _runtime(request: Request) -> FacesRuntime:
+    return request.app.state.ctx.extensions[EXTENSION]
+
+
+StorageDep = Annotated[BlobStore, Depends(_storage)]
+RuntimeDep = Annotated[FacesRuntime, Depends(_runtime)]
+IMAGE_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown image"}}
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The same file was already uploaded to this event: the stored image", "model": ImageRead},
+    404: {"description": "Unknown event code"},
+    409: {"description": "The event is not running"},
+    413: {"description": "File over VIGIL_FACES_MAX_UPLOAD_BYTES or image over VIGIL_FACES_MAX_IMAGE_PIXELS"},
+    415: {"description": "Not a JPEG, PNG or WebP image"},
+}
+
+
+async def read_upload(file: UploadFile, runtime: FacesRuntime) -> bytes:
+    """The upload's bytes, read one past the cap so the service can refuse an oversized file."""
+    return await file.read(runtime.settings.faces_max_upload_bytes + 1)
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -61,6 +84,59 @@ async def replace_event(code: CodePath, body: EventReplace, session: SessionDep)
 async def delete_event(code: CodePath, session: SessionDep, request: Request) -> Response:
     """Delete the event with its images, faces, clusters and image files."""
     await service.delete_event(session, storage=_storage(request), code=code)
+    return Response(status_code=204)
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+@router.post("/images", status_code=201, response_model=ImageRead, responses=UPLOAD_ERRORS)
+async def upload_image(
+    file: Annotated[UploadFile, File(description="A JPEG, PNG or WebP photo.")],
+    event_code: Annotated[str, Form(max_length=64)],
+    session: SessionDep,
+    storage: StorageDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> Any:
+    """Store a photo and its faces (each with a 128-d embedding and a cluster). A photo without
+    faces is stored with `faces: []`. The same file again in the same event returns it with 200."""
+    data = await read_upload(file, runtime)
+    image, created = await service.upload_image(session, runtime=runtime, storage=storage, event_code=event_code,
+                                                data=data, filename=file.filename)
+    if not created:
+        response.status_code = 200
+    return image
+
+
+@router.get("/images", response_model=Page[ImageRead], responses=EVENT_404)
+async def list_images(
+    session: SessionDep,
+    page: PageDep,
+    event_code: Annotated[str | None, Query(max_length=64)] = None,
+    cluster_id: uuid.UUID | None = None,
+) -> dict:
+    """Newest first, each with its faces; `cluster_id` keeps images showing that person."""
+    return await service.list_images(session, page=page, event_code=event_code, cluster_id=cluster_id)
+
+
+@router.get("/images/{image_id}", response_model=ImageRead, responses=IMAGE_404)
+async def get_image(image_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_image(session, image_id=image_id)
+
+
+@router.get("/images/{image_id}/file", response_class=Response, responses=IMAGE_404)
+async def get_image_file(image_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
+    """The stored file, byte for byte as uploaded."""
+    data, image = await service.image_file(session, storage=storage, image_id=image_id)
+    return Response(data, media_type=image.content_type,
+                    headers={"ETag": f'"{image.sha256}"', "Cache-Control": "private, max-age=86400"})
+
+
+@router.delete("/images/{image_id}", status_code=204, responses=IMAGE_404)
+async def delete_image(image_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
+    """Delete the image, its faces and its file."""
+    await service.delete_image(session, storage=storage, image_id=image_id)
     return Response(status_code=204)
 
 

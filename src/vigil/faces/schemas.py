@@ -64,3 +64,30 @@ class EventRead(BaseModel):
     running: bool
     created_at: datetime
     updated_at: datetime
+
+
+class FaceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    bbox: list[int] = Field(description="[x, y, w, h] in pixels of the upright (EXIF-rotated) image.")
+    cluster_id: uuid.UUID | None
+    det_score: float = Field(description="HOG detector score (higher is surer).")
+    model: str = Field(description="Model that made the embedding; searches never mix models.")
+    alignment: str
+
+
+class ImageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_code: str
+    width: int = Field(description="Upright width in pixels, after EXIF orientation.")
+    height: int
+    taken_at: datetime | None = Field(description="EXIF DateTimeOriginal, in UTC (read as UTC without an offset tag).")
+    content_type: str
+    size_bytes: int
+    sha256: str
+    filename: str | None
+    created_at: datetime
+    faces: list[FaceRead]

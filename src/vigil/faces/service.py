@@ -6,16 +6,23 @@ module only awaits it. Services flush, never commit: the request's unit of work 
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.bus import emit
+from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
-from vigil.core.storage import BlobStore
-from vigil.faces.models import FaceEvent
+from vigil.core.storage import BlobStore, content_key
+from vigil.faces import encoder
+from vigil.faces.models import Face, FaceEvent, FaceImage
+from vigil.faces.runtime import FacesRuntime
 from vigil.faces.schemas import EventCreate
 
 
@@ -25,6 +32,23 @@ class EventNotFound(NotFound):
 
 class EventNotRunning(Conflict):
     title = "Face event not running"
+
+
+class ImageNotFound(NotFound):
+    title = "Image not found"
+
+
+async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bool = False) -> encoder.Analysis:
+    """Decode and encode in a worker process; map refusals to 413 / 415."""
+    limit = runtime.settings.faces_max_upload_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file has {len(data)} bytes; at most {limit} are accepted.")
+    try:
+        return await runtime.analyse(data, largest_only=largest_only)
+    except encoder.ImageTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except encoder.NotAnImage as exc:
+        raise UnsupportedMediaType(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,9 +107,118 @@ async def update_event(session: AsyncSession, *, code: str, changes: dict[str, A
 async def delete_event(session: AsyncSession, *, storage: BlobStore, code: str) -> None:
     """Remove the event with its images, faces, clusters and jobs (cascade) and the image files."""
     event = await get_event(session, code=code, lock=True)
+    keys = list(await session.scalars(select(FaceImage.blob_key).where(FaceImage.event_id == event.id)))
     await session.execute(delete(FaceEvent).where(FaceEvent.id == event.id))
-    logger.info("face event {} deleted", code)
+    # Rows first, files second: a file is never gone while its row is still visible. Blob keys carry
+    # the event id, so no other event's image shares them.
+    for key in keys:
+        await storage.delete(key)
+    logger.info("face event {} deleted with {} images", code, len(keys))
 
 
-__all__ = ["EventNotFound", "EventNotRunning", "create_event", "delete_event", "get_event", "list_events",
-           "update_event"]
+# --------------------------------------------------------------------------------------------
+# Images and faces
+# --------------------------------------------------------------------------------------------
+
+
+def _with_faces(stmt: Any) -> Any:
+    return stmt.options(selectinload(FaceImage.event), selectinload(FaceImage.faces))
+
+
+async def get_image(session: AsyncSession, *, image_id: uuid.UUID) -> FaceImage:
+    image = await session.scalar(_with_faces(select(FaceImage).where(FaceImage.id == image_id)))
+    if image is None:
+        raise ImageNotFound(f"Image {image_id} does not exist.")
+    return image
+
+
+async def upload_image(
+    session: AsyncSession,
+    *,
+    runtime: FacesRuntime,
+    storage: BlobStore,
+    event_code: str,
+    data: bytes,
+    filename: str | None = None,
+) -> tuple[FaceImage, bool]:
+    """Store a photo of a running event with its faces. Returns (image, created): the same bytes
+    uploaded to the same event again return the stored image, which is analysed and stored once."""
+    event = await get_event(session, code=event_code)
+    if not event.running:
+        raise EventNotRunning(f"Face event {event_code!r} is not running; it accepts no uploads.")
+    digest = hashlib.sha256(data).hexdigest()
+    existing = await _image_by_hash(session, event.id, digest)
+    if existing is not None:
+        return existing, False
+    analysis = await analyse_upload(runtime, data)
+    key = content_key(data, prefix=f"faces/{event.id}", ext=analysis.extension)
+    image = FaceImage(
+        event_id=event.id, sha256=digest, blob_key=key, content_type=analysis.content_type,
+        size_bytes=len(data), width=analysis.width, height=analysis.height, taken_at=analysis.taken_at,
+        filename=(filename or None) and filename[:255],
+    )
+    try:
+        async with session.begin_nested():  # a concurrent twin upload loses here and returns the winner
+            session.add(image)
+            await session.flush()
+    except IntegrityError:
+        existing = await _image_by_hash(session, event.id, digest)
+        if existing is None:
+            raise
+        return existing, False
+    for seq, found in enumerate(analysis.faces):
+        x, y, w, h = found.bbox
+        session.add(Face(
+            image_id=image.id, event_id=event.id, seq=seq, x=x, y=y, w=w, h=h, det_score=found.score,
+            model=analysis.model, alignment=analysis.alignment, embedding=found.vector.tolist(),
+        ))
+    await session.flush()
+    # After the row: a delete of the same image waits on it, so it cannot remove the file we write.
+    await storage.put(key, data)
+    emit(session, "face.image_added", {"image_id": str(image.id), "event_code": event.code,
+                                       "faces": len(analysis.faces)}, key=str(image.id))
+    logger.info("face image {} stored in event {}: {}x{}, {} faces", image.id, event.code, analysis.width,
+                analysis.height, len(analysis.faces))
+    return await get_image(session, image_id=image.id), True
+
+
+async def _image_by_hash(session: AsyncSession, event_id: uuid.UUID, digest: str) -> FaceImage | None:
+    return await session.scalar(
+        _with_faces(select(FaceImage).where(FaceImage.event_id == event_id, FaceImage.sha256 == digest))
+    )
+
+
+async def list_images(session: AsyncSession, *, page: PageParams, event_code: str | None = None,
+                      cluster_id: uuid.UUID | None = None) -> dict:
+    """Newest first, with their faces; `cluster_id` keeps images with at least one face in it."""
+    stmt = _with_faces(select(FaceImage))
+    if event_code is not None:
+        event = await get_event(session, code=event_code)
+        stmt = stmt.where(FaceImage.event_id == event.id)
+    if cluster_id is not None:
+        stmt = stmt.where(FaceImage.id.in_(select(Face.image_id).where(Face.cluster_id == cluster_id)))
+    return await paginate(session, stmt.order_by(FaceImage.created_at.desc(), FaceImage.id), page)
+
+
+async def image_file(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> tuple[bytes, FaceImage]:
+    image = await session.get(FaceImage, image_id)
+    if image is None:
+        raise ImageNotFound(f"Image {image_id} does not exist.")
+    try:
+        return await storage.get(image.blob_key), image
+    except FileNotFoundError as exc:
+        raise ImageNotFound(f"The file of image {image_id} is missing.") from exc
+
+
+async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> None:
+    """Remove the image, its faces (cascade) and its file."""
+    image = await session.scalar(select(FaceImage).where(FaceImage.id == image_id).with_for_update())
+    if image is None:
+        raise ImageNotFound(f"Image {image_id} does not exist.")
+    await session.execute(delete(FaceImage).where(FaceImage.id == image_id))
+    await storage.delete(image.blob_key)
+    logger.info("face image {} deleted", image_id)
+
+
+__all__ = ["EventNotFound", "EventNotRunning", "ImageNotFound", "create_event", "delete_event", "delete_image",
+           "get_event", "get_image", "image_file", "list_events", "list_images", "update_event", "upload_image"]
