@@ -6,13 +6,15 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from pydantic import Field, TypeAdapter, ValidationError
 
 from vigil.core.deps import SessionDep
+from vigil.core.errors import ValidationFailed
 from vigil.core.pagination import Page, PageDep
 from vigil.core.storage import BlobStore
 from vigil.faces import service
 from vigil.faces.runtime import EXTENSION, FacesRuntime
-from vigil.faces.schemas import EventCreate, EventRead, EventReplace, EventUpdate, ImageRead
+from vigil.faces.schemas import EventCreate, EventRead, EventReplace, EventUpdate, ImageRead, SearchResult
 
 router = APIRouter(prefix="/faces", tags=["faces"])
 
@@ -138,6 +140,46 @@ async def delete_image(image_id: uuid.UUID, session: SessionDep, storage: Storag
     """Delete the image, its faces and its file."""
     await service.delete_image(session, storage=storage, image_id=image_id)
     return Response(status_code=204)
+
+
+# --- search ---------------------------------------------------------------------------------
+
+EMBEDDING = TypeAdapter(list[Annotated[float, Field(allow_inf_nan=False)]])
+
+
+def parse_embedding(raw: str) -> list[float]:
+    """The `embedding` form field: a JSON array of finite numbers (a list type in a form would be
+    read as repeated fields, so it travels as one JSON string)."""
+    try:
+        return EMBEDDING.validate_json(raw)
+    except ValidationError as exc:
+        raise ValidationFailed("embedding must be a JSON array of finite numbers",
+                               errors=[{"loc": ["body", "embedding", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                       for e in exc.errors()]) from exc
+
+
+@router.post("/search", response_model=SearchResult, responses={
+    404: {"description": "Unknown event code"},
+    413: {"description": "Query file too large"},
+    415: {"description": "Not a JPEG, PNG or WebP image"},
+    422: {"description": "No face in the query image, an embedding of the wrong length, or neither/both given"},
+})
+async def search(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile | None, File(description="Query photo; its largest face is searched.")] = None,
+    embedding: Annotated[str | None, Form(description="Or a JSON array of 128 floats.")] = None,
+    event_code: Annotated[str | None, Form(max_length=64, description="Search one event (exact); "
+                                           "omit to search all events (HNSW index).")] = None,
+    top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+    max_distance: Annotated[float | None, Form(gt=0, description="Drop matches farther than this L2 distance.")] = None,
+    all_faces: Annotated[bool, Form(description="Search with every face of the query image.")] = False,
+) -> Any:
+    """Find faces like the one in a query image, nearest first. `distance` is Euclidean (L2)."""
+    data = await read_upload(file, runtime) if file is not None else None
+    vector = parse_embedding(embedding) if embedding is not None else None
+    return await service.search(session, runtime=runtime, data=data, embedding=vector, event_code=event_code,
+                                top_k=top_k, max_distance=max_distance, all_faces=all_faces)
 
 
 __all__ = ["router"]

@@ -91,3 +91,28 @@ class ImageRead(BaseModel):
     filename: str | None
     created_at: datetime
     faces: list[FaceRead]
+
+
+class SearchQueryFace(BaseModel):
+    bbox: list[int] | None = Field(description="Where the query face is in the query image; null for an embedding.")
+
+
+class SearchMatch(BaseModel):
+    face_id: uuid.UUID
+    image_id: uuid.UUID
+    event_code: str
+    bbox: list[int]
+    cluster_id: uuid.UUID | None
+    distance: float = Field(description="Euclidean (L2) distance between the 128-d vectors; smaller is closer.")
+    is_match: bool = Field(description="distance <= the configured threshold (VIGIL_FACES_MATCH_THRESHOLD, 0.6).")
+    query_index: int = Field(description="Which entry of `queries` this match answers.")
+
+
+class SearchResult(BaseModel):
+    query_faces: int = Field(description="Faces found in the query image (1 for an embedding).")
+    queries: list[SearchQueryFace] = Field(description="The query faces searched: the largest, or all with all_faces.")
+    metric: str = Field("l2", description="Distance metric of `distance`: L2 (Euclidean).")
+    threshold: float = Field(description="Same-person cut applied for `is_match`.")
+    model: str
+    exact: bool = Field(description="True for an exact scan (one event), false for the HNSW index (all events).")
+    matches: list[SearchMatch] = Field(description="Nearest first.")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, or_, select
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Float, Select, delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -21,7 +23,7 @@ from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMe
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, content_key
 from vigil.faces import encoder
-from vigil.faces.models import Face, FaceEvent, FaceImage
+from vigil.faces.models import EMBEDDING_DIM, Face, FaceEvent, FaceImage
 from vigil.faces.runtime import FacesRuntime
 from vigil.faces.schemas import EventCreate
 
@@ -36,6 +38,10 @@ class EventNotRunning(Conflict):
 
 class ImageNotFound(NotFound):
     title = "Image not found"
+
+
+class NoFaceFound(ValidationFailed):
+    title = "No face found"
 
 
 async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bool = False) -> encoder.Analysis:
@@ -220,5 +226,86 @@ async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: u
     logger.info("face image {} deleted", image_id)
 
 
-__all__ = ["EventNotFound", "EventNotRunning", "ImageNotFound", "create_event", "delete_event", "delete_image",
-           "get_event", "get_image", "image_file", "list_events", "list_images", "update_event", "upload_image"]
+# --------------------------------------------------------------------------------------------
+# Search
+# --------------------------------------------------------------------------------------------
+
+
+def nearest_stmt(query: Sequence[float], *, model: str, event_id: uuid.UUID | None, top_k: int) -> Select[Any]:
+    """The `top_k` faces nearest to `query` by L2 distance, of one model, nearest first.
+
+    Within one event: an exact scan of that event's faces (the function form `l2_distance()` never
+    uses the HNSW index, so the planner takes the event index and sorts; exact and fast for the
+    thousands of faces an event has). Across events: `embedding <-> :q` walks the HNSW index; pgvector
+    applies WHERE filters after the index scan, which is why it is not used with a selective filter.
+    The model filter loses nothing while every stored vector comes from the one current model.
+    """
+    q = literal(list(query), Vector(EMBEDDING_DIM))
+    dist = (func.l2_distance(Face.embedding, q, type_=Float) if event_id is not None
+            else Face.embedding.l2_distance(q))
+    stmt = select(Face.id, Face.image_id, Face.event_id, Face.cluster_id, Face.x, Face.y, Face.w, Face.h,
+                  dist.label("distance")).where(Face.model == model)
+    if event_id is not None:
+        stmt = stmt.where(Face.event_id == event_id)
+    return stmt.order_by(dist).limit(top_k)
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    runtime: FacesRuntime,
+    data: bytes | None = None,
+    embedding: Sequence[float] | None = None,
+    event_code: str | None = None,
+    top_k: int = 10,
+    max_distance: float | None = None,
+    all_faces: bool = False,
+) -> dict[str, Any]:
+    """Faces nearest to the largest face of a query image (every face with `all_faces`), or to an
+    embedding; in one event or across all. Matches are nearest first; `is_match` applies the threshold."""
+    if (data is None) == (embedding is None):
+        raise ValidationFailed("Send either a query image (`file`) or an `embedding`, not both.")
+    event_id = (await get_event(session, code=event_code)).id if event_code is not None else None
+    if data is not None:
+        analysis = await analyse_upload(runtime, data, largest_only=not all_faces)
+        if not analysis.faces:
+            raise NoFaceFound("no face found in the query image")
+        model, found = analysis.model, analysis.detected
+        queries: list[tuple[list[int] | None, list[float]]] = [
+            (list(face.bbox), face.vector.tolist()) for face in analysis.faces
+        ]
+    else:
+        assert embedding is not None
+        if len(embedding) != EMBEDDING_DIM:
+            raise ValidationFailed(f"The embedding has {len(embedding)} values; {encoder.DEFAULT_MODEL} "
+                                   f"vectors have {EMBEDDING_DIM}.")
+        model, found, queries = encoder.DEFAULT_MODEL, 1, [(None, list(embedding))]
+    if event_id is None:
+        ef = max(runtime.settings.faces_hnsw_ef_search, top_k)
+        await session.execute(select(func.set_config("hnsw.ef_search", str(ef), True)))
+    threshold = runtime.settings.faces_match_threshold
+    matches: list[dict[str, Any]] = []
+    for index, (_, vector) in enumerate(queries):
+        rows = await session.execute(nearest_stmt(vector, model=model, event_id=event_id, top_k=top_k))
+        for row in rows:
+            if max_distance is not None and row.distance > max_distance:
+                break  # rows come nearest first
+            matches.append({
+                "face_id": row.id, "image_id": row.image_id, "event_id": row.event_id, "cluster_id": row.cluster_id,
+                "bbox": [row.x, row.y, row.w, row.h], "distance": float(row.distance),
+                "is_match": encoder.is_match(float(row.distance), threshold), "query_index": index,
+            })
+    codes = dict((await session.execute(
+        select(FaceEvent.id, FaceEvent.code).where(FaceEvent.id.in_({m["event_id"] for m in matches}))
+    )).all()) if matches else {}
+    for m in matches:
+        m["event_code"] = codes[m.pop("event_id")]
+    matches.sort(key=lambda m: (m["distance"], m["query_index"]))
+    logger.info("face search in {}: {} query faces, {} matches", event_code or "all events", len(queries),
+                len(matches))
+    return {"query_faces": found, "queries": [{"bbox": bbox} for bbox, _ in queries], "metric": encoder.METRIC,
+            "threshold": threshold, "model": model, "exact": event_id is not None, "matches": matches}
+
+
+__all__ = ["EventNotFound", "EventNotRunning", "ImageNotFound", "NoFaceFound", "create_event", "delete_event", "delete_image",
+           "get_event", "get_image", "image_file", "list_events", "list_images", "nearest_stmt", "search", "update_event", "upload_image"]
