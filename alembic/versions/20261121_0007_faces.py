@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0002
-Create Date: 2026-11-21 06:14:18.354757+00:00
+Create Date: 2026-11-21 06:20:33.550962+00:00
 """
 from collections.abc import Sequence
 
@@ -31,6 +31,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_face_events')),
     sa.UniqueConstraint('code', name=op.f('uq_face_events_code'))
     )
+    op.create_table('face_cluster_jobs',
+    sa.Column('event_id', sa.UUID(), nullable=False),
+    sa.Column('status', sa.String(length=10), server_default='queued', nullable=False),
+    sa.Column('phase', sa.String(length=12), server_default='queued', nullable=False),
+    sa.Column('total', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('processed', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('clusters', sa.Integer(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("phase IN ('queued', 'loading', 'clustering', 'saving', 'done')", name=op.f('ck_face_cluster_jobs_phase')),
+    sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name=op.f('ck_face_cluster_jobs_status')),
+    sa.ForeignKeyConstraint(['event_id'], ['face_events.id'], name=op.f('fk_face_cluster_jobs_event_id_face_events'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_face_cluster_jobs'))
+    )
+    op.create_index(op.f('ix_face_cluster_jobs_event_id'), 'face_cluster_jobs', ['event_id'], unique=False)
+    op.create_index('uq_face_cluster_jobs_active_event', 'face_cluster_jobs', ['event_id'], unique=True, postgresql_where=sa.text("status IN ('queued', 'running')"))
     op.create_table('face_clusters',
     sa.Column('event_id', sa.UUID(), nullable=False),
     sa.Column('model', sa.String(length=50), nullable=False),
@@ -93,4 +113,7 @@ def downgrade() -> None:
     op.drop_table('face_images')
     op.drop_index(op.f('ix_face_clusters_event_id'), table_name='face_clusters')
     op.drop_table('face_clusters')
+    op.drop_index('uq_face_cluster_jobs_active_event', table_name='face_cluster_jobs', postgresql_where=sa.text("status IN ('queued', 'running')"))
+    op.drop_index(op.f('ix_face_cluster_jobs_event_id'), table_name='face_cluster_jobs')
+    op.drop_table('face_cluster_jobs')
     op.drop_table('face_events')

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vigil.core.db import Base, Timestamps, UUIDPrimaryKey, utcnow
@@ -109,3 +109,43 @@ class Face(UUIDPrimaryKey, Base):
     @property
     def bbox(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
+
+
+JOB_STATUSES = ("queued", "running", "done", "failed")
+JOB_PHASES = ("queued", "loading", "clustering", "saving", "done")
+JOB_ACTIVE = "status IN ('queued', 'running')"
+
+
+class FaceClusterJob(UUIDPrimaryKey, Timestamps, Base):
+    """A re-clustering of one event's faces, run by the instance that claims it; its row is its progress."""
+
+    __tablename__ = "face_cluster_jobs"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("face_events.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="queued", server_default="queued")
+    phase: Mapped[str] = mapped_column(String(12), default="queued", server_default="queued")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    processed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clusters: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    event: Mapped[FaceEvent] = relationship(lazy="raise")
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        CheckConstraint(f"phase IN {JOB_PHASES}", name="phase"),
+        # One active recompute per event, enforced by the database.
+        Index("uq_face_cluster_jobs_active_event", "event_id", unique=True, postgresql_where=text(JOB_ACTIVE)),
+    )
+
+    @property
+    def event_code(self) -> str:
+        return self.event.code
+
+    @property
+    def progress(self) -> float:
+        if self.status == "done":
+            return 1.0
+        return round(self.processed / self.total, 4) if self.total else 0.0

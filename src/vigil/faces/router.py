@@ -14,7 +14,16 @@ from vigil.core.pagination import Page, PageDep
 from vigil.core.storage import BlobStore
 from vigil.faces import service
 from vigil.faces.runtime import EXTENSION, FacesRuntime
-from vigil.faces.schemas import EventCreate, EventRead, EventReplace, EventUpdate, ImageRead, SearchResult
+from vigil.faces.schemas import (
+    ClusterJobRead,
+    ClusterRead,
+    EventCreate,
+    EventRead,
+    EventReplace,
+    EventUpdate,
+    ImageRead,
+    SearchResult,
+)
 
 router = APIRouter(prefix="/faces", tags=["faces"])
 
@@ -140,6 +149,38 @@ async def delete_image(image_id: uuid.UUID, session: SessionDep, storage: Storag
     """Delete the image, its faces and its file."""
     await service.delete_image(session, storage=storage, image_id=image_id)
     return Response(status_code=204)
+
+
+# --- clusters -------------------------------------------------------------------------------
+
+
+@router.get("/clusters", response_model=list[ClusterRead], responses=EVENT_404)
+async def list_clusters(
+    session: SessionDep,
+    event_code: Annotated[str, Query(max_length=64)],
+    sample: Annotated[int, Query(ge=0, le=50, description="Face ids shown per cluster")] = 5,
+    min_size: Annotated[int, Query(ge=1, description="Leave out smaller clusters")] = 1,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """The event's people: clusters biggest first, with sizes and sample face ids."""
+    return await service.list_clusters(session, event_code=event_code, sample=sample, min_size=min_size,
+                                       limit=limit, offset=offset)
+
+
+@router.post("/clusters/recompute", status_code=202, response_model=ClusterJobRead, responses={
+    404: {"description": "Unknown event code"}, 409: {"description": "A recompute of this event is already active"},
+})
+async def recompute_clusters(session: SessionDep, event_code: Annotated[str, Query(max_length=64)]) -> Any:
+    """Re-cluster every face of the event (Chinese whispers over 'L2 distance <= threshold') in the
+    background. Follow it at `GET /faces/clusters/jobs/{id}`; cluster ids change when it is done."""
+    return await service.request_recompute(session, event_code=event_code)
+
+
+@router.get("/clusters/jobs/{job_id}", response_model=ClusterJobRead, responses={404: {"description": "Unknown job"}})
+async def get_cluster_job(job_id: uuid.UUID, session: SessionDep) -> Any:
+    """A recompute's status and progress."""
+    return await service.get_job(session, job_id=job_id)
 
 
 # --- search ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The faces domain's resources in one app instance: the encoder worker processes.
+"""The faces domain's resources in one app instance: the encoder worker processes and the
+cluster job worker task.
 
 Decoding and the dlib models are CPU-bound and partly hold the GIL, so they run in a process pool
 (`spawn`: no forked copy of the event loop's threads). Each worker loads the models once. A
@@ -22,10 +23,12 @@ from loguru import logger
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.errors import ServiceUnavailable
+from vigil.core.tasks import TaskSet
 from vigil.faces import encoder
 
 T = TypeVar("T")
 EXTENSION = "faces"
+JOB_STOP_GRACE_S = 2.0  # a recompute still running then is cancelled; its stale row is taken over later
 
 
 class EncoderUnavailable(ServiceUnavailable):
@@ -85,11 +88,20 @@ class FacesRuntime:
 
 @asynccontextmanager
 async def faces_runtime(ctx: AppContext) -> AsyncIterator[FacesRuntime]:
-    """Lifespan hook: open the runtime, publish it as `ctx.extensions["faces"]`, close it on shutdown."""
+    """Lifespan hook: open the runtime, publish it as `ctx.extensions["faces"]`, start the cluster
+    job worker as an owned task; on shutdown stop the worker, then the encoder processes."""
+    from vigil.faces.jobs import ClusterJobWorker
+
     runtime = FacesRuntime(ctx.settings)
+    worker = ClusterJobWorker(ctx.sessionmaker, threshold=ctx.settings.faces_match_threshold,
+                              poll_interval_s=ctx.settings.faces_job_poll_interval_s)
+    tasks = TaskSet()
     ctx.extensions[EXTENSION] = runtime
+    tasks.spawn("faces-cluster-jobs", worker.run())
     try:
         yield runtime
     finally:
         ctx.extensions.pop(EXTENSION, None)
+        worker.stop()
+        await tasks.drain(JOB_STOP_GRACE_S)
         await runtime.close()

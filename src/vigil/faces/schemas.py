@@ -116,3 +116,27 @@ class SearchResult(BaseModel):
     model: str
     exact: bool = Field(description="True for an exact scan (one event), false for the HNSW index (all events).")
     matches: list[SearchMatch] = Field(description="Nearest first.")
+
+
+class ClusterRead(BaseModel):
+    cluster_id: uuid.UUID
+    size: int = Field(description="Faces in the cluster.")
+    face_ids: list[uuid.UUID] = Field(description="A sample of its faces, oldest first.")
+    image_ids: list[uuid.UUID] = Field(description="The images of `face_ids`, in the same order.")
+
+
+class ClusterJobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_code: str
+    status: str = Field(description="queued | running | done | failed")
+    phase: str = Field(description="queued | loading | clustering | saving | done")
+    total: int = Field(description="Faces being clustered.")
+    processed: int = Field(description="Faces whose neighbours have been compared so far.")
+    progress: float = Field(description="processed / total, 1.0 when done.")
+    clusters: int | None = Field(description="Clusters found, when done.")
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -9,21 +9,23 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from loguru import logger
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Float, Select, delete, func, literal, or_, select
+from sqlalchemy import Float, Select, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.core.bus import emit
+from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, content_key
 from vigil.faces import encoder
-from vigil.faces.models import EMBEDDING_DIM, Face, FaceEvent, FaceImage
+from vigil.faces.models import EMBEDDING_DIM, Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage
 from vigil.faces.runtime import FacesRuntime
 from vigil.faces.schemas import EventCreate
 
@@ -42,6 +44,14 @@ class ImageNotFound(NotFound):
 
 class NoFaceFound(ValidationFailed):
     title = "No face found"
+
+
+class JobNotFound(NotFound):
+    title = "Cluster job not found"
+
+
+class RecomputeRunning(Conflict):
+    title = "Recompute already running"
 
 
 async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bool = False) -> encoder.Analysis:
@@ -172,13 +182,19 @@ async def upload_image(
         if existing is None:
             raise
         return existing, False
+    if analysis.faces:
+        await lock_event_clusters(session, event.id)
+    threshold = runtime.settings.faces_match_threshold
     for seq, found in enumerate(analysis.faces):
         x, y, w, h = found.bbox
+        vector = found.vector.tolist()
+        cluster_id = await nearest_cluster(session, event_id=event.id, model=analysis.model, vector=vector,
+                                           threshold=threshold)
         session.add(Face(
-            image_id=image.id, event_id=event.id, seq=seq, x=x, y=y, w=w, h=h, det_score=found.score,
-            model=analysis.model, alignment=analysis.alignment, embedding=found.vector.tolist(),
+            image_id=image.id, event_id=event.id, cluster_id=cluster_id, seq=seq, x=x, y=y, w=w, h=h,
+            det_score=found.score, model=analysis.model, alignment=analysis.alignment, embedding=vector,
         ))
-    await session.flush()
+        await session.flush()  # the next face of this photo sees this one
     # After the row: a delete of the same image waits on it, so it cannot remove the file we write.
     await storage.put(key, data)
     emit(session, "face.image_added", {"image_id": str(image.id), "event_code": event.code,
@@ -221,9 +237,178 @@ async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: u
     image = await session.scalar(select(FaceImage).where(FaceImage.id == image_id).with_for_update())
     if image is None:
         raise ImageNotFound(f"Image {image_id} does not exist.")
+    clusters = set(await session.scalars(
+        select(Face.cluster_id).where(Face.image_id == image_id, Face.cluster_id.is_not(None))
+    ))
     await session.execute(delete(FaceImage).where(FaceImage.id == image_id))
+    if clusters:
+        await session.execute(delete(FaceCluster).where(
+            FaceCluster.id.in_(clusters), ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
+        ))
     await storage.delete(image.blob_key)
     logger.info("face image {} deleted", image_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Clusters
+# --------------------------------------------------------------------------------------------
+
+
+async def lock_event_clusters(session: AsyncSession, event_id: uuid.UUID) -> None:
+    """Serialise cluster changes within one event until the transaction ends (uploads, recompute),
+    so two photos of a new person arriving together do not found two clusters."""
+    key = event_id.int & 0x7FFF_FFFF_FFFF_FFFF
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def nearest_cluster(session: AsyncSession, *, event_id: uuid.UUID, model: str, vector: Sequence[float],
+                          threshold: float) -> uuid.UUID:
+    """The cluster of the nearest clustered face of the event within `threshold` (L2), else a new one."""
+    row = (await session.execute(
+        nearest_stmt(vector, model=model, event_id=event_id, top_k=1, clustered_only=True)
+    )).first()
+    if row is not None and row.distance <= threshold:
+        return row.cluster_id
+    cluster = FaceCluster(event_id=event_id, model=model)
+    session.add(cluster)
+    await session.flush()
+    return cluster.id
+
+
+async def list_clusters(session: AsyncSession, *, event_code: str, sample: int = 5, min_size: int = 1,
+                        limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """The event's people, biggest first, each with its size and a sample of faces (oldest first)."""
+    event = await get_event(session, code=event_code)
+    size = func.count(Face.id).label("size")
+    biggest = (await session.execute(
+        select(Face.cluster_id, size).where(Face.event_id == event.id, Face.cluster_id.is_not(None))
+        .group_by(Face.cluster_id).having(func.count(Face.id) >= min_size)
+        .order_by(size.desc(), Face.cluster_id).limit(limit).offset(offset)
+    )).all()
+    if not biggest:
+        return []
+    rank = func.row_number().over(partition_by=Face.cluster_id, order_by=(Face.created_at, Face.id)).label("rank")
+    ranked = select(Face.cluster_id, Face.id, Face.image_id, rank).where(
+        Face.cluster_id.in_([row.cluster_id for row in biggest])
+    ).subquery()
+    samples: dict[uuid.UUID, list[Any]] = {}
+    for row in await session.execute(select(ranked).where(ranked.c.rank <= sample).order_by(ranked.c.rank)):
+        samples.setdefault(row.cluster_id, []).append(row)
+    return [{"cluster_id": row.cluster_id, "size": row.size,
+             "face_ids": [f.id for f in samples.get(row.cluster_id, [])],
+             "image_ids": [f.image_id for f in samples.get(row.cluster_id, [])]} for row in biggest]
+
+
+def _job_query() -> Select[Any]:
+    return select(FaceClusterJob).options(selectinload(FaceClusterJob.event))
+
+
+async def request_recompute(session: AsyncSession, *, event_code: str) -> FaceClusterJob:
+    """Queue a re-clustering of the event; one at a time per event (409 while one is active)."""
+    event = await get_event(session, code=event_code)
+    active = await session.scalar(select(FaceClusterJob.id).where(
+        FaceClusterJob.event_id == event.id, FaceClusterJob.status.in_(("queued", "running"))
+    ))
+    if active is not None:
+        raise RecomputeRunning(f"A recompute of {event_code!r} is already queued or running.", job_id=str(active))
+    job = FaceClusterJob(event_id=event.id)
+    try:
+        async with session.begin_nested():  # the partial unique index settles a race between two requests
+            session.add(job)
+            await session.flush()
+    except IntegrityError as exc:
+        raise RecomputeRunning(f"A recompute of {event_code!r} is already queued or running.") from exc
+    session.info[JOBS_QUEUED] = True  # wakes this instance's job worker once the request commits
+    logger.info("face cluster job {} queued for event {}", job.id, event_code)
+    return await get_job(session, job_id=job.id)
+
+
+JOBS_QUEUED = "faces_jobs_queued"
+
+
+async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
+    job = await session.scalar(_job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
+    if job is None:
+        raise JobNotFound(f"Cluster job {job_id} does not exist.")
+    return job
+
+
+async def claim_job(session: AsyncSession, *, stale_after_s: float) -> FaceClusterJob | None:
+    """Take the oldest queued job (or one whose runner went silent) for this instance, or None."""
+    job = await session.scalar(
+        select(FaceClusterJob).where(or_(
+            FaceClusterJob.status == "queued",
+            (FaceClusterJob.status == "running")
+            & (FaceClusterJob.updated_at < utcnow() - timedelta(seconds=stale_after_s)),
+        )).order_by(FaceClusterJob.created_at).limit(1).with_for_update(skip_locked=True)
+    )
+    if job is None:
+        return None
+    job.status, job.phase, job.processed, job.started_at = "running", "loading", 0, utcnow()
+    await session.flush()
+    return job
+
+
+async def event_vectors(session: AsyncSession, *, event_id: uuid.UUID, model: str) -> tuple[list[uuid.UUID], Any]:
+    """Ids and vectors (n x 128 float32) of the event's faces of one model."""
+    import numpy as np
+
+    rows = (await session.execute(
+        select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model)
+        .order_by(Face.created_at, Face.id)
+    )).all()
+    vectors = np.asarray([row.embedding for row in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
+    return [row.id for row in rows], vectors
+
+
+async def set_job_progress(session: AsyncSession, *, job_id: uuid.UUID, **fields: Any) -> bool:
+    """Record progress; False when the job is gone (its event was deleted)."""
+    result = await session.execute(
+        update(FaceClusterJob).where(FaceClusterJob.id == job_id).values(**fields, updated_at=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def apply_clustering(session: AsyncSession, *, job_id: uuid.UUID, event_id: uuid.UUID, model: str,
+                           face_ids: Sequence[uuid.UUID], labels: Sequence[int], threshold: float) -> int | None:
+    """Replace the event's clusters with the computed ones, in one transaction under the event lock.
+
+    Faces uploaded since the vectors were read join the new clusters by the upload rule; faces
+    deleted since then are simply absent. Returns the number of clusters, None if the job is gone.
+    """
+    await lock_event_clusters(session, event_id)
+    job = await session.scalar(select(FaceClusterJob).where(FaceClusterJob.id == job_id).with_for_update())
+    if job is None:
+        return None
+    await session.execute(delete(FaceCluster).where(FaceCluster.event_id == event_id))  # faces -> NULL
+    cluster_ids = {label: uuid.uuid4() for label in set(labels)}
+    if cluster_ids:
+        await session.execute(insert(FaceCluster), [{"id": c, "event_id": event_id, "model": model}
+                                                    for c in cluster_ids.values()])
+        # A Core executemany on the table: faces deleted meanwhile simply match no row (the ORM's
+        # bulk update by primary key would call that stale data).
+        faces = Face.__table__
+        await session.execute(
+            update(faces).where(faces.c.id == bindparam("face_id")).values(cluster_id=bindparam("new_cluster")),
+            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels)],
+        )
+    late = (await session.execute(
+        select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model,
+                                              Face.cluster_id.is_(None)).order_by(Face.created_at, Face.id)
+    )).all()
+    for face_id, vector in late:
+        cluster_id = await nearest_cluster(session, event_id=event_id, model=model, vector=list(vector),
+                                           threshold=threshold)
+        await session.execute(update(Face).where(Face.id == face_id).values(cluster_id=cluster_id))
+    # Labels whose faces were all deleted meanwhile leave empty clusters: drop them.
+    await session.execute(delete(FaceCluster).where(
+        FaceCluster.event_id == event_id, ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
+    ))
+    count = await session.scalar(select(func.count()).select_from(FaceCluster).where(FaceCluster.event_id == event_id))
+    job.status, job.phase, job.processed = "done", "done", job.total
+    job.clusters, job.finished_at = count, utcnow()
+    await session.flush()
+    return count
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +416,8 @@ async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: u
 # --------------------------------------------------------------------------------------------
 
 
-def nearest_stmt(query: Sequence[float], *, model: str, event_id: uuid.UUID | None, top_k: int) -> Select[Any]:
+def nearest_stmt(query: Sequence[float], *, model: str, event_id: uuid.UUID | None, top_k: int,
+                 clustered_only: bool = False) -> Select[Any]:
     """The `top_k` faces nearest to `query` by L2 distance, of one model, nearest first.
 
     Within one event: an exact scan of that event's faces (the function form `l2_distance()` never
@@ -247,6 +433,8 @@ def nearest_stmt(query: Sequence[float], *, model: str, event_id: uuid.UUID | No
                   dist.label("distance")).where(Face.model == model)
     if event_id is not None:
         stmt = stmt.where(Face.event_id == event_id)
+    if clustered_only:
+        stmt = stmt.where(Face.cluster_id.is_not(None))
     return stmt.order_by(dist).limit(top_k)
 
 
@@ -307,5 +495,10 @@ async def search(
             "threshold": threshold, "model": model, "exact": event_id is not None, "matches": matches}
 
 
-__all__ = ["EventNotFound", "EventNotRunning", "ImageNotFound", "NoFaceFound", "create_event", "delete_event", "delete_image",
-           "get_event", "get_image", "image_file", "list_events", "list_images", "nearest_stmt", "search", "update_event", "upload_image"]
+__all__ = [
+    "EventNotFound", "EventNotRunning", "ImageNotFound", "JobNotFound", "NoFaceFound", "RecomputeRunning",
+    "apply_clustering", "claim_job", "create_event", "delete_event", "delete_image", "event_vectors", "get_event",
+    "get_image", "get_job", "image_file", "list_clusters", "list_events", "list_images", "lock_event_clusters",
+    "nearest_cluster", "nearest_stmt", "request_recompute", "search", "set_job_progress", "update_event",
+    "upload_image",
+]
