@@ -132,7 +132,7 @@ async def test_saving_a_recompute_tolerates_faces_deleted_or_added_meanwhile(ser
     uploaded = await seed(client)
     event_id = uuid.UUID((await client.get("/api/v1/faces/events/wedding-2026")).json()["id"])
     async with session_scope(server.ctx.sessionmaker) as session:
-        face_ids, vectors = await service.event_vectors(session, event_id=event_id, model="dlib_resnet_v1")
+        face_ids, _ = await service.event_vectors(session, event_id=event_id, model="dlib_resnet_v1")
     original = uploaded["original"]["faces"][0]["id"]
     kept = [f for f in face_ids if str(f) != original]  # as if the original's face arrived after the read
     gone = uuid.uuid4()  # as if a face had been deleted after the read

@@ -6,7 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 EventCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 
@@ -22,7 +30,7 @@ class _Period(_Input):
         return value.astimezone(UTC) if value is not None else None
 
     @model_validator(mode="after")
-    def _ends_after_start(self):  # noqa: ANN202
+    def _ends_after_start(self):
         starts, ends = getattr(self, "starts_at", None), getattr(self, "ends_at", None)
         if starts is not None and ends is not None and ends < starts:
             raise ValueError("ends_at must not be before starts_at")

@@ -54,6 +54,9 @@ class RecomputeRunning(Conflict):
     title = "Recompute already running"
 
 
+JOBS_QUEUED = "faces_jobs_queued"  # session.info flag: wake the job worker when this transaction commits
+
+
 async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bool = False) -> encoder.Analysis:
     """Decode and encode in a worker process; map refusals to 413 / 415."""
     limit = runtime.settings.faces_max_upload_bytes
@@ -321,9 +324,6 @@ async def request_recompute(session: AsyncSession, *, event_code: str) -> FaceCl
     session.info[JOBS_QUEUED] = True  # wakes this instance's job worker once the request commits
     logger.info("face cluster job {} queued for event {}", job.id, event_code)
     return await get_job(session, job_id=job.id)
-
-
-JOBS_QUEUED = "faces_jobs_queued"
 
 
 async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
