@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         0.6, gt=0, validation_alias=_env("VIGIL_FACES_MATCH_THRESHOLD", "faces_match_threshold")
     )
     faces_hnsw_ef_search: int = Field(
-        100, ge=1, le=1000, validation_alias=_env("VIGIL_FACES_HNSW_EF_SEARCH", "faces_hnsw_ef_search")
+        200, ge=1, le=1000, validation_alias=_env("VIGIL_FACES_HNSW_EF_SEARCH", "faces_hnsw_ef_search")
     )
     faces_job_poll_interval_s: float = Field(
         1.0, gt=0, validation_alias=_env("VIGIL_FACES_JOB_POLL_INTERVAL_S", "faces_job_poll_interval_s")

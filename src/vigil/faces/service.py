@@ -128,8 +128,9 @@ async def delete_event(session: AsyncSession, *, storage: BlobStore, code: str) 
     event = await get_event(session, code=code, lock=True)
     keys = list(await session.scalars(select(FaceImage.blob_key).where(FaceImage.event_id == event.id)))
     await session.execute(delete(FaceEvent).where(FaceEvent.id == event.id))
-    # Rows first, files second: a file is never gone while its row is still visible. Blob keys carry
-    # the event id, so no other event's image shares them.
+    # Rows first, then files. Should the commit still fail, an image would lack its file (its GET
+    # .../file answers 404) rather than a file outliving every row. Blob keys carry the event id, so
+    # no other event's image shares them.
     for key in keys:
         await storage.delete(key)
     logger.info("face event {} deleted with {} images", code, len(keys))
