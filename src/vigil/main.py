@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -56,7 +56,7 @@ class Runtime:
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
-        self.services = registry.background_tasks(ctx)
+        self.domains = AsyncExitStack()  # registry.lifespan_hooks, closed in reverse order
 
     def fanout_spec(self) -> ConsumerSpec:
         hub = self.ctx.hub
@@ -77,8 +77,8 @@ class Runtime:
         if ctx.redpanda is not ctx.bus:
             await ctx.redpanda.start()
         self.tasks.spawn("outbox-relay", self.relay.run())
-        for service in self.services:
-            self.tasks.spawn(service.name, service.run())
+        for hook in registry.lifespan_hooks():
+            await self.domains.enter_async_context(hook(ctx))
         if ctx.bus.enabled:
             self.tasks.spawn("consumers-bootstrap", self._start_consumers())
 
@@ -115,9 +115,8 @@ class Runtime:
 
     async def stop(self) -> None:
         ctx = self.ctx
+        await self.domains.aclose()
         self.relay.stop()
-        for service in self.services:
-            service.stop()
         for runner in self.consumers:
             await runner.stop()
         await self.tasks.drain(SHUTDOWN_GRACE_S)

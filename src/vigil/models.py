@@ -8,6 +8,7 @@ from vigil.cameras.models import Camera, ModelConfig, Sensor  # noqa: F401
 from vigil.core.bus import OutboxEvent  # noqa: F401
 from vigil.core.db import Base
 from vigil.core.security import ApiKey  # noqa: F401
+from vigil.faces.models import Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage  # noqa: F401
 from vigil.exporters.models import Delivery, Exporter  # noqa: F401
 from vigil.plates.models import PlateEvent, WatchlistEntry  # noqa: F401
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 from fastapi import APIRouter
 
 from vigil.core.bus import EVENTS_TOPIC, ConsumerSpec
 from vigil.core.context import AppContext
-from vigil.core.tasks import BackgroundService
+from vigil.core.tasks import background_service
 
 # Topics on the Kafka broker, with partitions. Work topics get several so runners can share them;
 # `vigil.events` has one so every consumer sees the app's events in the order they happened.
@@ -25,10 +29,11 @@ def api_routers() -> list[APIRouter]:
     from vigil.alerts.router import router as alerts
     from vigil.cameras.router import router as cameras
     from vigil.exporters.router import router as exporters
+    from vigil.faces.router import router as faces
     from vigil.platform.router import api_router
     from vigil.plates.router import router as plates
 
-    return [api_router, alerts, cameras, plates, exporters]
+    return [api_router, alerts, cameras, plates, exporters, faces]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -47,8 +52,11 @@ def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     return [*exporter_consumers(ctx)]
 
 
-def background_tasks(ctx: AppContext) -> list[BackgroundService]:
-    """Long-running loops of the domains; the lifespan starts them after the outbox relay and stops them first."""
+def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[Any]]]:
+    """Per-domain resources (worker pools, job loops) entered when the app starts, after its clients,
+    and exited in reverse order when it stops. A hook publishes what its routes need in
+    `ctx.extensions[<domain>]` and owns every task it starts."""
     from vigil.exporters.worker import DeliveryWorker
+    from vigil.faces.runtime import faces_runtime
 
-    return [DeliveryWorker(ctx)]
+    return [background_service(DeliveryWorker), faces_runtime]

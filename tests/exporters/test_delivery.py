@@ -237,7 +237,7 @@ async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(
     try:
         await client.post("/api/v1/plates/events", json=event(cam, plate="CR0"))
         await wait_for(lambda: receiver.received)  # the worker is now stuck waiting for an answer
-        task = runtime.tasks.tasks["exporter-deliveries"]
+        task = next(t for t in asyncio.all_tasks() if t.get_name() == "exporter-deliveries")
         task.cancel()  # the process dies
         await asyncio.gather(task, return_exceptions=True)
         for i in range(1, 4):  # the API keeps taking events while nothing delivers
@@ -246,9 +246,14 @@ async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(
         items = await deliveries(client, exp["id"])
         assert {d["status"] for d in items} == {"pending"} and {d["attempts"] for d in items} == {0}
     finally:
-        worker = DeliveryWorker(server.ctx)  # the restarted app's worker
-        runtime.services = [worker]
-        runtime.tasks.spawn(worker.name, worker.run())
+        worker = DeliveryWorker(server.ctx)  # the restarted app's worker, kept for the rest of the session
+        restarted = asyncio.create_task(worker.run(), name=worker.name)
+
+        async def stop_restarted() -> None:
+            worker.stop()
+            await asyncio.wait_for(restarted, 10)
+
+        runtime.domains.push_async_callback(stop_restarted)
     await wait_for(lambda: _all_delivered(client, exp["id"], 4))
     counts = receiver.deliveries()
     assert sorted(counts) == sorted(d["id"] for d in await deliveries(client, exp["id"]))

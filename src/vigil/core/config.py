@@ -98,6 +98,30 @@ class Settings(BaseSettings):
     # --- cache --------------------------------------------------------------------------
     cache_ttl_s: int = Field(300, ge=1, validation_alias=_env("VIGIL_CACHE_TTL_S", "cache_ttl_s"))
 
+    # --- faces ---------------------------------------------------------------------------
+    faces_max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, validation_alias=_env("VIGIL_FACES_MAX_UPLOAD_BYTES", "faces_max_upload_bytes")
+    )
+    faces_max_image_pixels: int = Field(
+        50_000_000, ge=1, validation_alias=_env("VIGIL_FACES_MAX_IMAGE_PIXELS", "faces_max_image_pixels")
+    )
+    faces_detect_max_side: int = Field(
+        1024, ge=64, validation_alias=_env("VIGIL_FACES_DETECT_MAX_SIDE", "faces_detect_max_side")
+    )
+    faces_detect_upsample: int = Field(
+        1, ge=0, le=3, validation_alias=_env("VIGIL_FACES_DETECT_UPSAMPLE", "faces_detect_upsample")
+    )
+    faces_workers: int = Field(2, ge=1, le=64, validation_alias=_env("VIGIL_FACES_WORKERS", "faces_workers"))
+    faces_match_threshold: float = Field(
+        0.6, gt=0, validation_alias=_env("VIGIL_FACES_MATCH_THRESHOLD", "faces_match_threshold")
+    )
+    faces_hnsw_ef_search: int = Field(
+        200, ge=1, le=1000, validation_alias=_env("VIGIL_FACES_HNSW_EF_SEARCH", "faces_hnsw_ef_search")
+    )
+    faces_job_poll_interval_s: float = Field(
+        1.0, gt=0, validation_alias=_env("VIGIL_FACES_JOB_POLL_INTERVAL_S", "faces_job_poll_interval_s")
+    )
+
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,3 +30,5 @@ class AppContext:
     hub: Hub
     storage: BlobStore
     qdrant: Any  # AsyncQdrantClient; opened lazily by the domains that need it
+    # Resources a domain opens in its lifespan hook (registry.lifespan_hooks), by domain name.
+    extensions: dict[str, Any] = field(default_factory=dict)

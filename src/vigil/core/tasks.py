@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from loguru import logger
@@ -47,3 +48,22 @@ class TaskSet:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         self.tasks.clear()
+
+
+def background_service(
+    factory: Callable[[Any], BackgroundService], *, grace_s: float = 5.0
+) -> Callable[[Any], AbstractAsyncContextManager[BackgroundService]]:
+    """Turn a BackgroundService class into a lifespan hook: run it while the app runs, stop it on exit."""
+
+    @asynccontextmanager
+    async def hook(ctx: Any) -> AsyncIterator[BackgroundService]:
+        service = factory(ctx)
+        tasks = TaskSet()
+        tasks.spawn(service.name, service.run())
+        try:
+            yield service
+        finally:
+            service.stop()
+            await tasks.drain(grace_s)
+
+    return hook

@@ -1,0 +1,505 @@
+"""Faces rules: events, image uploads (decode, detect, encode, store), clusters, search.
+
+Blocking work (decoding and the model) happens in the worker processes of `FacesRuntime`; this
+module only awaits it. Services flush, never commit: the request's unit of work commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from loguru import logger
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Float, Select, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from vigil.core.bus import emit
+from vigil.core.db import utcnow
+from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from vigil.core.pagination import PageParams, paginate
+from vigil.core.storage import BlobStore, content_key
+from vigil.faces import encoder
+from vigil.faces.models import EMBEDDING_DIM, Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage
+from vigil.faces.runtime import FacesRuntime
+from vigil.faces.schemas import EventCreate
+
+
+class EventNotFound(NotFound):
+    title = "Face event not found"
+
+
+class EventNotRunning(Conflict):
+    title = "Face event not running"
+
+
+class ImageNotFound(NotFound):
+    title = "Image not found"
+
+
+class NoFaceFound(ValidationFailed):
+    title = "No face found"
+
+
+class JobNotFound(NotFound):
+    title = "Cluster job not found"
+
+
+class RecomputeRunning(Conflict):
+    title = "Recompute already running"
+
+
+JOBS_QUEUED = "faces_jobs_queued"  # session.info flag: wake the job worker when this transaction commits
+
+
+async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bool = False) -> encoder.Analysis:
+    """Decode and encode in a worker process; map refusals to 413 / 415."""
+    limit = runtime.settings.faces_max_upload_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file has {len(data)} bytes; at most {limit} are accepted.")
+    try:
+        return await runtime.analyse(data, largest_only=largest_only)
+    except encoder.ImageTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except encoder.NotAnImage as exc:
+        raise UnsupportedMediaType(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+async def get_event(session: AsyncSession, *, code: str, lock: bool = False) -> FaceEvent:
+    stmt = select(FaceEvent).where(FaceEvent.code == code)
+    if lock:
+        stmt = stmt.with_for_update()
+    event = await session.scalar(stmt)
+    if event is None:
+        raise EventNotFound(f"Face event {code!r} does not exist.")
+    return event
+
+
+async def create_event(session: AsyncSession, *, event_in: EventCreate) -> FaceEvent:
+    if await session.scalar(select(FaceEvent.id).where(FaceEvent.code == event_in.code)) is not None:
+        raise Conflict(f"A face event with code {event_in.code!r} already exists.")
+    event = FaceEvent(**event_in.model_dump())
+    session.add(event)
+    await session.flush()
+    logger.info("face event {} created (code {})", event.id, event.code)
+    return event
+
+
+async def list_events(session: AsyncSession, *, page: PageParams, running: bool | None = None,
+                      q: str | None = None) -> dict:
+    """Newest first; `q` matches code or name, case-insensitively."""
+    stmt = select(FaceEvent)
+    if running is not None:
+        stmt = stmt.where(FaceEvent.running.is_(running))
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(FaceEvent.code.ilike(pattern), FaceEvent.name.ilike(pattern)))
+    return await paginate(session, stmt.order_by(FaceEvent.created_at.desc(), FaceEvent.id), page)
+
+
+async def update_event(session: AsyncSession, *, code: str, changes: dict[str, Any]) -> FaceEvent:
+    """Apply the given fields (PATCH passes only those sent; PUT passes all)."""
+    event = await get_event(session, code=code, lock=True)
+    starts = changes.get("starts_at", event.starts_at)
+    ends = changes.get("ends_at", event.ends_at)
+    if starts is not None and ends is not None and ends < starts:
+        raise ValidationFailed("ends_at must not be before starts_at")
+    for name, value in changes.items():
+        if name in ("name", "running") and value is None:
+            raise ValidationFailed(f"{name} cannot be null")
+        setattr(event, name, value)
+    await session.flush()
+    logger.info("face event {} updated: {}", event.code, ", ".join(sorted(changes)) or "nothing")
+    return event
+
+
+async def delete_event(session: AsyncSession, *, storage: BlobStore, code: str) -> None:
+    """Remove the event with its images, faces, clusters and jobs (cascade) and the image files."""
+    event = await get_event(session, code=code, lock=True)
+    keys = list(await session.scalars(select(FaceImage.blob_key).where(FaceImage.event_id == event.id)))
+    await session.execute(delete(FaceEvent).where(FaceEvent.id == event.id))
+    # Rows first, then files. Should the commit still fail, an image would lack its file (its GET
+    # .../file answers 404) rather than a file outliving every row. Blob keys carry the event id, so
+    # no other event's image shares them.
+    for key in keys:
+        await storage.delete(key)
+    logger.info("face event {} deleted with {} images", code, len(keys))
+
+
+# --------------------------------------------------------------------------------------------
+# Images and faces
+# --------------------------------------------------------------------------------------------
+
+
+def _with_faces(stmt: Any) -> Any:
+    return stmt.options(selectinload(FaceImage.event), selectinload(FaceImage.faces))
+
+
+async def get_image(session: AsyncSession, *, image_id: uuid.UUID) -> FaceImage:
+    image = await session.scalar(_with_faces(select(FaceImage).where(FaceImage.id == image_id)))
+    if image is None:
+        raise ImageNotFound(f"Image {image_id} does not exist.")
+    return image
+
+
+async def upload_image(
+    session: AsyncSession,
+    *,
+    runtime: FacesRuntime,
+    storage: BlobStore,
+    event_code: str,
+    data: bytes,
+    filename: str | None = None,
+) -> tuple[FaceImage, bool]:
+    """Store a photo of a running event with its faces. Returns (image, created): the same bytes
+    uploaded to the same event again return the stored image, which is analysed and stored once."""
+    event = await get_event(session, code=event_code)
+    if not event.running:
+        raise EventNotRunning(f"Face event {event_code!r} is not running; it accepts no uploads.")
+    digest = hashlib.sha256(data).hexdigest()
+    existing = await _image_by_hash(session, event.id, digest)
+    if existing is not None:
+        return existing, False
+    analysis = await analyse_upload(runtime, data)
+    key = content_key(data, prefix=f"faces/{event.id}", ext=analysis.extension)
+    image = FaceImage(
+        event_id=event.id, sha256=digest, blob_key=key, content_type=analysis.content_type,
+        size_bytes=len(data), width=analysis.width, height=analysis.height, taken_at=analysis.taken_at,
+        filename=(filename or None) and filename[:255],
+    )
+    try:
+        async with session.begin_nested():  # a concurrent twin upload loses here and returns the winner
+            session.add(image)
+            await session.flush()
+    except IntegrityError:
+        existing = await _image_by_hash(session, event.id, digest)
+        if existing is None:
+            raise
+        return existing, False
+    if analysis.faces:
+        await lock_event_clusters(session, event.id)
+    threshold = runtime.settings.faces_match_threshold
+    for seq, found in enumerate(analysis.faces):
+        x, y, w, h = found.bbox
+        vector = found.vector.tolist()
+        cluster_id = await nearest_cluster(session, event_id=event.id, model=analysis.model, vector=vector,
+                                           threshold=threshold)
+        session.add(Face(
+            image_id=image.id, event_id=event.id, cluster_id=cluster_id, seq=seq, x=x, y=y, w=w, h=h,
+            det_score=found.score, model=analysis.model, alignment=analysis.alignment, embedding=vector,
+        ))
+        await session.flush()  # the next face of this photo sees this one
+    # After the row: a delete of the same image waits on it, so it cannot remove the file we write.
+    await storage.put(key, data)
+    emit(session, "face.image_added", {"image_id": str(image.id), "event_code": event.code,
+                                       "faces": len(analysis.faces)}, key=str(image.id))
+    logger.info("face image {} stored in event {}: {}x{}, {} faces", image.id, event.code, analysis.width,
+                analysis.height, len(analysis.faces))
+    return await get_image(session, image_id=image.id), True
+
+
+async def _image_by_hash(session: AsyncSession, event_id: uuid.UUID, digest: str) -> FaceImage | None:
+    return await session.scalar(
+        _with_faces(select(FaceImage).where(FaceImage.event_id == event_id, FaceImage.sha256 == digest))
+    )
+
+
+async def list_images(session: AsyncSession, *, page: PageParams, event_code: str | None = None,
+                      cluster_id: uuid.UUID | None = None) -> dict:
+    """Newest first, with their faces; `cluster_id` keeps images with at least one face in it."""
+    stmt = _with_faces(select(FaceImage))
+    if event_code is not None:
+        event = await get_event(session, code=event_code)
+        stmt = stmt.where(FaceImage.event_id == event.id)
+    if cluster_id is not None:
+        stmt = stmt.where(FaceImage.id.in_(select(Face.image_id).where(Face.cluster_id == cluster_id)))
+    return await paginate(session, stmt.order_by(FaceImage.created_at.desc(), FaceImage.id), page)
+
+
+async def image_file(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> tuple[bytes, FaceImage]:
+    image = await session.get(FaceImage, image_id)
+    if image is None:
+        raise ImageNotFound(f"Image {image_id} does not exist.")
+    try:
+        return await storage.get(image.blob_key), image
+    except FileNotFoundError as exc:
+        raise ImageNotFound(f"The file of image {image_id} is missing.") from exc
+
+
+async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> None:
+    """Remove the image, its faces (cascade) and its file."""
+    image = await session.scalar(select(FaceImage).where(FaceImage.id == image_id).with_for_update())
+    if image is None:
+        raise ImageNotFound(f"Image {image_id} does not exist.")
+    clusters = set(await session.scalars(
+        select(Face.cluster_id).where(Face.image_id == image_id, Face.cluster_id.is_not(None))
+    ))
+    await session.execute(delete(FaceImage).where(FaceImage.id == image_id))
+    if clusters:
+        await session.execute(delete(FaceCluster).where(
+            FaceCluster.id.in_(clusters), ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
+        ))
+    await storage.delete(image.blob_key)
+    logger.info("face image {} deleted", image_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Clusters
+# --------------------------------------------------------------------------------------------
+
+
+async def lock_event_clusters(session: AsyncSession, event_id: uuid.UUID) -> None:
+    """Serialise cluster changes within one event until the transaction ends (uploads, recompute),
+    so two photos of a new person arriving together do not found two clusters."""
+    key = event_id.int & 0x7FFF_FFFF_FFFF_FFFF
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def nearest_cluster(session: AsyncSession, *, event_id: uuid.UUID, model: str, vector: Sequence[float],
+                          threshold: float) -> uuid.UUID:
+    """The cluster of the nearest clustered face of the event within `threshold` (L2), else a new one."""
+    row = (await session.execute(
+        nearest_stmt(vector, model=model, event_id=event_id, top_k=1, clustered_only=True)
+    )).first()
+    if row is not None and row.distance <= threshold:
+        return row.cluster_id
+    cluster = FaceCluster(event_id=event_id, model=model)
+    session.add(cluster)
+    await session.flush()
+    return cluster.id
+
+
+async def list_clusters(session: AsyncSession, *, event_code: str, sample: int = 5, min_size: int = 1,
+                        limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """The event's people, biggest first, each with its size and a sample of faces (oldest first)."""
+    event = await get_event(session, code=event_code)
+    size = func.count(Face.id).label("size")
+    biggest = (await session.execute(
+        select(Face.cluster_id, size).where(Face.event_id == event.id, Face.cluster_id.is_not(None))
+        .group_by(Face.cluster_id).having(func.count(Face.id) >= min_size)
+        .order_by(size.desc(), Face.cluster_id).limit(limit).offset(offset)
+    )).all()
+    if not biggest:
+        return []
+    rank = func.row_number().over(partition_by=Face.cluster_id, order_by=(Face.created_at, Face.id)).label("rank")
+    ranked = select(Face.cluster_id, Face.id, Face.image_id, rank).where(
+        Face.cluster_id.in_([row.cluster_id for row in biggest])
+    ).subquery()
+    samples: dict[uuid.UUID, list[Any]] = {}
+    for row in await session.execute(select(ranked).where(ranked.c.rank <= sample).order_by(ranked.c.rank)):
+        samples.setdefault(row.cluster_id, []).append(row)
+    return [{"cluster_id": row.cluster_id, "size": row.size,
+             "face_ids": [f.id for f in samples.get(row.cluster_id, [])],
+             "image_ids": [f.image_id for f in samples.get(row.cluster_id, [])]} for row in biggest]
+
+
+def _job_query() -> Select[Any]:
+    return select(FaceClusterJob).options(selectinload(FaceClusterJob.event))
+
+
+async def request_recompute(session: AsyncSession, *, event_code: str) -> FaceClusterJob:
+    """Queue a re-clustering of the event; one at a time per event (409 while one is active)."""
+    event = await get_event(session, code=event_code)
+    active = await session.scalar(select(FaceClusterJob.id).where(
+        FaceClusterJob.event_id == event.id, FaceClusterJob.status.in_(("queued", "running"))
+    ))
+    if active is not None:
+        raise RecomputeRunning(f"A recompute of {event_code!r} is already queued or running.", job_id=str(active))
+    job = FaceClusterJob(event_id=event.id)
+    try:
+        async with session.begin_nested():  # the partial unique index settles a race between two requests
+            session.add(job)
+            await session.flush()
+    except IntegrityError as exc:
+        raise RecomputeRunning(f"A recompute of {event_code!r} is already queued or running.") from exc
+    session.info[JOBS_QUEUED] = True  # wakes this instance's job worker once the request commits
+    logger.info("face cluster job {} queued for event {}", job.id, event_code)
+    return await get_job(session, job_id=job.id)
+
+
+async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
+    job = await session.scalar(_job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
+    if job is None:
+        raise JobNotFound(f"Cluster job {job_id} does not exist.")
+    return job
+
+
+async def claim_job(session: AsyncSession, *, stale_after_s: float) -> FaceClusterJob | None:
+    """Take the oldest queued job (or one whose runner went silent) for this instance, or None."""
+    job = await session.scalar(
+        select(FaceClusterJob).where(or_(
+            FaceClusterJob.status == "queued",
+            (FaceClusterJob.status == "running")
+            & (FaceClusterJob.updated_at < utcnow() - timedelta(seconds=stale_after_s)),
+        )).order_by(FaceClusterJob.created_at).limit(1).with_for_update(skip_locked=True)
+    )
+    if job is None:
+        return None
+    job.status, job.phase, job.processed, job.started_at = "running", "loading", 0, utcnow()
+    await session.flush()
+    return job
+
+
+async def event_vectors(session: AsyncSession, *, event_id: uuid.UUID, model: str) -> tuple[list[uuid.UUID], Any]:
+    """Ids and vectors (n x 128 float32) of the event's faces of one model."""
+    import numpy as np
+
+    rows = (await session.execute(
+        select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model)
+        .order_by(Face.created_at, Face.id)
+    )).all()
+    vectors = np.asarray([row.embedding for row in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
+    return [row.id for row in rows], vectors
+
+
+async def set_job_progress(session: AsyncSession, *, job_id: uuid.UUID, **fields: Any) -> bool:
+    """Record progress; False when the job is gone (its event was deleted)."""
+    result = await session.execute(
+        update(FaceClusterJob).where(FaceClusterJob.id == job_id).values(**fields, updated_at=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def apply_clustering(session: AsyncSession, *, job_id: uuid.UUID, event_id: uuid.UUID, model: str,
+                           face_ids: Sequence[uuid.UUID], labels: Sequence[int], threshold: float) -> int | None:
+    """Replace the event's clusters with the computed ones, in one transaction under the event lock.
+
+    Faces uploaded since the vectors were read join the new clusters by the upload rule; faces
+    deleted since then are simply absent. Returns the number of clusters, None if the job is gone.
+    """
+    await lock_event_clusters(session, event_id)
+    job = await session.scalar(select(FaceClusterJob).where(FaceClusterJob.id == job_id).with_for_update())
+    if job is None:
+        return None
+    await session.execute(delete(FaceCluster).where(FaceCluster.event_id == event_id))  # faces -> NULL
+    cluster_ids = {label: uuid.uuid4() for label in set(labels)}
+    if cluster_ids:
+        await session.execute(insert(FaceCluster), [{"id": c, "event_id": event_id, "model": model}
+                                                    for c in cluster_ids.values()])
+        # A Core executemany on the table: faces deleted meanwhile simply match no row (the ORM's
+        # bulk update by primary key would call that stale data).
+        faces = Face.__table__
+        await session.execute(
+            update(faces).where(faces.c.id == bindparam("face_id")).values(cluster_id=bindparam("new_cluster")),
+            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels)],
+        )
+    late = (await session.execute(
+        select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model,
+                                              Face.cluster_id.is_(None)).order_by(Face.created_at, Face.id)
+    )).all()
+    for face_id, vector in late:
+        cluster_id = await nearest_cluster(session, event_id=event_id, model=model, vector=list(vector),
+                                           threshold=threshold)
+        await session.execute(update(Face).where(Face.id == face_id).values(cluster_id=cluster_id))
+    # Labels whose faces were all deleted meanwhile leave empty clusters: drop them.
+    await session.execute(delete(FaceCluster).where(
+        FaceCluster.event_id == event_id, ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
+    ))
+    count = await session.scalar(select(func.count()).select_from(FaceCluster).where(FaceCluster.event_id == event_id))
+    job.status, job.phase, job.processed = "done", "done", job.total
+    job.clusters, job.finished_at = count, utcnow()
+    await session.flush()
+    return count
+
+
+# --------------------------------------------------------------------------------------------
+# Search
+# --------------------------------------------------------------------------------------------
+
+
+def nearest_stmt(query: Sequence[float], *, model: str, event_id: uuid.UUID | None, top_k: int,
+                 clustered_only: bool = False) -> Select[Any]:
+    """The `top_k` faces nearest to `query` by L2 distance, of one model, nearest first.
+
+    Within one event: an exact scan of that event's faces (the function form `l2_distance()` never
+    uses the HNSW index, so the planner takes the event index and sorts; exact and fast for the
+    thousands of faces an event has). Across events: `embedding <-> :q` walks the HNSW index; pgvector
+    applies WHERE filters after the index scan, which is why it is not used with a selective filter.
+    The model filter loses nothing while every stored vector comes from the one current model.
+    """
+    q = literal(list(query), Vector(EMBEDDING_DIM))
+    dist = (func.l2_distance(Face.embedding, q, type_=Float) if event_id is not None
+            else Face.embedding.l2_distance(q))
+    stmt = select(Face.id, Face.image_id, Face.event_id, Face.cluster_id, Face.x, Face.y, Face.w, Face.h,
+                  dist.label("distance")).where(Face.model == model)
+    if event_id is not None:
+        stmt = stmt.where(Face.event_id == event_id)
+    if clustered_only:
+        stmt = stmt.where(Face.cluster_id.is_not(None))
+    return stmt.order_by(dist).limit(top_k)
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    runtime: FacesRuntime,
+    data: bytes | None = None,
+    embedding: Sequence[float] | None = None,
+    event_code: str | None = None,
+    top_k: int = 10,
+    max_distance: float | None = None,
+    all_faces: bool = False,
+) -> dict[str, Any]:
+    """Faces nearest to the largest face of a query image (every face with `all_faces`), or to an
+    embedding; in one event or across all. Matches are nearest first; `is_match` applies the threshold."""
+    if (data is None) == (embedding is None):
+        raise ValidationFailed("Send either a query image (`file`) or an `embedding`, not both.")
+    event_id = (await get_event(session, code=event_code)).id if event_code is not None else None
+    if data is not None:
+        analysis = await analyse_upload(runtime, data, largest_only=not all_faces)
+        if not analysis.faces:
+            raise NoFaceFound("no face found in the query image")
+        model, found = analysis.model, analysis.detected
+        queries: list[tuple[list[int] | None, list[float]]] = [
+            (list(face.bbox), face.vector.tolist()) for face in analysis.faces
+        ]
+    else:
+        assert embedding is not None
+        if len(embedding) != EMBEDDING_DIM:
+            raise ValidationFailed(f"The embedding has {len(embedding)} values; {encoder.DEFAULT_MODEL} "
+                                   f"vectors have {EMBEDDING_DIM}.")
+        model, found, queries = encoder.DEFAULT_MODEL, 1, [(None, list(embedding))]
+    if event_id is None:
+        ef = max(runtime.settings.faces_hnsw_ef_search, top_k)
+        await session.execute(select(func.set_config("hnsw.ef_search", str(ef), True)))
+    threshold = runtime.settings.faces_match_threshold
+    matches: list[dict[str, Any]] = []
+    for index, (_, vector) in enumerate(queries):
+        rows = await session.execute(nearest_stmt(vector, model=model, event_id=event_id, top_k=top_k))
+        for row in rows:
+            if max_distance is not None and row.distance > max_distance:
+                break  # rows come nearest first
+            matches.append({
+                "face_id": row.id, "image_id": row.image_id, "event_id": row.event_id, "cluster_id": row.cluster_id,
+                "bbox": [row.x, row.y, row.w, row.h], "distance": float(row.distance),
+                "is_match": encoder.is_match(float(row.distance), threshold), "query_index": index,
+            })
+    codes = dict((await session.execute(
+        select(FaceEvent.id, FaceEvent.code).where(FaceEvent.id.in_({m["event_id"] for m in matches}))
+    )).all()) if matches else {}
+    for m in matches:
+        m["event_code"] = codes[m.pop("event_id")]
+    matches.sort(key=lambda m: (m["distance"], m["query_index"]))
+    logger.info("face search in {}: {} query faces, {} matches", event_code or "all events", len(queries),
+                len(matches))
+    return {"query_faces": found, "queries": [{"bbox": bbox} for bbox, _ in queries], "metric": encoder.METRIC,
+            "threshold": threshold, "model": model, "exact": event_id is not None, "matches": matches}
+
+
+__all__ = [
+    "EventNotFound", "EventNotRunning", "ImageNotFound", "JobNotFound", "NoFaceFound", "RecomputeRunning",
+    "apply_clustering", "claim_job", "create_event", "delete_event", "delete_image", "event_vectors", "get_event",
+    "get_image", "get_job", "image_file", "list_clusters", "list_events", "list_images", "lock_event_clusters",
+    "nearest_cluster", "nearest_stmt", "request_recompute", "search", "set_job_progress", "update_event",
+    "upload_image",
+]
