@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.core.cache import Cache
 from vigil.core.config import Settings
+from vigil.core.db import commit_unit_of_work, rollback_unit_of_work
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -16,9 +18,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.ctx.sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            await commit_unit_of_work(session)
         except BaseException:
-            await session.rollback()
+            await rollback_unit_of_work(session)
             raise
 
 
@@ -26,7 +28,12 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_cache(request: Request) -> Cache:
+    return request.app.state.ctx.cache
+
+
 # scope="function": the commit happens before the response is sent, so a failed commit is an error
 # response rather than a 201 for a row that was never stored.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
