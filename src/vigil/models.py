@@ -7,5 +7,7 @@ from vigil.alerts.models import Alert  # noqa: F401
 from vigil.core.bus import OutboxEvent  # noqa: F401
 from vigil.core.db import Base
 from vigil.core.security import ApiKey  # noqa: F401
+from vigil.people.models import Person, ReidMessage  # noqa: F401
+from vigil.zones.models import Zone  # noqa: F401
 
 metadata = Base.metadata

@@ -22,9 +22,11 @@ REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
 def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
     from vigil.alerts.router import router as alerts
+    from vigil.people.router import router as people
     from vigil.platform.router import api_router
+    from vigil.zones.router import router as zones
 
-    return [api_router, alerts]
+    return [api_router, alerts, people, zones]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -37,4 +39,8 @@ def ws_routers() -> list[APIRouter]:
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
-    return []
+    from vigil.people.consumers import reid_alert_specs
+
+    if not ctx.settings.kafka_bootstrap_servers:
+        return []
+    return [*reid_alert_specs(ctx)]

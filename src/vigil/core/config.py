@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     # --- cache --------------------------------------------------------------------------
     cache_ttl_s: int = Field(300, ge=1, validation_alias=_env("VIGIL_CACHE_TTL_S", "cache_ttl_s"))
 
+    # --- people, zones, ReID alerts -------------------------------------------------------
+    reid_collection: str = Field(
+        "people_reid", min_length=1, max_length=100, validation_alias=_env("VIGIL_REID_COLLECTION", "reid_collection")
+    )
+    alert_recent_messages: int = Field(
+        200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")
+    )
+
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
 
