@@ -189,7 +189,8 @@ async def main() -> None:
                 await fast.ready()
                 results["kafka_to_ws_fetch_wait_100ms"] = await latency(
                     fast, settings.kafka_bootstrap_servers or "", args.alerts, args.rate)
-                print("kafka -> websocket, fetch wait 100 ms (all consumers):", results["kafka_to_ws_fetch_wait_100ms"], flush=True)
+                print("kafka -> websocket, fetch wait 100 ms (all consumers):",
+                      results["kafka_to_ws_fetch_wait_100ms"], flush=True)
             finally:
                 fast.stop()
             uncached = Server(settings, data_dir, no_cache=True)

@@ -52,14 +52,15 @@ PEOPLE: list[dict[str, Any]] = [
 ]
 
 ALERTS: list[dict[str, Any]] = [
-    {"source": "reid", "kind": "restricted_zone", "severity": "critical", "subject": "global_id:1002/zone:ZONE_003",
-     "title": "Jonas Becker entered Loading dock (exclusion zone)",
+    {"source": "reid", "kind": "restricted_zone", "severity": "critical",
+     "subject": "global_id:1002/zone:ZONE_003", "title": "Jonas Becker entered Loading dock (exclusion zone)",
      "data": {"global_id": 1002, "zone_id": "ZONE_003", "camera_id": "cam-dock-02"}},
     {"source": "reid", "kind": "outside_working_zone", "severity": "warning",
-     "subject": "global_id:1004/zone:ZONE_001", "title": "Sofia Rossi seen on Assembly line A, works on line B",
+     "subject": "global_id:1004/zone:ZONE_001",
+     "title": "Sofia Rossi seen on Assembly line A, works on line B",
      "data": {"global_id": 1004, "zone_id": "ZONE_001", "camera_id": "cam-hall-01"}},
-    {"source": "reid", "kind": "unknown_person", "severity": "info", "subject": "global_id:7731/zone:ZONE_004",
-     "title": "Unknown person (global_id 7731) at Main entrance",
+    {"source": "reid", "kind": "unknown_person", "severity": "info",
+     "subject": "global_id:7731/zone:ZONE_004", "title": "Unknown person (global_id 7731) at Main entrance",
      "data": {"global_id": 7731, "zone_id": "ZONE_004", "camera_id": "cam-gate-03"}},
 ]
 
@@ -72,7 +73,8 @@ async def _seed(session: AsyncSession, cache: Cache) -> dict[str, int]:
             added["zones"] += 1
     for spec in PEOPLE:
         if await people_service.find_by_global_id(session, global_id=spec["global_id"]) is None:
-            await people_service.create_person(session, person_in=PersonCreate.model_validate(spec), cache=cache)
+            person_in = PersonCreate.model_validate(spec)
+            await people_service.create_person(session, person_in=person_in, cache=cache)
             added["people"] += 1
     for spec in ALERTS:
         existing = await alerts_service.list_alerts(session, page=PageParams(limit=1), source=spec["source"],

@@ -53,7 +53,8 @@ def raw_message(record: ConsumerRecord) -> dict[str, Any]:
         "partition": record.partition,
         "offset": record.offset,
         "key": record.key.decode("utf-8", errors="replace") if record.key else None,
-        "timestamp": datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat() if record.timestamp else None,
+        "timestamp": (datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat()
+                      if record.timestamp else None),
         "received_at": utcnow().isoformat(),
         "value": value,
     }
@@ -61,8 +62,10 @@ def raw_message(record: ConsumerRecord) -> dict[str, Any]:
 
 def alert_fields(msg: ReidAlertMessage, *, person: Any, zone: Any) -> dict[str, Any]:
     """Arguments of raise_alert for one message, with the person and zone resolved when known."""
-    who = f"{person.name} (global_id {msg.global_id})" if person else f"unknown person (global_id {msg.global_id})"
-    where = f" in {zone.name} ({zone.zone_id})" if zone else (f" in zone {msg.zone_id}" if msg.zone_id else "")
+    who = f"{person.name if person else 'unknown person'} (global_id {msg.global_id})"
+    where = f" in zone {msg.zone_id}" if msg.zone_id else ""
+    if zone is not None:
+        where = f" in {zone.name} ({zone.zone_id})"
     data: dict[str, Any] = {
         **msg.extras(),  # unknown fields first, so they can never overwrite the known ones
         "global_id": msg.global_id,
@@ -107,12 +110,14 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
                 return
             person = await service.find_by_global_id(session, global_id=msg.global_id)
             zone = await zones_service.find_zone(session, zone_id=msg.zone_id) if msg.zone_id else None
-            alert, created = await alerts_service.raise_alert(session, **alert_fields(msg, person=person, zone=zone))
+            fields = alert_fields(msg, person=person, zone=zone)
+            alert, created = await alerts_service.raise_alert(session, **fields)
             handled += 1
             if handled % PRUNE_EVERY == 0:
                 await service.prune_reid_ledger(session)
         logger.info("reid alert {} {} (global_id {}, zone {}, camera {}, count {})", alert.id,
-                    "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id, alert.count)
+                    "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id,
+                    alert.count)
 
     return [ConsumerSpec(
         name="reid-alerts", topics=[TOPIC], handler=handle, group=GROUP,

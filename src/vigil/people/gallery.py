@@ -77,9 +77,8 @@ class Gallery:
                 return current
 
             async def create() -> None:
-                await self.client.create_collection(
-                    self.collection, vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE)
-                )
+                params = models.VectorParams(size=size, distance=models.Distance.COSINE)
+                await self.client.create_collection(self.collection, vectors_config=params)
                 if not self.local:  # indexes do nothing in local mode (and it warns about them)
                     await self.client.create_payload_index(self.collection, "person_id",
                                                            models.PayloadSchemaType.KEYWORD)
@@ -114,7 +113,8 @@ class Gallery:
         await self._call(lambda: self.client.upsert(self.collection, points=points, wait=True))
         return dimension
 
-    async def search(self, vector: Sequence[float], *, top_k: int, min_score: float) -> list[tuple[str, float]]:
+    async def search(self, vector: Sequence[float], *, top_k: int,
+                     min_score: float) -> list[tuple[str, float]]:
         """Best `top_k` people (one best vector each) as (person_id, score), best first."""
         dimension = await self.dimension()
         if dimension is None:

@@ -13,8 +13,15 @@ from vigil.core.pagination import Page, PageDep
 from vigil.people import service
 from vigil.people.gallery import Gallery, GalleryUnavailable
 from vigil.people.schemas import (
-    DirectoryEntry, EmbeddingsIn, EmbeddingsStored, IdentifyIn, IdentifyOut, PeopleStats, PersonCreate,
-    PersonRead, PersonUpdate,
+    DirectoryEntry,
+    EmbeddingsIn,
+    EmbeddingsStored,
+    IdentifyIn,
+    IdentifyOut,
+    PeopleStats,
+    PersonCreate,
+    PersonRead,
+    PersonUpdate,
 )
 
 router = APIRouter(prefix="/people", tags=["people"])

@@ -114,7 +114,7 @@ class ReidAlertMessage(BaseModel):
     global_id: GlobalId
     zone_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     camera_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    kind: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = "reid_alert"
+    kind: Label = "reid_alert"
     severity: str = "warning"
     message: Annotated[str, StringConstraints(max_length=500)] | None = None
     ts: datetime | None = None

@@ -52,11 +52,12 @@ def invalidate_directory(session: AsyncSession, *, cache: Cache) -> None:
 
 async def _check_zone(session: AsyncSession, zone_id: str | None) -> None:
     if zone_id is not None and not await zones_service.zone_exists(session, zone_id=zone_id):
-        raise UnknownZone(f"Zone {zone_id} does not exist.",
-                          errors=[{"loc": ["body", "zone_id"], "msg": "unknown zone", "type": "unknown_zone"}])
+        error = {"loc": ["body", "zone_id"], "msg": "unknown zone", "type": "unknown_zone"}
+        raise UnknownZone(f"Zone {zone_id} does not exist.", errors=[error])
 
 
-async def _check_global_id(session: AsyncSession, global_id: int, *, other_than: uuid.UUID | None = None) -> None:
+async def _check_global_id(session: AsyncSession, global_id: int, *,
+                           other_than: uuid.UUID | None = None) -> None:
     stmt = select(Person.id).where(Person.global_id == global_id)
     if other_than is not None:
         stmt = stmt.where(Person.id != other_than)
@@ -101,11 +102,12 @@ async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache
     return person
 
 
-async def update_person(session: AsyncSession, *, person_id: uuid.UUID, person_in: PersonUpdate | PersonCreate,
-                        cache: Cache) -> Person:
+async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
+                        person_in: PersonUpdate | PersonCreate, cache: Cache) -> Person:
     """PATCH with a PersonUpdate (fields given), PUT with a PersonCreate (every field)."""
     person = await get_person(session, person_id=person_id)
-    fields = person_in.model_fields_set if isinstance(person_in, PersonUpdate) else set(PersonCreate.model_fields)
+    full = not isinstance(person_in, PersonUpdate)
+    fields = set(PersonCreate.model_fields) if full else person_in.model_fields_set
     changes = {f: getattr(person_in, f) for f in fields}
     if "global_id" in changes:
         await _check_global_id(session, changes["global_id"], other_than=person.id)
@@ -135,7 +137,8 @@ async def directory(session: AsyncSession, *, cache: Cache) -> dict[str, dict[st
     """{"<global_id>": {"name", "zone_id"}} for everyone, from the cache when it is warm."""
 
     async def build() -> dict[str, dict[str, Any]]:
-        rows = await session.execute(select(Person.global_id, Person.name, Person.zone_id).order_by(Person.global_id))
+        stmt = select(Person.global_id, Person.name, Person.zone_id).order_by(Person.global_id)
+        rows = await session.execute(stmt)
         return {str(g): {"name": n, "zone_id": z} for g, n, z in rows}
 
     return await cache.get_or_set(DIRECTORY_CACHE, "all", build)
@@ -180,7 +183,8 @@ def _check_vectors(vectors: Sequence[Sequence[float]]) -> None:
 async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors: Sequence[Sequence[float]],
                          camera_id: str | None, model: str | None, gallery: Gallery) -> dict[str, int]:
     # Key-share lock: a concurrent delete of this person waits until the vectors are stored.
-    person = await session.scalar(select(Person).where(Person.id == person_id).with_for_update(key_share=True))
+    stmt = select(Person).where(Person.id == person_id).with_for_update(key_share=True)
+    person = await session.scalar(stmt)
     if person is None:
         raise PersonNotFound(f"Person {person_id} does not exist.")
     _check_vectors(vectors)

@@ -71,7 +71,8 @@ def polygon_from_rings(rings: Sequence[Ring]) -> Polygon:
         _check_simple(Polygon(ring), "outer ring" if i == 0 else f"hole {i}")
     polygon = Polygon(checked[0], checked[1:])
     if not polygon.is_valid:
-        raise PolygonError("invalid_holes", f"holes do not fit the outer ring: {shapely.is_valid_reason(polygon)}")
+        reason = shapely.is_valid_reason(polygon)
+        raise PolygonError("invalid_holes", f"holes do not fit the outer ring: {reason}")
     return polygon
 
 

@@ -10,7 +10,14 @@ from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.zones import service
 from vigil.zones.schemas import (
-    CameraId, ContainsRequest, ContainsResponse, ZoneCreate, ZoneKind, ZoneRead, ZoneStats, ZoneUpdate,
+    CameraId,
+    ContainsRequest,
+    ContainsResponse,
+    ZoneCreate,
+    ZoneKind,
+    ZoneRead,
+    ZoneStats,
+    ZoneUpdate,
 )
 
 router = APIRouter(prefix="/zones", tags=["zones"])

@@ -23,15 +23,16 @@ CORNERS = ("x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4")
 RESERVED_ZONE_IDS = frozenset({"stats"})  # would shadow GET /zones/stats
 
 
+RingCoords = Annotated[list[Position], Field(max_length=MAX_RING_POINTS)]
+
+
 class PolygonGeometry(BaseModel):
     """A GeoJSON Polygon: an outer ring, then optional holes; each ring closed (first == last)."""
 
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["Polygon"]
-    coordinates: Annotated[
-        list[Annotated[list[Position], Field(max_length=MAX_RING_POINTS)]], Field(min_length=1, max_length=100)
-    ]
+    coordinates: Annotated[list[RingCoords], Field(min_length=1, max_length=100)]
 
     def rings(self) -> list[list[list[float]]]:
         return [[[p[0], p[1]] for p in ring] for ring in self.coordinates]

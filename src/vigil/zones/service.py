@@ -19,7 +19,7 @@ from vigil.core.pagination import PageParams, paginate
 from vigil.people import service as people_service
 from vigil.zones import geometry
 from vigil.zones.models import Zone
-from vigil.zones.schemas import ZoneCreate, ZoneUpdate, ZoneShape
+from vigil.zones.schemas import ZoneCreate, ZoneShape, ZoneUpdate
 
 # Above this many points a containment test goes to a worker thread instead of the event loop.
 INLINE_POINTS = 2_000
