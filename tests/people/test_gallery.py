@@ -95,3 +95,15 @@ async def test_deleting_a_person_deletes_their_vectors(client, gallery):
     assert await gallery.count(uuid.UUID(ada["id"])) == 0
     r = await client.post("/api/v1/people/identify", json={"vector": unit(1, 0)})
     assert [m["global_id"] for m in r.json()["matches"]] == [2]
+
+
+async def test_without_qdrant_the_gallery_routes_are_503_and_people_still_work(server, client, gallery):
+    ada = await person(client, 1, "Ada")
+    saved, server.ctx.qdrant = server.ctx.qdrant, None
+    try:
+        r = await embed(client, ada, [[1.0, 0.0]])
+        assert r.status_code == 503 and r.headers["content-type"] == PROBLEM
+        assert (await client.post("/api/v1/people/identify", json={"vector": [1.0, 0.0]})).status_code == 503
+        assert (await client.delete(f"/api/v1/people/{ada['id']}")).status_code == 204
+    finally:
+        server.ctx.qdrant = saved
