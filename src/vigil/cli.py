@@ -1,4 +1,4 @@
-"""The `vigil` command: dev, serve, migrate, create-key."""
+"""The `vigil` command: dev, serve, migrate, seed, create-key."""
 
 from __future__ import annotations
 
@@ -108,6 +108,44 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_redis_url() -> str:
+    """REDIS_URL, else the URL the dev stack wrote to devstack.json."""
+    import json
+
+    settings = get_settings()
+    if settings.redis_url:
+        return settings.redis_url
+    if settings.devstack_file.exists():
+        url = json.loads(settings.devstack_file.read_text()).get("redis_url")
+        if url:
+            return url
+    raise RuntimeError("No Redis: set REDIS_URL or start the dev stack (`make run`) first.")
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Load the demo zones, people and alerts (idempotent)."""
+    from vigil.core.cache import Cache, create_redis
+    from vigil.core.db import create_engine, create_sessionmaker
+    from vigil.core.migrations import resolve_database_url
+    from vigil.seed import seed
+
+    database_url, redis_url = resolve_database_url(), _resolve_redis_url()
+
+    async def run() -> dict[str, int]:
+        # Redis too: the seed's writes invalidate the cached people directory.
+        engine = create_engine(database_url)
+        redis = create_redis(redis_url, timeout_s=2)
+        try:
+            return await seed(create_sessionmaker(engine), Cache(redis))
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    added = asyncio.run(run())
+    print(f"seeded: {added['zones']} zones, {added['people']} people, {added['alerts']} alerts added")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "downgrade", "check"])
     mig.add_argument("revision", nargs="?")
     mig.set_defaults(fn=cmd_migrate)
+    sub.add_parser("seed", help="load demo zones, people and alerts (idempotent)").set_defaults(fn=cmd_seed)
     key = sub.add_parser("create-key", help="create an API key and print it once")
     key.add_argument("--name", required=True)
     key.add_argument("--scopes", required=True, help="comma-separated: admin,write,read,ingest")

@@ -11,5 +11,7 @@ from vigil.core.security import ApiKey  # noqa: F401
 from vigil.faces.models import Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage  # noqa: F401
 from vigil.exporters.models import Delivery, Exporter  # noqa: F401
 from vigil.plates.models import PlateEvent, WatchlistEntry  # noqa: F401
+from vigil.people.models import Person, ReidMessage  # noqa: F401
+from vigil.zones.models import Zone  # noqa: F401
 
 metadata = Base.metadata

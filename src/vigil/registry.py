@@ -30,10 +30,12 @@ def api_routers() -> list[APIRouter]:
     from vigil.cameras.router import router as cameras
     from vigil.exporters.router import router as exporters
     from vigil.faces.router import router as faces
+    from vigil.people.router import router as people
     from vigil.platform.router import api_router
     from vigil.plates.router import router as plates
+    from vigil.zones.router import router as zones
 
-    return [api_router, alerts, cameras, plates, exporters, faces]
+    return [api_router, alerts, people, zones, cameras, plates, exporters, faces]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -48,8 +50,11 @@ def ws_routers() -> list[APIRouter]:
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
     from vigil.exporters.consumers import consumer_specs as exporter_consumers
+    from vigil.people.consumers import reid_alert_specs
 
-    return [*exporter_consumers(ctx)]
+    if not ctx.settings.kafka_bootstrap_servers:
+        return []
+    return [*reid_alert_specs(ctx), *exporter_consumers(ctx)]
 
 
 def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[Any]]]:

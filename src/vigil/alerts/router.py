@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 
 from vigil.alerts import service
-from vigil.alerts.schemas import AlertRead, Severity, Status
+from vigil.alerts.schemas import AlertRead, RecentMessage, Severity, Status
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
@@ -32,6 +32,12 @@ async def list_alerts(
 ) -> dict:
     return await service.list_alerts(session, page=page, status=status, severity=severity, source=source,
                                      kind=kind, subject=subject, since=since)
+
+
+@router.get("/messages/recent", response_model=list[RecentMessage])
+async def recent_messages(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+    """The latest raw messages seen on the alert topics (`person_reid_alerts`), newest first."""
+    return await service.recent_messages(request.app.state.ctx.redis, limit=limit)
 
 
 @router.get("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)

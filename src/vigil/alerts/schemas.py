@@ -30,3 +30,15 @@ class AlertRead(BaseModel):
     acknowledged_by: str | None
     resolved_at: datetime | None
     resolved_by: str | None
+
+
+class RecentMessage(BaseModel):
+    """A raw message as it arrived on an alert topic; `value` is its JSON, or its text if not JSON."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    timestamp: datetime | None
+    received_at: datetime
+    value: Any

@@ -5,10 +5,12 @@ Other domains call `raise_alert` and `resolve_active`; nothing else writes the a
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -153,4 +155,23 @@ async def resolve_active(session: AsyncSession, *, source: str, kind: str, subje
     return alert
 
 
-__all__ = ["AlertNotFound", "acknowledge", "get_alert", "list_alerts", "raise_alert", "resolve", "resolve_active"]
+# --- raw messages of the alert topics (debugging aid for pipelines) --------------------------
+
+RECENT_MESSAGES_KEY = "vigil:alerts:recent_messages"
+
+
+async def remember_message(redis: Redis, *, message: dict[str, Any], keep: int) -> None:
+    """Keep one raw alert-topic message in the newest-first list of the last `keep`."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.lpush(RECENT_MESSAGES_KEY, json.dumps(message, default=str))
+        pipe.ltrim(RECENT_MESSAGES_KEY, 0, keep - 1)
+        await pipe.execute()
+
+
+async def recent_messages(redis: Redis, *, limit: int) -> list[dict[str, Any]]:
+    """The newest raw messages seen on the alert topics, newest first."""
+    return [json.loads(raw) for raw in await redis.lrange(RECENT_MESSAGES_KEY, 0, limit - 1)]
+
+
+__all__ = ["AlertNotFound", "acknowledge", "get_alert", "list_alerts", "raise_alert", "recent_messages",
+           "remember_message", "resolve", "resolve_active"]

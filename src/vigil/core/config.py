@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         1.0, gt=0, validation_alias=_env("VIGIL_FACES_JOB_POLL_INTERVAL_S", "faces_job_poll_interval_s")
     )
 
+    # --- people, zones, ReID alerts -------------------------------------------------------
+    reid_collection: str = Field(
+        "people_reid", min_length=1, max_length=100, validation_alias=_env("VIGIL_REID_COLLECTION", "reid_collection")
+    )
+    alert_recent_messages: int = Field(
+        200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")
+    )
+
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+from loguru import logger
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -63,13 +64,40 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_AFTER_COMMIT = "vigil_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[object]]) -> None:
+    """Run `callback()` once this unit of work has committed (never if it rolls back).
+
+    For side effects that must not run ahead of the data, such as invalidating a cache: done
+    before the commit, a concurrent reader could cache the old rows again.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def commit_unit_of_work(session: AsyncSession) -> None:
+    """Commit, then run the after-commit callbacks; a failing callback is logged, not raised."""
+    await session.commit()
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            await callback()
+        except Exception as exc:  # the data is committed; the caller's request succeeded
+            logger.opt(exception=exc).error("after-commit callback {!r} failed", callback)
+
+
+async def rollback_unit_of_work(session: AsyncSession) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+    await session.rollback()
+
+
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit when the block succeeds, roll back when it raises."""
     async with factory() as session:
         try:
             yield session
-            await session.commit()
+            await commit_unit_of_work(session)
         except BaseException:
-            await session.rollback()
+            await rollback_unit_of_work(session)
             raise

@@ -8,25 +8,27 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.core.cache import Cache
 from vigil.core.config import Settings
+from vigil.core.db import session_scope
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Unit of work per request: commit when the handler returns, roll back when it raises."""
-    async with request.app.state.ctx.sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with session_scope(request.app.state.ctx.sessionmaker) as session:
+        yield session
 
 
 def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_cache(request: Request) -> Cache:
+    return request.app.state.ctx.cache
+
+
 # scope="function": the commit happens before the response is sent, so a failed commit is an error
 # response rather than a 201 for a row that was never stored.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CacheDep = Annotated[Cache, Depends(get_cache)]

@@ -1,0 +1,39 @@
+"""Serve the app for a benchmark, optionally with the people directory cache switched off.
+
+    python bench/_serve.py [--no-cache] [--fetch-wait-ms N]     (settings come from the environment)
+
+`--fetch-wait-ms` sets fetch_max_wait_ms on every consumer (the core fan-out one too), to show what
+the embedded broker's fetch holding costs per hop.
+"""
+
+import sys
+
+import uvicorn
+
+from vigil.core.cache import Cache
+from vigil.core.config import Settings
+from vigil.core.logging import setup_logging
+from vigil.main import create_app
+
+if "--no-cache" in sys.argv:
+    async def _compute_only(self, name, key, compute, *, ttl_s=None):  # noqa: ANN001, ANN202, ARG001
+        return await compute()
+
+    Cache.get_or_set = _compute_only  # every directory read goes to PostgreSQL
+
+if "--fetch-wait-ms" in sys.argv:
+    from vigil.core.bus import ConsumerRunner
+
+    wait_ms = int(sys.argv[sys.argv.index("--fetch-wait-ms") + 1])
+    original = ConsumerRunner._make_consumer
+
+    def _make_consumer(self):  # noqa: ANN001, ANN202
+        self.spec.extra["fetch_max_wait_ms"] = wait_ms
+        return original(self)
+
+    ConsumerRunner._make_consumer = _make_consumer
+
+settings = Settings()
+setup_logging("WARNING")
+uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+            lifespan="on", ws="websockets-sansio")

@@ -1,0 +1,122 @@
+"""`person_reid_alerts`: JSON alerts from the ReID pipeline become alerts (source "reid").
+
+Work consumer (shared group): one instance handles each record. Every record is first kept in the
+recent raw messages; a record that is not JSON or lacks the schema goes to the DLQ (PoisonMessage);
+a redelivered record is recognised by its digest and changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+from redis.exceptions import RedisError
+
+from vigil.alerts import service as alerts_service
+from vigil.core.bus import ConsumerRecord, ConsumerSpec, parse_json
+from vigil.core.context import AppContext
+from vigil.core.db import session_scope, utcnow
+from vigil.people import service
+from vigil.people.schemas import ReidAlertMessage
+from vigil.zones import service as zones_service
+
+TOPIC = "person_reid_alerts"
+GROUP = "vigil-reid-alerts"
+PRUNE_EVERY = 500  # records between two prunes of the idempotency ledger
+
+
+def record_digest(record: ConsumerRecord) -> str:
+    """Same record delivered again -> same digest; the same JSON produced again -> a new one."""
+    h = hashlib.sha256()
+    for part in (record.topic, record.partition, record.offset, record.timestamp):
+        h.update(f"{part}\x1f".encode())
+    h.update(record.value or b"")
+    return h.hexdigest()
+
+
+def raw_message(record: ConsumerRecord) -> dict[str, Any]:
+    """The record as kept in the recent-messages list: its JSON when it parses, else its text."""
+    value: Any = None
+    if record.value is not None:
+        try:
+            value = json.loads(record.value)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            value = record.value.decode("utf-8", errors="replace")[:4000]
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode("utf-8", errors="replace") if record.key else None,
+        "timestamp": (datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat()
+                      if record.timestamp else None),
+        "received_at": utcnow().isoformat(),
+        "value": value,
+    }
+
+
+def alert_fields(msg: ReidAlertMessage, *, person: Any, zone: Any) -> dict[str, Any]:
+    """Arguments of raise_alert for one message, with the person and zone resolved when known."""
+    who = f"{person.name if person else 'unknown person'} (global_id {msg.global_id})"
+    where = f" in zone {msg.zone_id}" if msg.zone_id else ""
+    if zone is not None:
+        where = f" in {zone.name} ({zone.zone_id})"
+    data: dict[str, Any] = {
+        **msg.extras(),  # unknown fields first, so they can never overwrite the known ones
+        "global_id": msg.global_id,
+        "zone_id": msg.zone_id,
+        "camera_id": msg.camera_id,
+        "message": msg.message,
+        "ts": msg.ts.isoformat() if msg.ts else None,
+        "person_id": str(person.id) if person else None,
+        "person_name": person.name if person else None,
+        "zone_name": zone.name if zone else None,
+        "zone_kind": zone.kind if zone else None,
+    }
+    subject = f"global_id:{msg.global_id}" + (f"/zone:{msg.zone_id}" if msg.zone_id else "")
+    return {
+        "source": "reid",
+        "kind": msg.kind,
+        "severity": msg.severity,
+        "title": (msg.message or f"{msg.kind}: {who}{where}")[:500],
+        "subject": subject[:200],
+        "data": data,
+        "at": msg.ts,
+    }
+
+
+def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
+    settings = ctx.settings
+    handled = 0
+
+    async def handle(record: ConsumerRecord) -> None:
+        nonlocal handled
+        try:
+            await alerts_service.remember_message(ctx.redis, message=raw_message(record),
+                                                  keep=settings.alert_recent_messages)
+        except RedisError as exc:  # a debugging aid: never lose the alert over it
+            logger.warning("cannot keep raw message {}[{}]@{}: {!r}", record.topic, record.partition,
+                           record.offset, exc)
+        msg = parse_json(record, ReidAlertMessage)  # PoisonMessage -> DLQ
+        async with session_scope(ctx.sessionmaker) as session:
+            if not await service.claim_reid_message(session, digest=record_digest(record)):
+                logger.info("reid record {}[{}]@{} already handled; skipped", record.topic, record.partition,
+                            record.offset)
+                return
+            person = await service.find_by_global_id(session, global_id=msg.global_id)
+            zone = await zones_service.find_zone(session, zone_id=msg.zone_id) if msg.zone_id else None
+            fields = alert_fields(msg, person=person, zone=zone)
+            alert, created = await alerts_service.raise_alert(session, **fields)
+            handled += 1
+            if handled % PRUNE_EVERY == 0:
+                await service.prune_reid_ledger(session)
+        logger.info("reid alert {} {} (global_id {}, zone {}, camera {}, count {})", alert.id,
+                    "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id,
+                    alert.count)
+
+    return [ConsumerSpec(
+        name="reid-alerts", topics=[TOPIC], handler=handle, group=GROUP,
+        bootstrap_servers=settings.kafka_bootstrap_servers or "", from_beginning=True,
+    )]

@@ -1,0 +1,230 @@
+"""People rules: unique `global_id`, zones that exist, the cached directory, the ReID gallery.
+
+Every person write invalidates the directory once the unit of work has committed. Zones are
+reached only through `vigil.zones.service`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.core.cache import Cache
+from vigil.core.db import after_commit, utcnow
+from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.pagination import PageParams, paginate
+from vigil.people.gallery import Gallery
+from vigil.people.models import Person, ReidMessage
+from vigil.people.schemas import PersonCreate, PersonUpdate
+from vigil.zones import service as zones_service
+
+DIRECTORY_CACHE = "people.directory"
+
+
+class PersonNotFound(NotFound):
+    title = "Person not found"
+
+
+class DuplicateGlobalId(Conflict):
+    title = "Duplicate global_id"
+
+
+class UnknownZone(ValidationFailed):
+    title = "Unknown zone"
+
+
+class InvalidVector(ValidationFailed):
+    title = "Invalid embedding"
+
+
+def invalidate_directory(session: AsyncSession, *, cache: Cache) -> None:
+    """Drop the cached directory once this unit of work commits (zones call this too)."""
+    after_commit(session, lambda: cache.invalidate(DIRECTORY_CACHE))
+
+
+async def _check_zone(session: AsyncSession, zone_id: str | None) -> None:
+    if zone_id is not None and not await zones_service.zone_exists(session, zone_id=zone_id):
+        error = {"loc": ["body", "zone_id"], "msg": "unknown zone", "type": "unknown_zone"}
+        raise UnknownZone(f"Zone {zone_id} does not exist.", errors=[error])
+
+
+async def _check_global_id(session: AsyncSession, global_id: int, *,
+                           other_than: uuid.UUID | None = None) -> None:
+    stmt = select(Person.id).where(Person.global_id == global_id)
+    if other_than is not None:
+        stmt = stmt.where(Person.id != other_than)
+    if await session.scalar(stmt) is not None:
+        raise DuplicateGlobalId(f"A person with global_id {global_id} already exists.")
+
+
+async def get_person(session: AsyncSession, *, person_id: uuid.UUID) -> Person:
+    person = await session.get(Person, person_id)
+    if person is None:
+        raise PersonNotFound(f"Person {person_id} does not exist.")
+    return person
+
+
+async def find_by_global_id(session: AsyncSession, *, global_id: int) -> Person | None:
+    return await session.scalar(select(Person).where(Person.global_id == global_id))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_people(session: AsyncSession, *, page: PageParams, q: str | None = None,
+                      zone_id: str | None = None) -> dict:
+    """By `global_id`; `q` matches anywhere in the name, case-insensitively."""
+    stmt = select(Person)
+    if q:
+        stmt = stmt.where(Person.name.ilike(f"%{_escape_like(q)}%", escape="\\"))
+    if zone_id is not None:
+        stmt = stmt.where(Person.zone_id == zone_id)
+    return await paginate(session, stmt.order_by(Person.global_id), page)
+
+
+async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache: Cache) -> Person:
+    await _check_global_id(session, person_in.global_id)
+    await _check_zone(session, person_in.zone_id)
+    person = Person(global_id=person_in.global_id, name=person_in.name, zone_id=person_in.zone_id)
+    session.add(person)
+    await session.flush()
+    invalidate_directory(session, cache=cache)
+    logger.info("person {} created (global_id {}, zone {})", person.id, person.global_id, person.zone_id)
+    return person
+
+
+async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
+                        person_in: PersonUpdate | PersonCreate, cache: Cache) -> Person:
+    """PATCH with a PersonUpdate (fields given), PUT with a PersonCreate (every field)."""
+    person = await get_person(session, person_id=person_id)
+    full = not isinstance(person_in, PersonUpdate)
+    fields = set(PersonCreate.model_fields) if full else person_in.model_fields_set
+    changes = {f: getattr(person_in, f) for f in fields}
+    if "global_id" in changes:
+        await _check_global_id(session, changes["global_id"], other_than=person.id)
+    if "zone_id" in changes:
+        await _check_zone(session, changes["zone_id"])
+    for field, value in changes.items():
+        setattr(person, field, value)
+    await session.flush()
+    invalidate_directory(session, cache=cache)
+    logger.info("person {} updated ({})", person.id, ", ".join(sorted(changes)) or "nothing")
+    return person
+
+
+async def delete_person(session: AsyncSession, *, person_id: uuid.UUID, cache: Cache,
+                        gallery: Gallery | None) -> None:
+    """Delete the row, then the person's vectors; if the gallery fails, the row stays (rolled back)."""
+    person = await get_person(session, person_id=person_id)
+    await session.delete(person)
+    await session.flush()
+    if gallery is not None:
+        await gallery.remove_person(person_id)
+    invalidate_directory(session, cache=cache)
+    logger.info("person {} deleted (global_id {})", person_id, person.global_id)
+
+
+async def directory(session: AsyncSession, *, cache: Cache) -> dict[str, dict[str, Any]]:
+    """{"<global_id>": {"name", "zone_id"}} for everyone, from the cache when it is warm."""
+
+    async def build() -> dict[str, dict[str, Any]]:
+        stmt = select(Person.global_id, Person.name, Person.zone_id).order_by(Person.global_id)
+        rows = await session.execute(stmt)
+        return {str(g): {"name": n, "zone_id": z} for g, n, z in rows}
+
+    return await cache.get_or_set(DIRECTORY_CACHE, "all", build)
+
+
+async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
+    """People per zone_id (None: people without a zone)."""
+    rows = await session.execute(select(Person.zone_id, func.count()).group_by(Person.zone_id))
+    return {zone_id: count for zone_id, count in rows}
+
+
+async def stats(session: AsyncSession) -> dict[str, Any]:
+    counts = await count_by_zone(session)
+    by_zone = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
+    return {"total": sum(counts.values()), "by_zone": [{"zone_id": z, "count": c} for z, c in by_zone]}
+
+
+async def count_in_zone(session: AsyncSession, *, zone_id: str) -> int:
+    return await session.scalar(select(func.count()).where(Person.zone_id == zone_id)) or 0
+
+
+async def clear_zone(session: AsyncSession, *, zone_id: str, cache: Cache) -> int:
+    """Take everyone out of one zone (before the zone is deleted); returns how many."""
+    result = await session.execute(
+        update(Person).where(Person.zone_id == zone_id).values(zone_id=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    invalidate_directory(session, cache=cache)
+    return result.rowcount or 0
+
+
+def _check_vectors(vectors: Sequence[Sequence[float]]) -> None:
+    size = len(vectors[0])
+    for i, vector in enumerate(vectors):
+        if len(vector) != size:
+            raise InvalidVector(f"Vector {i} has {len(vector)} values; vector 0 has {size}. "
+                                "All vectors of one request must have the same dimension.")
+        if math.fsum(x * x for x in vector) == 0.0:
+            raise InvalidVector(f"Vector {i} is all zeros; cosine similarity needs a direction.")
+
+
+async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors: Sequence[Sequence[float]],
+                         camera_id: str | None, model: str | None, gallery: Gallery) -> dict[str, int]:
+    # Key-share lock: a concurrent delete of this person waits until the vectors are stored.
+    stmt = select(Person).where(Person.id == person_id).with_for_update(key_share=True)
+    person = await session.scalar(stmt)
+    if person is None:
+        raise PersonNotFound(f"Person {person_id} does not exist.")
+    _check_vectors(vectors)
+    dimension = await gallery.add(person_id=person.id, global_id=person.global_id, vectors=vectors,
+                                  camera_id=camera_id, model=model)
+    logger.info("stored {} embeddings of person {} (global_id {}, camera {})", len(vectors), person.id,
+                person.global_id, camera_id)
+    return {"stored": len(vectors), "dimension": dimension}
+
+
+async def identify(session: AsyncSession, *, vector: Sequence[float], top_k: int, min_score: float,
+                   gallery: Gallery) -> list[dict[str, Any]]:
+    """The people whose stored vectors are closest (cosine), best first, one entry per person."""
+    _check_vectors([vector])
+    hits = await gallery.search(vector, top_k=top_k, min_score=min_score)
+    if not hits:
+        return []
+    ids = [uuid.UUID(pid) for pid, _ in hits]
+    people = {p.id: p for p in (await session.scalars(select(Person).where(Person.id.in_(ids)))).all()}
+    # Vectors of a person deleted while we searched are skipped rather than reported.
+    return [{"person_id": p.id, "global_id": p.global_id, "name": p.name, "score": score}
+            for pid, score in hits if (p := people.get(uuid.UUID(pid))) is not None]
+
+
+# --- the person_reid_alerts consumer's ledger ----------------------------------------------
+
+REID_LEDGER_DAYS = 7
+
+
+async def claim_reid_message(session: AsyncSession, *, digest: str) -> bool:
+    """Record a consumed record in this unit of work; False when it was handled before."""
+    claimed = await session.scalar(
+        insert(ReidMessage).values(digest=digest, seen_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[ReidMessage.digest]).returning(ReidMessage.digest)
+    )
+    return claimed is not None
+
+
+async def prune_reid_ledger(session: AsyncSession) -> int:
+    """Forget records older than the window; a redelivery comes within seconds, not days."""
+    cutoff = utcnow() - timedelta(days=REID_LEDGER_DAYS)
+    result = await session.execute(delete(ReidMessage).where(ReidMessage.seen_at < cutoff))
+    return result.rowcount or 0

@@ -1,0 +1,156 @@
+"""Zone rules: polygons validated on every write, batch point tests, people counts, guarded delete.
+
+People are reached only through `vigil.people.service`; every zone write invalidates the people
+directory (it is keyed by zone), after the unit of work commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.core.cache import Cache
+from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.pagination import PageParams, paginate
+from vigil.people import service as people_service
+from vigil.zones import geometry
+from vigil.zones.models import Zone
+from vigil.zones.schemas import ZoneCreate, ZoneShape, ZoneUpdate
+
+# Above this many points a containment test goes to a worker thread instead of the event loop.
+INLINE_POINTS = 2_000
+
+
+class ZoneNotFound(NotFound):
+    title = "Zone not found"
+
+
+class ZoneAlreadyExists(Conflict):
+    title = "Zone already exists"
+
+
+class ZoneInUse(Conflict):
+    title = "Zone in use"
+
+
+class InvalidPolygon(ValidationFailed):
+    title = "Invalid polygon"
+
+
+def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
+    """The validated GeoJSON Polygon of a create/update body, or None when it gives no shape."""
+    corners = shape.corners()
+    if corners is not None:
+        rings, where = geometry.rings_from_corners(corners), ["body", "x1..y4"]
+    elif shape.geometry is not None:
+        rings, where = shape.geometry.rings(), ["body", "geometry"]
+    else:
+        return None
+    try:
+        geometry.polygon_from_rings(rings)
+    except geometry.PolygonError as exc:
+        raise InvalidPolygon(f"Invalid polygon: {exc.message}.",
+                             errors=[{"loc": where, "msg": exc.message, "type": exc.rule}]) from exc
+    return {"type": "Polygon", "coordinates": rings}
+
+
+async def find_zone(session: AsyncSession, *, zone_id: str, lock: bool = False) -> Zone | None:
+    stmt = select(Zone).where(Zone.zone_id == zone_id)
+    return await session.scalar(stmt.with_for_update() if lock else stmt)
+
+
+async def get_zone(session: AsyncSession, *, zone_id: str, lock: bool = False) -> Zone:
+    zone = await find_zone(session, zone_id=zone_id, lock=lock)
+    if zone is None:
+        raise ZoneNotFound(f"Zone {zone_id} does not exist.")
+    return zone
+
+
+async def zone_exists(session: AsyncSession, *, zone_id: str) -> bool:
+    return await session.scalar(select(Zone.id).where(Zone.zone_id == zone_id)) is not None
+
+
+async def list_zones(session: AsyncSession, *, page: PageParams, kind: str | None = None,
+                     camera_id: str | None = None) -> dict:
+    stmt = select(Zone)
+    if kind is not None:
+        stmt = stmt.where(Zone.kind == kind)
+    if camera_id is not None:
+        stmt = stmt.where(Zone.camera_id == camera_id)
+    return await paginate(session, stmt.order_by(Zone.zone_id), page)
+
+
+async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cache) -> Zone:
+    geojson = _geojson(zone_in)
+    if await zone_exists(session, zone_id=zone_in.zone_id):
+        raise ZoneAlreadyExists(f"Zone {zone_in.zone_id} already exists.")
+    zone = Zone(zone_id=zone_in.zone_id, name=zone_in.name, kind=zone_in.kind, geometry=geojson,
+                camera_id=zone_in.camera_id)
+    session.add(zone)
+    await session.flush()
+    people_service.invalidate_directory(session, cache=cache)
+    logger.info("zone {} created ({}, camera {})", zone.zone_id, zone.kind, zone.camera_id)
+    return zone
+
+
+async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdate, cache: Cache) -> Zone:
+    zone = await get_zone(session, zone_id=zone_id, lock=True)
+    geojson = _geojson(zone_in)
+    if geojson is not None:
+        zone.geometry = geojson
+    for field in ("name", "kind", "camera_id"):
+        if field in zone_in.model_fields_set:
+            setattr(zone, field, getattr(zone_in, field))
+    await session.flush()
+    people_service.invalidate_directory(session, cache=cache)
+    logger.info("zone {} updated", zone.zone_id)
+    return zone
+
+
+async def delete_zone(session: AsyncSession, *, zone_id: str, force: bool, cache: Cache) -> None:
+    """Refuse while people are in the zone, unless `force`, which takes them out of it first."""
+    # The row lock makes people assigned concurrently wait for us (their FK check needs a key-share lock).
+    zone = await get_zone(session, zone_id=zone_id, lock=True)
+    people = await people_service.count_in_zone(session, zone_id=zone_id)
+    if people and not force:
+        raise ZoneInUse(f"Zone {zone_id} is the zone of {people} people; delete with ?force=true "
+                        "to clear their zone.", people=people)
+    if people:
+        await people_service.clear_zone(session, zone_id=zone_id, cache=cache)
+    await session.delete(zone)
+    await session.flush()
+    people_service.invalidate_directory(session, cache=cache)
+    logger.info("zone {} deleted ({} people cleared)", zone_id, people)
+
+
+async def contains(session: AsyncSession, *, zone_id: str, points: list[list[float]]) -> list[bool]:
+    """Point-in-zone for a batch (the boundary counts as inside), against the prepared polygon."""
+    zone = await get_zone(session, zone_id=zone_id)
+    rings = zone.geometry["coordinates"]
+
+    def run() -> list[bool]:
+        return geometry.covers_points(geometry.prepared(rings), points)
+
+    return await asyncio.to_thread(run) if len(points) > INLINE_POINTS else run()
+
+
+async def stats(session: AsyncSession) -> dict[str, Any]:
+    """Every zone with its number of people, plus how many people have no zone."""
+    zones = (await session.scalars(select(Zone).order_by(Zone.zone_id))).all()
+    counts = await people_service.count_by_zone(session)
+    items = [{"zone_id": z.zone_id, "name": z.name, "kind": z.kind, "camera_id": z.camera_id,
+              "people": counts.get(z.zone_id, 0)} for z in zones]
+    return {
+        "zones": items,
+        "total_zones": len(items),
+        "assigned_people": sum(i["people"] for i in items),
+        "unassigned_people": counts.get(None, 0),
+    }
+
+
+__all__ = ["ZoneAlreadyExists", "ZoneInUse", "ZoneNotFound", "contains", "create_zone", "delete_zone",
+           "find_zone", "get_zone", "list_zones", "stats", "update_zone", "zone_exists"]
