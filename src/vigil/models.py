@@ -7,5 +7,6 @@ from vigil.alerts.models import Alert  # noqa: F401
 from vigil.core.bus import OutboxEvent  # noqa: F401
 from vigil.core.db import Base
 from vigil.core.security import ApiKey  # noqa: F401
+from vigil.scenarios.models import Prediction, Scenario, ScenarioRun, ScenarioTransition  # noqa: F401
 
 metadata = Base.metadata

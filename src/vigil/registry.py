@@ -23,16 +23,18 @@ def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
     from vigil.alerts.router import router as alerts
     from vigil.platform.router import api_router
+    from vigil.scenarios.router import router as scenarios
 
-    return [api_router, alerts]
+    return [api_router, alerts, scenarios]
 
 
 def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
     from vigil.alerts.router import ws_router as alerts_ws
     from vigil.platform.router import ws_router
+    from vigil.scenarios.router import ws_router as scenarios_ws
 
-    return [ws_router, alerts_ws]
+    return [ws_router, alerts_ws, scenarios_ws]
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
