@@ -1,4 +1,4 @@
-"""The `vigil` command: dev, serve, migrate, create-key."""
+"""The `vigil` command: dev, serve, migrate, runner, create-key."""
 
 from __future__ import annotations
 
@@ -69,6 +69,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def runner_settings(settings: Settings) -> Settings:
+    """The environment's services, else the ones the dev stack wrote to devstack.json."""
+    import json
+
+    updates: dict[str, object] = {}
+    if settings.devstack_file.exists() and not (settings.database_url and settings.kafka_bootstrap_servers):
+        info = json.loads(settings.devstack_file.read_text())
+        for key in ("database_url", "kafka_bootstrap_servers", "redpanda_brokers"):
+            if not getattr(settings, key) and info.get(key):
+                updates[key] = info[key]
+    return settings.model_copy(update=updates)
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    """Process scenario jobs from Kafka until SIGINT/SIGTERM."""
+    from vigil.scenarios.runner import run_runner
+
+    settings = runner_settings(get_settings())
+    if not settings.database_url or not settings.kafka_bootstrap_servers:
+        print("error: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or start the dev stack (`make run`) first",
+              file=sys.stderr)
+        return 2
+    asyncio.run(run_runner(settings, name=args.name))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from vigil.core import migrations
 
@@ -117,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "downgrade", "check"])
     mig.add_argument("revision", nargs="?")
     mig.set_defaults(fn=cmd_migrate)
+    runner = sub.add_parser("runner", help="process scenario jobs (consumer group runners_group)")
+    runner.add_argument("--name", help="this runner's name in runs and logs (default host-pid)")
+    runner.set_defaults(fn=cmd_runner)
     key = sub.add_parser("create-key", help="create an API key and print it once")
     key.add_argument("--name", required=True)
     key.add_argument("--scopes", required=True, help="comma-separated: admin,write,read,ingest")
