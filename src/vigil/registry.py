@@ -39,4 +39,6 @@ def ws_routers() -> list[APIRouter]:
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
-    return []
+    from vigil.scenarios.consumers import consumer_specs as scenarios
+
+    return [*scenarios(ctx)]

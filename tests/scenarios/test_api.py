@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import websockets
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.conftest import ADMIN_KEY, auth
 
@@ -229,3 +229,48 @@ async def test_updates_stream_on_websocket(client, server):
         # The creation may still have been on its way when we connected; the other scenario never shows.
         assert {m["data"]["id"] for m in seen} == {s["id"]}
         assert seen[-1]["type"] == "scenario.updated" and seen[-1]["data"]["last_error"] == "test"
+
+
+async def test_retry_consumer_redispatches_once_per_failure_and_dead_letters_garbage(client, server):
+    bootstrap = server.ctx.settings.kafka_bootstrap_servers
+    sid = (await create(client))["id"]
+    first = (await move(client, sid, "init_startup_processing")).json()["latest_run"]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        failure = {"scenario_id": sid, "run_id": first["id"], "attempt": 1, "error": "boom"}
+        for _ in range(2):  # the same failure twice: handled once
+            await producer.send_and_wait("retry_topic", json.dumps(failure).encode(), key=sid.encode())
+        await producer.send_and_wait("retry_topic", b"{not json", key=sid.encode())
+        for _ in range(50):
+            runs = (await client.get(f"{API}/{sid}/runs")).json()["items"]
+            if len(runs) == 2:
+                break
+            await asyncio.sleep(0.2)
+        assert [(r["attempt"], r["status"]) for r in runs] == [(1, "failed"), (2, "queued")]
+        assert runs[0]["error"] == "boom"
+        second = {**failure, "run_id": runs[1]["id"], "attempt": 2, "error": "boom again"}
+        await producer.send_and_wait("retry_topic", json.dumps(second).encode(), key=sid.encode())
+    finally:
+        await producer.stop()
+    for _ in range(50):
+        runs = (await client.get(f"{API}/{sid}/runs")).json()["items"]
+        if len(runs) == 3:
+            break
+        await asyncio.sleep(0.2)
+    # Ordered per scenario (the key): the duplicate was seen before attempt 2 failed, and changed nothing.
+    assert [r["attempt"] for r in runs] == [1, 2, 3]
+    jobs = await read_jobs(bootstrap, sid, 3)
+    assert [j["attempt"] for j in jobs] == [1, 2, 3]
+    dlq = AIOKafkaConsumer("retry_topic.dlq", bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await dlq.start()
+    try:
+        found = []
+        for _ in range(50):
+            found += [r for recs in (await dlq.getmany(timeout_ms=200)).values() for r in recs
+                      if r.key == sid.encode()]
+            if found:
+                break
+    finally:
+        await dlq.stop()
+    assert found and found[0].value == b"{not json"

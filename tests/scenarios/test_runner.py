@@ -155,6 +155,29 @@ async def test_two_runners_share_a_burst_and_do_each_job_once(client, runners, w
         assert preds["total"] == body["latest_run"]["predictions"]
 
 
+async def test_unopenable_source_is_retried_then_failed_with_an_alert(client, runners, workdir):
+    garbage = workdir / "garbage.avi"
+    garbage.write_bytes(b"this is not a video" * 100)
+    for source in ("/nonexistent/camera-7.avi", str(garbage)):
+        sid = await start_scenario(client, source, detectors=["face"])
+        body = await wait_for(lambda sid=sid: scenario(client, sid), lambda b: b["status"] == "failed", timeout=60)
+        assert body["attempts"] == 3 and body["latest_run"]["status"] == "failed"
+        assert "camera-7.avi" in body["last_error"] or "garbage.avi" in body["last_error"]
+        runs = (await client.get(f"{API}/{sid}/runs")).json()["items"]
+        assert [(r["attempt"], r["status"]) for r in runs] == [(1, "failed"), (2, "failed"), (3, "failed")]
+        assert all(r["error"] for r in runs)
+        history = (await client.get(f"{API}/{sid}/history")).json()["items"]
+        assert [h["to_status"] for h in history] == ["init_startup", "init_startup_processing", "failed"]
+        assert history[-1]["by"] == "retry" and "3 attempts" in history[-1]["reason"]
+        alerts = (await client.get("/api/v1/alerts", params={"source": "scenario", "subject": sid})).json()
+        assert alerts["total"] == 1
+        alert = alerts["items"][0]
+        assert alert["severity"] == "warning" and alert["status"] == "open" and alert["data"]["attempts"] == 3
+        # Restarting the scenario resolves its alert.
+        assert (await client.post(f"{API}/{sid}/status", json={"status": "init_startup"})).status_code == 200
+        assert (await client.get(f"/api/v1/alerts/{alert['id']}")).json()["status"] == "resolved"
+
+
 async def test_killed_runner_is_replaced_and_the_job_completes(client, runners, workdir):
     video = make_video(workdir / "killme.avi", frames=40, fps=10)
     sid = await start_scenario(client, str(video), detectors=["face"], sample_fps=5, realtime=True)

@@ -69,3 +69,11 @@ def test_unknown_states_are_refused():
     with pytest.raises(InvalidState) as info:
         check_transition("exploded", "failed")
     assert info.value.extra["allowed"] == []
+
+
+def test_retry_backoff_doubles_and_is_capped():
+    from vigil.scenarios.consumers import backoff_s
+
+    assert [backoff_s(2.0, a) for a in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert backoff_s(2.0, 30) == 60.0
+    assert backoff_s(0.0, 3) == 0.0

@@ -446,6 +446,12 @@ async def release_run(session: AsyncSession, *, run_id: uuid.UUID, runner: str) 
 RetryOutcome = Literal["stale", "retried", "failed", "stopped"]
 
 
+async def is_current_failure(session: AsyncSession, *, failure: RunFailure) -> bool:
+    """Whether the failed run is still the scenario's current one (else the message is stale)."""
+    scenario = await session.scalar(select(Scenario).where(Scenario.id == failure.scenario_id))
+    return scenario is not None and scenario.current_run_id == failure.run_id and scenario.status in LIVE_STATUSES
+
+
 async def handle_run_failure(session: AsyncSession, *, failure: RunFailure, max_attempts: int) -> RetryOutcome:
     """Re-dispatch a failed run as attempt + 1, or, after `max_attempts`, fail the scenario and raise an alert.
 
@@ -454,6 +460,10 @@ async def handle_run_failure(session: AsyncSession, *, failure: RunFailure, max_
     scenario = await _load(session, failure.scenario_id)
     if scenario is None or scenario.current_run_id != failure.run_id or scenario.status not in LIVE_STATUSES:
         return "stale"
+    run = scenario.latest_run
+    if run is not None and run.status in LIVE_RUN_STATUSES:  # normally the runner has already closed it
+        _end_run(run, "failed", error=failure.error)
+        await session.flush()
     if scenario.status == "in_shutdown_processing":
         await _move(session, scenario, "inactive", reason="stop requested while the run was failing", by="retry")
         return "stopped"
@@ -476,6 +486,7 @@ async def handle_run_failure(session: AsyncSession, *, failure: RunFailure, max_
 __all__ = [
     "JOBS_TOPIC", "RETRY_TOPIC", "RUNNERS_GROUP", "TRANSITIONS", "Claim", "ConcurrentUpdate", "IllegalTransition",
     "ScenarioNotFound", "allowed_moves", "change_status", "check_transition", "claim_run", "create_scenario",
-    "delete_scenario", "fail_run", "finish_run", "get_scenario", "handle_run_failure", "list_history",
+    "delete_scenario", "fail_run", "finish_run", "get_scenario", "handle_run_failure", "is_current_failure",
+    "list_history",
     "list_predictions", "list_runs", "list_scenarios", "mark_active", "record_batch", "release_run",
 ]
