@@ -9,10 +9,14 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from vigil.core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from vigil.core.devstack import DevStack
 from vigil.core.logging import setup_logging
 
 
@@ -33,6 +37,28 @@ def _serve(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
+def _start_runners(stack: DevStack, settings: Settings) -> None:
+    """Start VIGIL_DEV_RUNNERS `vigil runner` processes on the stack's services; the stack stops them first."""
+    import os
+
+    from vigil.core.devstack import ServiceProcess
+
+    env = {**os.environ}
+    for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
+                        ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
+                        ("REDPANDA_BROKERS", settings.redpanda_brokers)):
+        if value:
+            env[name] = value
+    for i in range(1, settings.dev_runners + 1):
+        runner = ServiceProcess(
+            f"runner-{i}", [sys.executable, "-m", "vigil.cli", "runner", "--name", f"dev-runner-{i}"], 0,
+            settings.data_dir.resolve() / "logs" / f"runner-{i}.log", env=env,
+        )
+        runner.start(ready=lambda: True)  # it joins the consumer group on its own time
+        stack.processes[runner.name] = runner
+    stack.write_file(settings)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Start the embedded services that the environment does not name, migrate, and serve."""
     from vigil.core.devstack import DevStack
@@ -46,6 +72,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         resolved = stack.start(settings)
         upgrade(resolved.database_url or "")
+        _start_runners(stack, resolved)
         logger.info("dev stack ready in {:.1f}s; serving on http://{}:{} (data in {})",
                     time.monotonic() - started, resolved.host, resolved.port, settings.data_dir)
         _serve(resolved)
