@@ -111,6 +111,20 @@ async def test_stop_tells_the_running_runner_and_ends_inactive(client, runners, 
     assert history[-1]["from_status"] == "in_shutdown_processing" and history[-1]["by"].startswith("runner:")
 
 
+async def test_deleting_a_running_scenario_stops_its_runner_cleanly(client, runners, workdir):
+    video = make_video(workdir / "deleted.avi", frames=60, fps=10)
+    sid = await start_scenario(client, str(video), detectors=["face"], sample_fps=2, realtime=True)
+    body = await wait_for(lambda: scenario(client, sid),
+                          lambda b: b["status"] == "active" and b["latest_run"]["frames_read"] > 0)
+    holder = runners[body["latest_run"]["runner"]]
+    assert (await client.delete(f"{API}/{sid}")).status_code == 204
+    # The runner finds the run gone at its next batch and drops it: no error, nothing written back.
+    await wait_for(lambda: asyncio.sleep(0, holder.log()), lambda log: f"dropped scenario {sid}" in log, timeout=20)
+    assert (await client.get(f"{API}/{sid}")).status_code == 404
+    assert f"scenario {sid} run" not in "".join(
+        line for line in holder.log().splitlines() if "ERROR" in line or "failed" in line)
+
+
 async def test_poison_job_goes_to_the_dlq_and_the_runner_goes_on(server, runners):
     bootstrap = server.ctx.settings.kafka_bootstrap_servers
     marker = f"not a job {uuid.uuid4()}".encode()

@@ -55,7 +55,7 @@ class Detectors:
             frame = cv2.resize(frame, (MAX_DETECT_WIDTH, round(frame.shape[0] / scale)), interpolation=cv2.INTER_AREA)
         found: list[tuple[str, float, list[int]]] = []
         if self.face is not None:
-            gray = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             boxes, _, weights = self.face.detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24),
                                                             outputRejectLevels=True)
             found += [("face", _confidence(w), [round(v * scale) for v in box])

@@ -208,9 +208,11 @@ class ScenarioRunner:
                 if not await service.mark_active(session, run_id=job.run_id, runner=self.name):
                     raise RunAborted("the run was cancelled before it started")
             started = time.monotonic()
+            batch_frames = 1  # the first frame's results are stored at once: early feedback, then full batches
             while True:
                 batch = await _blocking(lambda: source.read_batch(
-                    detectors, max_frames=self.settings.scenario_batch_frames, max_seconds=BATCH_SECONDS))
+                    detectors, max_frames=batch_frames, max_seconds=BATCH_SECONDS))
+                batch_frames = self.settings.scenario_batch_frames
                 elapsed = time.monotonic() - started
                 async with session_scope(self.sessionmaker) as session:
                     verdict = await service.record_batch(
