@@ -192,14 +192,34 @@ async def test_unopenable_source_is_retried_then_failed_with_an_alert(client, ru
         assert (await client.get(f"/api/v1/alerts/{alert['id']}")).json()["status"] == "resolved"
 
 
+async def test_runner_stopped_mid_run_hands_the_run_to_another(client, base_settings, runners, workdir):
+    video = make_video(workdir / "handover.avi", frames=40, fps=10)
+    sid = await start_scenario(client, str(video), detectors=["face"], sample_fps=5, realtime=True)
+    body = await wait_for(lambda: scenario(client, sid),
+                          lambda b: b["status"] == "active" and b["latest_run"]["frames_read"] >= 5)
+    leaving = body["latest_run"]["runner"]
+    runners[leaving].stop()  # SIGTERM: the run is released, its message left uncommitted
+    assert runners[leaving].proc.returncode == 0
+    assert f"run {body['latest_run']['id']} released by {leaving}" in runners[leaving].log()
+    body = await wait_for(lambda: scenario(client, sid), run_done, timeout=90)
+    run = body["latest_run"]
+    assert run["status"] == "completed" and run["runner"] != leaving and run["frames_read"] == 40
+    preds = await predictions(client, sid)
+    assert_stored_once(preds)
+    # A replacement keeps two runners in the group for the next test.
+    runners[leaving] = replacement = RunnerProcess(f"{leaving}b", base_settings, workdir)
+    replacement.wait_assigned()
+
+
 async def test_killed_runner_is_replaced_and_the_job_completes(client, runners, workdir):
     video = make_video(workdir / "killme.avi", frames=40, fps=10)
     sid = await start_scenario(client, str(video), detectors=["face"], sample_fps=5, realtime=True)
     body = await wait_for(lambda: scenario(client, sid),
                           lambda b: b["status"] == "active" and b["latest_run"]["frames_read"] >= 5)
     victim = body["latest_run"]["runner"]
+    runners = {p.name: p for p in runners.values()}
     runners[victim].kill()  # SIGKILL: no release, no commit; the message must come back to the other runner
-    survivor = ({"r1", "r2"} - {victim}).pop()
+    survivor = next(name for name, p in runners.items() if name != victim and p.proc.poll() is None)
     body = await wait_for(lambda: scenario(client, sid), run_done, timeout=90)
     run = body["latest_run"]
     assert run["status"] == "completed" and run["runner"] == survivor, run

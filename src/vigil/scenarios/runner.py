@@ -116,9 +116,11 @@ class ScenarioRunner:
         relay = asyncio.create_task(self.relay.run(), name="runner-outbox-relay")
         consumer: asyncio.Task[None] | None = None
         try:
-            while not await self.bus.wait_ready(5):
+            while not stop.is_set() and not await self.bus.wait_ready(5):
                 logger.info("runner {} waiting for the broker at {}", self.name, self.bus.bootstrap_servers)
             await self._ensure_topics(stop)
+            if stop.is_set():
+                return
             consumer = asyncio.create_task(self.consumer.run(), name="runner-consumer")
             logger.info("runner {} started", self.name)
             stopping = asyncio.create_task(stop.wait())

@@ -210,7 +210,7 @@ async def _dispatch(session: AsyncSession, scenario: Scenario, *, attempt: int, 
                     by: str | None) -> Scenario:
     """Move to init_startup_processing (if not already there) with a new run, and queue its job."""
     run_id = uuid.uuid4()
-    if scenario.status == "init_startup_processing" or scenario.status == "active":
+    if scenario.status in ("init_startup_processing", "active"):
         await _write(session, scenario, current_run_id=run_id)  # a retry: same state, next attempt
     else:
         await _move(session, scenario, "init_startup_processing", reason=reason, by=by, current_run_id=run_id,
