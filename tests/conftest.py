@@ -63,6 +63,7 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "consumer_retry_backoff_s": 0.01,
         "exporter_allowed_hosts": "127.0.0.1",  # the tests' webhook receivers and brokers
         "exporter_poll_interval_s": 0.2,
+        "scenario_retry_backoff_s": 0.1,
         "port": free_port(),
     })
 

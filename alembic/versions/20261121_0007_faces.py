@@ -1,7 +1,7 @@
 """faces
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-21 06:20:33.550962+00:00
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from pgvector.sqlalchemy import Vector
 
 
 revision: str = '0007'
-down_revision: str | None = '0004'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

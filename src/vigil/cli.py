@@ -1,4 +1,4 @@
-"""The `vigil` command: dev, serve, migrate, seed, create-key."""
+"""The `vigil` command: dev, serve, migrate, runner, seed, create-key."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from vigil.core.config import Settings, get_settings
 from vigil.core.logging import setup_logging
+
+if TYPE_CHECKING:
+    from vigil.core.devstack import DevStack
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -33,6 +37,28 @@ def _serve(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
+def _start_runners(stack: DevStack, settings: Settings) -> None:
+    """Start VIGIL_DEV_RUNNERS `vigil runner` processes on the stack's services; the stack stops them first."""
+    import os
+
+    from vigil.core.devstack import ServiceProcess
+
+    env = {**os.environ}
+    for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
+                        ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
+                        ("REDPANDA_BROKERS", settings.redpanda_brokers)):
+        if value:
+            env[name] = value
+    for i in range(1, settings.dev_runners + 1):
+        runner = ServiceProcess(
+            f"runner-{i}", [sys.executable, "-m", "vigil.cli", "runner", "--name", f"dev-runner-{i}"], 0,
+            settings.data_dir.resolve() / "logs" / f"runner-{i}.log", env=env,
+        )
+        runner.start(ready=lambda: True)  # it joins the consumer group on its own time
+        stack.processes[runner.name] = runner
+    stack.write_file(settings)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Start the embedded services that the environment does not name, migrate, and serve."""
     from vigil.core.devstack import DevStack
@@ -46,6 +72,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         resolved = stack.start(settings)
         upgrade(resolved.database_url or "")
+        _start_runners(stack, resolved)
         logger.info("dev stack ready in {:.1f}s; serving on http://{}:{} (data in {})",
                     time.monotonic() - started, resolved.host, resolved.port, settings.data_dir)
         _serve(resolved)
@@ -66,6 +93,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _serve(get_settings())
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def runner_settings(settings: Settings) -> Settings:
+    """The environment's services, else the ones the dev stack wrote to devstack.json."""
+    import json
+
+    updates: dict[str, object] = {}
+    if settings.devstack_file.exists() and not (settings.database_url and settings.kafka_bootstrap_servers):
+        info = json.loads(settings.devstack_file.read_text())
+        for key in ("database_url", "kafka_bootstrap_servers", "redpanda_brokers"):
+            if not getattr(settings, key) and info.get(key):
+                updates[key] = info[key]
+    return settings.model_copy(update=updates)
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    """Process scenario jobs from Kafka until SIGINT/SIGTERM."""
+    from vigil.scenarios.runner import run_runner
+
+    settings = runner_settings(get_settings())
+    if not settings.database_url or not settings.kafka_bootstrap_servers:
+        print("error: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or start the dev stack (`make run`) first",
+              file=sys.stderr)
+        return 2
+    asyncio.run(run_runner(settings, name=args.name))
     return 0
 
 
@@ -156,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?")
     mig.set_defaults(fn=cmd_migrate)
     sub.add_parser("seed", help="load demo zones, people and alerts (idempotent)").set_defaults(fn=cmd_seed)
+    runner = sub.add_parser("runner", help="process scenario jobs (consumer group runners_group)")
+    runner.add_argument("--name", help="this runner's name in runs and logs (default host-pid)")
+    runner.set_defaults(fn=cmd_runner)
     key = sub.add_parser("create-key", help="create an API key and print it once")
     key.add_argument("--name", required=True)
     key.add_argument("--scopes", required=True, help="comma-separated: admin,write,read,ingest")

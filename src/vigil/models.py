@@ -13,5 +13,6 @@ from vigil.exporters.models import Delivery, Exporter  # noqa: F401
 from vigil.plates.models import PlateEvent, WatchlistEntry  # noqa: F401
 from vigil.people.models import Person, ReidMessage  # noqa: F401
 from vigil.zones.models import Zone  # noqa: F401
+from vigil.scenarios.models import Prediction, Scenario, ScenarioRun, ScenarioTransition  # noqa: F401
 
 metadata = Base.metadata

@@ -33,9 +33,10 @@ def api_routers() -> list[APIRouter]:
     from vigil.people.router import router as people
     from vigil.platform.router import api_router
     from vigil.plates.router import router as plates
+    from vigil.scenarios.router import router as scenarios
     from vigil.zones.router import router as zones
 
-    return [api_router, alerts, people, zones, cameras, plates, exporters, faces]
+    return [api_router, alerts, people, zones, cameras, plates, exporters, faces, scenarios]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -43,18 +44,20 @@ def ws_routers() -> list[APIRouter]:
     from vigil.alerts.router import ws_router as alerts_ws
     from vigil.platform.router import ws_router
     from vigil.plates.router import ws_router as plates_ws
+    from vigil.scenarios.router import ws_router as scenarios_ws
 
-    return [ws_router, alerts_ws, plates_ws]
+    return [ws_router, alerts_ws, plates_ws, scenarios_ws]
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
     from vigil.exporters.consumers import consumer_specs as exporter_consumers
     from vigil.people.consumers import reid_alert_specs
+    from vigil.scenarios.consumers import consumer_specs as scenario_consumers
 
     if not ctx.settings.kafka_bootstrap_servers:
         return []
-    return [*reid_alert_specs(ctx), *exporter_consumers(ctx)]
+    return [*reid_alert_specs(ctx), *exporter_consumers(ctx), *scenario_consumers(ctx)]
 
 
 def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[Any]]]:

@@ -74,6 +74,8 @@ def test_dev_serves_writes_devstack_and_stops_everything(tmp_path):
         assert out.returncode == 0, out.stderr
         key = out.stdout.strip().splitlines()[-1]
         assert httpx.get(f"{url}/api/v1/cache/stats", headers={"X-API-Key": key}).status_code == 200
+        # `make run` starts one scenario runner (VIGIL_DEV_RUNNERS) beside the services.
+        assert psutil.pid_exists(info["pids"]["runner-1"]) and "runner-2" not in info["pids"]
         pids = list(info["pids"].values()) + [proc.pid]
         took = stop(proc, signal.SIGTERM, pids)
         assert took < 20

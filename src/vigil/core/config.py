@@ -130,6 +130,23 @@ class Settings(BaseSettings):
         200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")
     )
 
+    # --- scenarios ---------------------------------------------------------------------
+    scenario_max_attempts: int = Field(
+        3, ge=1, validation_alias=_env("VIGIL_SCENARIO_MAX_ATTEMPTS", "scenario_max_attempts")
+    )
+    scenario_retry_backoff_s: float = Field(
+        2.0, ge=0, validation_alias=_env("VIGIL_SCENARIO_RETRY_BACKOFF_S", "scenario_retry_backoff_s")
+    )
+    scenario_sample_fps: float = Field(
+        5.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_SAMPLE_FPS", "scenario_sample_fps")
+    )
+    scenario_batch_frames: int = Field(
+        16, ge=1, validation_alias=_env("VIGIL_SCENARIO_BATCH_FRAMES", "scenario_batch_frames")
+    )
+    scenario_stale_run_s: float = Field(
+        15.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_RUN_S", "scenario_stale_run_s")
+    )
+
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
 

@@ -1,0 +1,1 @@
+"""Scenarios: video-analytics state machine, Kafka-dispatched runners, retries and stored predictions."""

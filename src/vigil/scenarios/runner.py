@@ -1,0 +1,254 @@
+"""`vigil runner`: a worker process that takes scenario jobs from Kafka and processes the video.
+
+Runners share the consumer group `runners_group` on topic `scenarios` and read one job at a time
+with manual commits: a job's offset is committed only after its run ended (completed, stopped,
+failed and reported to `retry_topic`, or found stale). A runner that dies mid-run leaves the message
+uncommitted; after the group rebalances, the runner that gets the partition reads it again and takes
+the run over once its heartbeat is older than VIGIL_SCENARIO_STALE_RUN_S.
+
+Decoding and detection run in a worker thread; the event loop only talks to the database and Kafka.
+Each batch of predictions is stored with the run's progress in one transaction, which is also where
+the runner learns that the scenario is shutting down (stop), or was failed, restarted or deleted (abort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from loguru import logger
+from pydantic import ValidationError
+
+from vigil import registry
+from vigil.core.bus import Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics, parse_json
+from vigil.core.config import Settings
+from vigil.core.db import create_engine, create_sessionmaker, session_scope
+from vigil.scenarios import service
+from vigil.scenarios.detect import Detectors, SourceError, VideoSource
+from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
+
+T = TypeVar("T")
+
+# A run may take hours (a live stream runs until stopped). Kafka would otherwise evict a member
+# that has not polled for 5 minutes and give its job to another runner while it still works on it.
+MAX_POLL_INTERVAL_MS = 24 * 3600 * 1000
+BATCH_SECONDS = 1.0  # progress, heartbeat and the stop check at least this often
+BUSY_POLL_S = 1.0
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RunAborted(Exception):
+    """The run is no longer ours (cancelled, taken over, scenario deleted): drop it quietly."""
+
+
+class _Assignments(ConsumerRebalanceListener):
+    """Logs which partitions of `scenarios` this runner owns (operators and tests watch for it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.partitions: list[int] = []
+
+    async def on_partitions_revoked(self, revoked: set) -> None:
+        if revoked:
+            logger.info("runner {} gives up partitions {}", self.name, sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set) -> None:
+        self.partitions = sorted(tp.partition for tp in assigned)
+        logger.info("runner {} assigned partitions {}", self.name, self.partitions)
+
+
+class _JobConsumer(ConsumerRunner):
+    """The core consumer runner, subscribed with a rebalance listener."""
+
+    def __init__(self, spec: ConsumerSpec, dlq_bus: Bus, listener: _Assignments) -> None:
+        super().__init__(spec, dlq_bus)
+        self.listener = listener
+
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        consumer = super()._make_consumer()
+        consumer.subscribe(self.spec.topics, listener=self.listener)
+        return consumer
+
+
+class ScenarioRunner:
+    """One runner process: a consumer of `scenarios`, an outbox relay, and the job loop."""
+
+    def __init__(self, settings: Settings, *, name: str | None = None) -> None:
+        if not settings.database_url or not settings.kafka_bootstrap_servers:
+            raise RuntimeError("the runner needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS")
+        self.settings = settings
+        self.name = name or default_name()
+        self.engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
+        self.sessionmaker = create_sessionmaker(self.engine)
+        self.bus = Bus(settings.kafka_bootstrap_servers, name="kafka")
+        self.redpanda = (self.bus if settings.redpanda == settings.kafka_bootstrap_servers
+                         else Bus(settings.redpanda, name="redpanda"))
+        # Runs and events this runner writes leave through the outbox; any instance's relay may publish them.
+        self.relay = OutboxRelay(
+            self.sessionmaker, {"kafka": self.bus, "redpanda": self.redpanda},
+            poll_interval_s=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size,
+            route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
+        )
+        self.current_job: Job | None = None
+        self.assignments = _Assignments(self.name)
+        self.consumer = _JobConsumer(ConsumerSpec(
+            name=f"runner:{self.name}", topics=[service.JOBS_TOPIC], handler=self.handle, group=service.RUNNERS_GROUP,
+            bootstrap_servers=settings.kafka_bootstrap_servers, batch_size=1,
+            max_retries=settings.consumer_max_retries, retry_backoff_s=settings.consumer_retry_backoff_s,
+            extra={"max_poll_interval_ms": MAX_POLL_INTERVAL_MS},
+        ), self.bus, self.assignments)
+
+    # -- process lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then give back the run in hand and leave the group."""
+        await self.bus.start()
+        if self.redpanda is not self.bus:
+            await self.redpanda.start()
+        relay = asyncio.create_task(self.relay.run(), name="runner-outbox-relay")
+        consumer: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set() and not await self.bus.wait_ready(5):
+                logger.info("runner {} waiting for the broker at {}", self.name, self.bus.bootstrap_servers)
+            await self._ensure_topics(stop)
+            if stop.is_set():
+                return
+            consumer = asyncio.create_task(self.consumer.run(), name="runner-consumer")
+            logger.info("runner {} started", self.name)
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        finally:
+            logger.info("runner {} stopping", self.name)
+            await self.consumer.stop()
+            if consumer is not None and not consumer.done():
+                # Mid-run: cancelling releases the run and leaves its message uncommitted for another runner.
+                # Idle: the consumer finishes its poll and leaves the group.
+                try:
+                    await asyncio.wait_for(asyncio.shield(consumer), 0 if self.current_job else 5)
+                except TimeoutError:
+                    consumer.cancel()
+                await asyncio.gather(consumer, return_exceptions=True)
+            self.relay.stop()
+            await asyncio.gather(relay, return_exceptions=True)
+            await self.bus.stop()
+            if self.redpanda is not self.bus:
+                await self.redpanda.stop()
+            await self.engine.dispose()
+            logger.info("runner {} stopped", self.name)
+
+    async def _ensure_topics(self, stop: asyncio.Event) -> None:
+        topics = {t: registry.KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, service.RETRY_TOPIC)}
+        while not stop.is_set():
+            try:
+                await ensure_topics(self.settings.kafka_bootstrap_servers or "", topics)
+                return
+            except Exception as exc:
+                logger.warning("runner {} cannot create topics yet: {!r}", self.name, exc)
+                await asyncio.sleep(1)
+
+    # -- one job -----------------------------------------------------------------------------
+
+    async def handle(self, record: ConsumerRecord) -> None:
+        job = parse_json(record, Job)  # PoisonMessage -> scenarios.dlq
+        self.current_job = job
+        try:
+            with logger.contextualize(scenario_id=str(job.scenario_id), run_id=str(job.run_id)):
+                await self.process(job)
+        finally:
+            self.current_job = None
+
+    async def process(self, job: Job) -> None:
+        """Claim the run (waiting while a live runner holds it), execute it, report the outcome."""
+        while True:
+            async with session_scope(self.sessionmaker) as session:
+                claim = await service.claim_run(session, job=job, runner=self.name,
+                                                stale_after_s=self.settings.scenario_stale_run_s)
+            if claim.verdict != "busy":
+                break
+            await asyncio.sleep(BUSY_POLL_S)
+        if claim.verdict == "skip":
+            logger.info("runner {} skips scenario {} run {}: {}", self.name, job.scenario_id, job.run_id, claim.reason)
+            return
+        logger.info("runner {} runs scenario {} run {} attempt {} on {}{}", self.name, job.scenario_id, job.run_id,
+                    job.attempt, mask_source(job.source), f" ({claim.reason})" if claim.reason else "")
+        try:
+            await self._execute(job)
+        except asyncio.CancelledError:
+            try:  # shutting down: hand the run back so the next owner of the message starts at once
+                async with session_scope(self.sessionmaker) as session:
+                    await asyncio.wait_for(service.release_run(session, run_id=job.run_id, runner=self.name), 3)
+            except Exception as exc:
+                logger.warning("runner {} could not release run {}: {!r}", self.name, job.run_id, exc)
+            raise
+        except RunAborted as exc:
+            logger.info("runner {} dropped scenario {} run {}: {}", self.name, job.scenario_id, job.run_id, exc)
+        except Exception as exc:  # the source, the decoder or a detector failed: the orchestrator retries
+            error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+            async with session_scope(self.sessionmaker) as session:
+                await service.fail_run(session, job=job, runner=self.name, error=error)
+
+    async def _execute(self, job: Job) -> None:
+        try:
+            params = ScenarioParams.model_validate(job.params)
+        except ValidationError as exc:
+            raise ValueError(f"invalid params: {exc.errors(include_url=False)}") from exc
+        sample_fps = params.sample_fps or self.settings.scenario_sample_fps
+        source = await _blocking(lambda: VideoSource(job.source, sample_fps=sample_fps, max_frames=params.max_frames,
+                                                     realtime=params.realtime, min_confidence=params.min_confidence))
+        try:
+            detectors = await _blocking(lambda: Detectors(params.detectors))
+            async with session_scope(self.sessionmaker) as session:
+                if not await service.mark_active(session, run_id=job.run_id, runner=self.name):
+                    raise RunAborted("the run was cancelled before it started")
+            started = time.monotonic()
+            batch_frames = 1  # the first frame's results are stored at once: early feedback, then full batches
+            while True:
+                batch = await _blocking(lambda: source.read_batch(
+                    detectors, max_frames=batch_frames, max_seconds=BATCH_SECONDS))
+                batch_frames = self.settings.scenario_batch_frames
+                elapsed = time.monotonic() - started
+                async with session_scope(self.sessionmaker) as session:
+                    verdict = await service.record_batch(
+                        session, run_id=job.run_id, runner=self.name, predictions=batch.predictions,
+                        frames_read=source.frames_read, frames_processed=source.frames_processed,
+                        fps=round(source.frames_processed / elapsed, 2) if elapsed > 0 else None,
+                    )
+                if verdict == "abort":
+                    raise RunAborted("the run was cancelled, taken over or deleted")
+                if verdict == "stop" or batch.ended:
+                    async with session_scope(self.sessionmaker) as session:
+                        await service.finish_run(session, run_id=job.run_id, runner=self.name,
+                                                 stopped=verdict == "stop")
+                    return
+        finally:
+            await asyncio.to_thread(source.close)
+
+
+async def _blocking(fn: Callable[[], T]) -> T:
+    """Run blocking OpenCV work in a thread; if cancelled, let that step finish before the capture is closed."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.gather(future, return_exceptions=True)
+        raise
+
+
+async def run_runner(settings: Settings, *, name: str | None = None, stop: asyncio.Event | None = None) -> None:
+    """Entry point of `vigil runner`: run until SIGINT/SIGTERM (or `stop`)."""
+    import signal
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await ScenarioRunner(settings, name=name).run(stop)
