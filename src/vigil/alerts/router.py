@@ -45,13 +45,16 @@ async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_alert(session, alert_id=alert_id)
 
 
-@router.api_route("/{alert_id}/acknowledge", methods=["POST", "PUT"], response_model=AlertRead, responses=NOT_FOUND)
+@router.post("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND)
+@router.put("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND,
+            operation_id="acknowledge_alert_put")
 async def acknowledge(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: acknowledging twice, or a resolved alert, returns it unchanged."""
     return await service.acknowledge(session, alert_id=alert_id, by=principal.name)
 
 
-@router.api_route("/{alert_id}/resolve", methods=["POST", "PUT"], response_model=AlertRead, responses=NOT_FOUND)
+@router.post("/{alert_id}/resolve", response_model=AlertRead, responses=NOT_FOUND)
+@router.put("/{alert_id}/resolve", response_model=AlertRead, responses=NOT_FOUND, operation_id="resolve_alert_put")
 async def resolve(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: resolving twice returns the alert unchanged."""
     return await service.resolve(session, alert_id=alert_id, by=principal.name)
