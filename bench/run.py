@@ -1,29 +1,37 @@
-"""Benchmarks: run every bench/bench_*.py and append its results to bench/results/<name>.md.
+"""Run the benchmarks, each as its own process; every script writes its results under bench/results/.
 
-Each benchmark starts its own embedded stack and server process, so it measures the real thing.
-    .venv/bin/python bench/run.py            # all
-    .venv/bin/python bench/run.py foundation # one
+    make bench                                   # all of them
+    .venv/bin/python bench/run.py foundation faces_bench   # some (file names without .py)
+
+Scripts: bench_foundation (HTTP, outbox -> WebSocket latency), people_reid (Kafka -> WebSocket, directory
+cache), plates_ingest (events/s with images), scenarios_runner (frames/s, dispatch latency),
+faces_bench (encode time, HNSW recall/latency), assets_observations (observations/s, locate error).
+Each starts its own embedded stack; numbers are only comparable on the same machine and load.
 """
 
-import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+NOT_BENCHMARKS = {"run", "common", "_serve"}
 
 
-def main() -> None:
+def main() -> int:
+    scripts = sorted(p for p in HERE.glob("*.py") if p.stem not in NOT_BENCHMARKS)
     wanted = set(sys.argv[1:])
-    for path in sorted(HERE.glob("bench_*.py")):
+    failed = []
+    for path in scripts:
         name = path.stem.removeprefix("bench_")
-        if wanted and name not in wanted:
+        if wanted and path.stem not in wanted and name not in wanted:
             continue
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        print(f"== {name}", flush=True)
-        module.main()
+        print(f"== {path.name}", flush=True)
+        if subprocess.run([sys.executable, str(path)], cwd=HERE).returncode != 0:
+            failed.append(path.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
