@@ -22,9 +22,10 @@ REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
 def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
     from vigil.alerts.router import router as alerts
+    from vigil.assets.router import router as assets
     from vigil.platform.router import api_router
 
-    return [api_router, alerts]
+    return [api_router, alerts, assets]
 
 
 def ws_routers() -> list[APIRouter]:

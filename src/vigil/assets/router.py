@@ -1,0 +1,219 @@
+"""Assets routes: sites, gateways, assets, jobs, maintenance, and locations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from vigil.assets import service
+from vigil.assets.schemas import (
+    AssetCreate,
+    AssetRead,
+    AssetUpdate,
+    GatewayCreate,
+    GatewayRead,
+    GatewayUpdate,
+    JobCreate,
+    JobRead,
+    JobStatus,
+    JobUpdate,
+    LocationRead,
+    MaintenanceCreate,
+    MaintenanceRead,
+    MaintenanceUpdate,
+    SiteCreate,
+    SiteRead,
+    SiteUpdate,
+)
+from vigil.core.deps import SessionDep
+from vigil.core.pagination import Page, PageDep
+
+router = APIRouter(tags=["assets"])
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {404: "Unknown id", 409: "Conflict (duplicate natural key or illegal transition)",
+            422: "Validation failed or unknown reference"}
+    return {code: {"description": text[code]} for code in codes}
+
+
+# --- sites -----------------------------------------------------------------------------------
+
+
+@router.post("/sites", status_code=201, response_model=SiteRead, responses=_responses(409))
+async def create_site(body: SiteCreate, session: SessionDep) -> Any:
+    return await service.create_site(session, site_in=body)
+
+
+@router.get("/sites", response_model=Page[SiteRead])
+async def list_sites(session: SessionDep, page: PageDep) -> dict:
+    return await service.list_sites(session, page=page)
+
+
+@router.get("/sites/{site_id}", response_model=SiteRead, responses=_responses(404))
+async def get_site(site_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_site(session, site_id=site_id)
+
+
+@router.api_route("/sites/{site_id}", methods=["PATCH", "PUT"], response_model=SiteRead,
+                  responses=_responses(404, 409))
+async def update_site(site_id: uuid.UUID, body: SiteUpdate, session: SessionDep) -> Any:
+    return await service.update_site(session, site_id=site_id, site_in=body)
+
+
+@router.delete("/sites/{site_id}", status_code=204, responses=_responses(404, 409))
+async def delete_site(site_id: uuid.UUID, session: SessionDep) -> Response:
+    """409 while gateways, assets, geofences or jobs still belong to the site."""
+    await service.delete_site(session, site_id=site_id)
+    return Response(status_code=204)
+
+
+# --- gateways --------------------------------------------------------------------------------
+
+
+@router.post("/gateways", status_code=201, response_model=GatewayRead, responses=_responses(409, 422))
+async def create_gateway(body: GatewayCreate, session: SessionDep) -> Any:
+    return await service.create_gateway(session, gateway_in=body)
+
+
+@router.get("/gateways", response_model=Page[GatewayRead])
+async def list_gateways(session: SessionDep, page: PageDep, site_id: uuid.UUID | None = None) -> dict:
+    return await service.list_gateways(session, page=page, site_id=site_id)
+
+
+@router.get("/gateways/{gateway_id}", response_model=GatewayRead, responses=_responses(404))
+async def get_gateway(gateway_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_gateway(session, gateway_id=gateway_id)
+
+
+@router.api_route("/gateways/{gateway_id}", methods=["PATCH", "PUT"], response_model=GatewayRead,
+                  responses=_responses(404, 409, 422))
+async def update_gateway(gateway_id: uuid.UUID, body: GatewayUpdate, session: SessionDep) -> Any:
+    return await service.update_gateway(session, gateway_id=gateway_id, gateway_in=body)
+
+
+@router.delete("/gateways/{gateway_id}", status_code=204, responses=_responses(404))
+async def delete_gateway(gateway_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_gateway(session, gateway_id=gateway_id)
+    return Response(status_code=204)
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+@router.post("/assets", status_code=201, response_model=AssetRead, responses=_responses(409, 422))
+async def create_asset(body: AssetCreate, session: SessionDep) -> Any:
+    return await service.create_asset(session, asset_in=body)
+
+
+@router.get("/assets", response_model=Page[AssetRead])
+async def list_assets(
+    session: SessionDep,
+    page: PageDep,
+    site_id: uuid.UUID | None = None,
+    kind: Annotated[str | None, Query(max_length=100)] = None,
+    tag_id: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name contains (case-insensitive)")] = None,
+) -> dict:
+    return await service.list_assets(session, page=page, site_id=site_id, kind=kind, tag_id=tag_id, q=q)
+
+
+@router.get("/assets/{asset_id}", response_model=AssetRead, responses=_responses(404))
+async def get_asset(asset_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_asset(session, asset_id=asset_id)
+
+
+@router.api_route("/assets/{asset_id}", methods=["PATCH", "PUT"], response_model=AssetRead,
+                  responses=_responses(404, 409, 422))
+async def update_asset(asset_id: uuid.UUID, body: AssetUpdate, session: SessionDep) -> Any:
+    return await service.update_asset(session, asset_id=asset_id, asset_in=body)
+
+
+@router.delete("/assets/{asset_id}", status_code=204, responses=_responses(404))
+async def delete_asset(asset_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_asset(session, asset_id=asset_id)
+    return Response(status_code=204)
+
+
+@router.get("/assets/{asset_id}/location", response_model=LocationRead, responses=_responses(404))
+async def get_location(asset_id: uuid.UUID, session: SessionDep) -> Any:
+    """The current location estimate; 404 for an unknown asset or one not located yet."""
+    return await service.latest_location(session, asset_id=asset_id)
+
+
+@router.get("/assets/{asset_id}/locations", response_model=Page[LocationRead], responses=_responses(404))
+async def get_locations(asset_id: uuid.UUID, session: SessionDep, page: PageDep,
+                        since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Location history, newest first."""
+    return await service.location_history(session, asset_id=asset_id, page=page, since=since, until=until)
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+@router.post("/jobs", status_code=201, response_model=JobRead, responses=_responses(422))
+async def create_job(body: JobCreate, session: SessionDep) -> Any:
+    return await service.create_job(session, job_in=body)
+
+
+@router.get("/jobs", response_model=Page[JobRead])
+async def list_jobs(session: SessionDep, page: PageDep, status: JobStatus | None = None,
+                    asset_id: uuid.UUID | None = None, site_id: uuid.UUID | None = None) -> dict:
+    return await service.list_jobs(session, page=page, status=status, asset_id=asset_id, site_id=site_id)
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead, responses=_responses(404))
+async def get_job(job_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_job(session, job_id=job_id)
+
+
+@router.api_route("/jobs/{job_id}", methods=["PATCH", "PUT"], response_model=JobRead,
+                  responses=_responses(404, 409, 422))
+async def update_job(job_id: uuid.UUID, body: JobUpdate, session: SessionDep) -> Any:
+    """Also moves the status: open <-> in_progress -> done (409 otherwise)."""
+    return await service.update_job(session, job_id=job_id, job_in=body)
+
+
+@router.delete("/jobs/{job_id}", status_code=204, responses=_responses(404))
+async def delete_job(job_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_job(session, job_id=job_id)
+    return Response(status_code=204)
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+@router.post("/maintenance", status_code=201, response_model=MaintenanceRead, responses=_responses(422))
+async def create_maintenance(body: MaintenanceCreate, session: SessionDep) -> Any:
+    return await service.create_maintenance(session, record_in=body)
+
+
+@router.get("/maintenance", response_model=Page[MaintenanceRead])
+async def list_maintenance(session: SessionDep, page: PageDep, asset_id: uuid.UUID | None = None,
+                           overdue: bool | None = None, done: bool | None = None) -> dict:
+    return await service.list_maintenance(session, page=page, asset_id=asset_id, overdue=overdue, done=done)
+
+
+@router.get("/maintenance/{record_id}", response_model=MaintenanceRead, responses=_responses(404))
+async def get_maintenance(record_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_maintenance(session, record_id=record_id)
+
+
+@router.api_route("/maintenance/{record_id}", methods=["PATCH", "PUT"], response_model=MaintenanceRead,
+                  responses=_responses(404, 422))
+async def update_maintenance(record_id: uuid.UUID, body: MaintenanceUpdate, session: SessionDep) -> Any:
+    """Setting `done_at` resolves the overdue alert, if one was raised."""
+    return await service.update_maintenance(session, record_id=record_id, record_in=body)
+
+
+@router.delete("/maintenance/{record_id}", status_code=204, responses=_responses(404))
+async def delete_maintenance(record_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_maintenance(session, record_id=record_id)
+    return Response(status_code=204)
+
+
+__all__ = ["router"]

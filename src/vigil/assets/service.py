@@ -1,0 +1,394 @@
+"""Assets rules for the API: CRUD of sites, gateways, assets, jobs and maintenance; location reads.
+
+Every function takes the request's session and keyword-only arguments, flushes (never commits) and
+raises domain errors; the router turns them into responses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from vigil.alerts import service as alerts
+from vigil.assets.models import Asset, Gateway, Geofence, Job, LocationEstimate, Maintenance, Site
+from vigil.assets.schemas import (
+    AssetCreate,
+    AssetUpdate,
+    GatewayCreate,
+    GatewayUpdate,
+    JobCreate,
+    JobUpdate,
+    MaintenanceCreate,
+    MaintenanceUpdate,
+    SiteCreate,
+    SiteUpdate,
+)
+from vigil.core.db import utcnow
+from vigil.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from vigil.core.pagination import PageParams, paginate
+
+
+class SiteNotFound(NotFound):
+    title = "Site not found"
+
+
+class GatewayNotFound(NotFound):
+    title = "Gateway not found"
+
+
+class AssetNotFound(NotFound):
+    title = "Asset not found"
+
+
+class JobNotFound(NotFound):
+    title = "Job not found"
+
+
+class MaintenanceNotFound(NotFound):
+    title = "Maintenance record not found"
+
+
+class LocationNotFound(NotFound):
+    title = "No location yet"
+
+
+def _apply(row: Any, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(row, name, value)
+
+
+async def _get(session: AsyncSession, model: type, id_: uuid.UUID, error: type[NotFound], what: str) -> Any:
+    row = await session.get(model, id_)
+    if row is None:
+        raise error(f"{what} {id_} does not exist.")
+    return row
+
+
+async def _require_site(session: AsyncSession, site_id: uuid.UUID | None) -> None:
+    """A reference to a site in a payload: unknown is a 422 (the payload is wrong), not a 404."""
+    if site_id is not None and await session.get(Site, site_id) is None:
+        raise ValidationFailed(f"Site {site_id} does not exist.", errors=[
+            {"loc": ["body", "site_id"], "msg": "unknown site", "type": "unknown_reference"}])
+
+
+async def _unique(session: AsyncSession, model: type, column: Any, value: Any, *, exclude: uuid.UUID | None,
+                  what: str) -> None:
+    stmt = select(exists().where(column == value))
+    if exclude is not None:
+        stmt = select(exists().where(column == value, model.id != exclude))
+    if await session.scalar(stmt):
+        raise Conflict(f"{what} already exists.")
+
+
+# --- sites -----------------------------------------------------------------------------------
+
+
+async def create_site(session: AsyncSession, *, site_in: SiteCreate) -> Site:
+    await _unique(session, Site, Site.name, site_in.name, exclude=None, what=f"A site named {site_in.name!r}")
+    site = Site(**site_in.model_dump())
+    session.add(site)
+    await session.flush()
+    return site
+
+
+async def get_site(session: AsyncSession, *, site_id: uuid.UUID) -> Site:
+    return await _get(session, Site, site_id, SiteNotFound, "Site")
+
+
+async def list_sites(session: AsyncSession, *, page: PageParams) -> dict:
+    return await paginate(session, select(Site).order_by(Site.name, Site.id), page)
+
+
+async def update_site(session: AsyncSession, *, site_id: uuid.UUID, site_in: SiteUpdate) -> Site:
+    site = await get_site(session, site_id=site_id)
+    changes = site_in.model_dump(exclude_unset=True)
+    if changes.get("name") not in (None, site.name):
+        await _unique(session, Site, Site.name, changes["name"], exclude=site.id,
+                      what=f"A site named {changes['name']!r}")
+    _apply(site, {k: v for k, v in changes.items() if not (k == "name" and v is None)})
+    await session.flush()
+    return site
+
+
+async def delete_site(session: AsyncSession, *, site_id: uuid.UUID) -> None:
+    site = await get_site(session, site_id=site_id)
+    for model, what in ((Gateway, "gateways"), (Asset, "assets"), (Geofence, "geofences"), (Job, "jobs")):
+        if await session.scalar(select(exists().where(model.site_id == site_id))):
+            raise Conflict(f"Site {site_id} still has {what}; delete or move them first.")
+    await session.delete(site)
+    await session.flush()
+
+
+# --- gateways --------------------------------------------------------------------------------
+
+
+async def create_gateway(session: AsyncSession, *, gateway_in: GatewayCreate) -> Gateway:
+    await _require_site(session, gateway_in.site_id)
+    await _unique(session, Gateway, Gateway.name, gateway_in.name, exclude=None,
+                  what=f"A gateway named {gateway_in.name!r}")
+    gateway = Gateway(**gateway_in.model_dump())
+    session.add(gateway)
+    await session.flush()
+    return gateway
+
+
+async def get_gateway(session: AsyncSession, *, gateway_id: uuid.UUID) -> Gateway:
+    return await _get(session, Gateway, gateway_id, GatewayNotFound, "Gateway")
+
+
+async def list_gateways(session: AsyncSession, *, page: PageParams, site_id: uuid.UUID | None = None) -> dict:
+    stmt = select(Gateway).order_by(Gateway.name, Gateway.id)
+    if site_id is not None:
+        stmt = stmt.where(Gateway.site_id == site_id)
+    return await paginate(session, stmt, page)
+
+
+async def update_gateway(session: AsyncSession, *, gateway_id: uuid.UUID, gateway_in: GatewayUpdate) -> Gateway:
+    gateway = await get_gateway(session, gateway_id=gateway_id)
+    changes = {k: v for k, v in gateway_in.model_dump(exclude_unset=True).items() if v is not None}
+    if "site_id" in changes:
+        await _require_site(session, changes["site_id"])
+    if changes.get("name", gateway.name) != gateway.name:
+        await _unique(session, Gateway, Gateway.name, changes["name"], exclude=gateway.id,
+                      what=f"A gateway named {changes['name']!r}")
+    _apply(gateway, changes)
+    await session.flush()
+    return gateway
+
+
+async def delete_gateway(session: AsyncSession, *, gateway_id: uuid.UUID) -> None:
+    await session.delete(await get_gateway(session, gateway_id=gateway_id))
+    await session.flush()
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+async def create_asset(session: AsyncSession, *, asset_in: AssetCreate) -> Asset:
+    await _require_site(session, asset_in.site_id)
+    await _unique(session, Asset, Asset.tag_id, asset_in.tag_id, exclude=None,
+                  what=f"An asset with tag_id {asset_in.tag_id!r}")
+    asset = Asset(**asset_in.model_dump())
+    session.add(asset)
+    await session.flush()
+    return asset
+
+
+async def get_asset(session: AsyncSession, *, asset_id: uuid.UUID) -> Asset:
+    return await _get(session, Asset, asset_id, AssetNotFound, "Asset")
+
+
+async def list_assets(session: AsyncSession, *, page: PageParams, site_id: uuid.UUID | None = None,
+                      kind: str | None = None, tag_id: str | None = None, q: str | None = None) -> dict:
+    stmt = select(Asset).order_by(Asset.name, Asset.id)
+    if site_id is not None:
+        stmt = stmt.where(Asset.site_id == site_id)
+    if kind is not None:
+        stmt = stmt.where(Asset.kind == kind)
+    if tag_id is not None:
+        stmt = stmt.where(Asset.tag_id == tag_id)
+    if q:
+        stmt = stmt.where(Asset.name.icontains(q, autoescape=True))
+    return await paginate(session, stmt, page)
+
+
+async def update_asset(session: AsyncSession, *, asset_id: uuid.UUID, asset_in: AssetUpdate) -> Asset:
+    asset = await get_asset(session, asset_id=asset_id)
+    changes = asset_in.model_dump(exclude_unset=True)
+    # site_id may be set to null (asset without a home site); the other fields may not.
+    changes = {k: v for k, v in changes.items() if v is not None or k == "site_id"}
+    if changes.get("site_id") is not None:
+        await _require_site(session, changes["site_id"])
+    if changes.get("tag_id", asset.tag_id) != asset.tag_id:
+        await _unique(session, Asset, Asset.tag_id, changes["tag_id"], exclude=asset.id,
+                      what=f"An asset with tag_id {changes['tag_id']!r}")
+    _apply(asset, changes)
+    await session.flush()
+    return asset
+
+
+async def delete_asset(session: AsyncSession, *, asset_id: uuid.UUID) -> None:
+    """Deletes the asset with its observations, location history and fence state (cascade)."""
+    await session.delete(await get_asset(session, asset_id=asset_id))
+    await session.flush()
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"in_progress", "done"}),
+    "in_progress": frozenset({"open", "done"}),
+    "done": frozenset(),
+}
+
+
+async def _assets_by_id(session: AsyncSession, asset_ids: Iterable[uuid.UUID]) -> list[Asset]:
+    wanted = list(dict.fromkeys(asset_ids))
+    if not wanted:
+        return []
+    found = {a.id: a for a in (await session.scalars(select(Asset).where(Asset.id.in_(wanted)))).all()}
+    missing = [str(i) for i in wanted if i not in found]
+    if missing:
+        raise ValidationFailed(f"Unknown assets: {', '.join(missing)}.", errors=[
+            {"loc": ["body", "asset_ids"], "msg": f"unknown asset {m}", "type": "unknown_reference"}
+            for m in missing])
+    return [found[i] for i in wanted]
+
+
+def _jobs() -> Select[tuple[Job]]:
+    return select(Job).options(selectinload(Job.assets))
+
+
+async def create_job(session: AsyncSession, *, job_in: JobCreate) -> Job:
+    await _require_site(session, job_in.site_id)
+    assets = await _assets_by_id(session, job_in.asset_ids)
+    job = Job(**job_in.model_dump(exclude={"asset_ids"}), status="open")
+    job.assets = assets
+    session.add(job)
+    await session.flush()
+    return await get_job(session, job_id=job.id)
+
+
+async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> Job:
+    job = await session.scalar(_jobs().where(Job.id == job_id).execution_options(populate_existing=True))
+    if job is None:
+        raise JobNotFound(f"Job {job_id} does not exist.")
+    return job
+
+
+async def list_jobs(session: AsyncSession, *, page: PageParams, status: str | None = None,
+                    asset_id: uuid.UUID | None = None, site_id: uuid.UUID | None = None) -> dict:
+    stmt = _jobs().order_by(Job.created_at.desc(), Job.id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if site_id is not None:
+        stmt = stmt.where(Job.site_id == site_id)
+    if asset_id is not None:
+        stmt = stmt.where(Job.assets.any(Asset.id == asset_id))
+    return await paginate(session, stmt, page)
+
+
+async def update_job(session: AsyncSession, *, job_id: uuid.UUID, job_in: JobUpdate) -> Job:
+    """Field changes plus the status machine: open <-> in_progress -> done; done is final."""
+    job = await get_job(session, job_id=job_id)
+    changes = job_in.model_dump(exclude_unset=True)
+    status = changes.pop("status", None)
+    asset_ids = changes.pop("asset_ids", None)
+    if job.status == "done" and (changes or asset_ids is not None or status not in (None, "done")):
+        raise InvalidState(f"Job {job_id} is done and can no longer change.")
+    if "site_id" in changes:
+        await _require_site(session, changes["site_id"])
+    if "title" in changes and changes["title"] is None:
+        del changes["title"]
+    _apply(job, changes)
+    if asset_ids is not None:
+        job.assets = await _assets_by_id(session, asset_ids)
+    if status is not None and status != job.status:
+        if status not in JOB_TRANSITIONS[job.status]:
+            raise InvalidState(f"A job cannot go from {job.status} to {status}.")
+        now = utcnow()
+        if status == "in_progress" and job.started_at is None:
+            job.started_at = now
+        if status == "done":
+            job.completed_at = now
+        job.status = status
+    job.updated_at = utcnow()
+    await session.flush()
+    return await get_job(session, job_id=job.id)
+
+
+async def delete_job(session: AsyncSession, *, job_id: uuid.UUID) -> None:
+    await session.delete(await get_job(session, job_id=job_id))
+    await session.flush()
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+def maintenance_subject(record_id: uuid.UUID) -> str:
+    return f"maintenance:{record_id}"
+
+
+async def create_maintenance(session: AsyncSession, *, record_in: MaintenanceCreate) -> Maintenance:
+    if await session.get(Asset, record_in.asset_id) is None:
+        raise ValidationFailed(f"Asset {record_in.asset_id} does not exist.", errors=[
+            {"loc": ["body", "asset_id"], "msg": "unknown asset", "type": "unknown_reference"}])
+    record = Maintenance(**record_in.model_dump())
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def get_maintenance(session: AsyncSession, *, record_id: uuid.UUID) -> Maintenance:
+    return await _get(session, Maintenance, record_id, MaintenanceNotFound, "Maintenance record")
+
+
+async def list_maintenance(session: AsyncSession, *, page: PageParams, asset_id: uuid.UUID | None = None,
+                           overdue: bool | None = None, done: bool | None = None) -> dict:
+    stmt = select(Maintenance).order_by(Maintenance.due_at, Maintenance.id)
+    if asset_id is not None:
+        stmt = stmt.where(Maintenance.asset_id == asset_id)
+    if done is not None:
+        stmt = stmt.where(Maintenance.done_at.is_not(None) if done else Maintenance.done_at.is_(None))
+    if overdue is not None:
+        is_overdue = Maintenance.done_at.is_(None) & (Maintenance.due_at < utcnow())
+        stmt = stmt.where(is_overdue if overdue else ~is_overdue)
+    return await paginate(session, stmt, page)
+
+
+async def update_maintenance(session: AsyncSession, *, record_id: uuid.UUID,
+                             record_in: MaintenanceUpdate) -> Maintenance:
+    """Done, or moved to a later due date: the overdue alert (if any) is resolved and may be raised again."""
+    record = await get_maintenance(session, record_id=record_id)
+    changes = record_in.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in changes.items() if v is not None or k in ("done_at", "notes")}
+    _apply(record, changes)
+    if record.overdue_alerted_at is not None and (record.done_at is not None or record.due_at > utcnow()):
+        await alerts.resolve_active(session, source="asset", kind="maintenance_overdue",
+                                    subject=maintenance_subject(record.id))
+        record.overdue_alerted_at = None
+    await session.flush()
+    return record
+
+
+async def delete_maintenance(session: AsyncSession, *, record_id: uuid.UUID) -> None:
+    record = await get_maintenance(session, record_id=record_id)
+    if record.overdue_alerted_at is not None:
+        await alerts.resolve_active(session, source="asset", kind="maintenance_overdue",
+                                    subject=maintenance_subject(record.id))
+    await session.delete(record)
+    await session.flush()
+
+
+# --- locations -------------------------------------------------------------------------------
+
+
+async def latest_location(session: AsyncSession, *, asset_id: uuid.UUID) -> LocationEstimate:
+    await get_asset(session, asset_id=asset_id)
+    row = await session.scalar(
+        select(LocationEstimate).where(LocationEstimate.asset_id == asset_id)
+        .order_by(LocationEstimate.estimated_at.desc(), LocationEstimate.id.desc()).limit(1)
+    )
+    if row is None:
+        raise LocationNotFound(f"Asset {asset_id} has not been located yet.")
+    return row
+
+
+async def location_history(session: AsyncSession, *, asset_id: uuid.UUID, page: PageParams,
+                           since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Newest first."""
+    await get_asset(session, asset_id=asset_id)
+    stmt = select(LocationEstimate).where(LocationEstimate.asset_id == asset_id)
+    if since is not None:
+        stmt = stmt.where(LocationEstimate.estimated_at >= since)
+    if until is not None:
+        stmt = stmt.where(LocationEstimate.estimated_at <= until)
+    return await paginate(session, stmt.order_by(LocationEstimate.estimated_at.desc(),
+                                                 LocationEstimate.id.desc()), page)
+
