@@ -61,6 +61,7 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "outbox_poll_interval_s": 0.2,
         "ws_queue_size": 64,
         "consumer_retry_backoff_s": 0.01,
+        "assets_debounce_s": 0.2,
         "port": free_port(),
     })
 

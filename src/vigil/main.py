@@ -56,6 +56,7 @@ class Runtime:
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
+        self.background: list[asyncio.Task[Any]] = []
 
     def fanout_spec(self) -> ConsumerSpec:
         hub = self.ctx.hub
@@ -78,6 +79,8 @@ class Runtime:
         if ctx.redpanda is not ctx.bus:
             await ctx.redpanda.start()
         self.tasks.spawn("outbox-relay", self.relay.run())
+        for name, coro in registry.background_tasks(ctx).items():
+            self.background.append(self.tasks.spawn(name, coro))
         if ctx.bus.enabled:
             self.tasks.spawn("consumers-bootstrap", self._start_consumers())
 
@@ -114,6 +117,10 @@ class Runtime:
     async def stop(self) -> None:
         ctx = self.ctx
         self.relay.stop()
+        # Domain loops have no stop signal of their own: cancel them (their units of work roll back).
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         for runner in self.consumers:
             await runner.stop()
         await self.tasks.drain(SHUTDOWN_GRACE_S)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from fastapi import APIRouter
 
 from vigil.core.bus import EVENTS_TOPIC, ConsumerSpec
@@ -31,11 +34,25 @@ def api_routers() -> list[APIRouter]:
 def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
     from vigil.alerts.router import ws_router as alerts_ws
+    from vigil.assets.router import ws_router as assets_ws
     from vigil.platform.router import ws_router
 
-    return [ws_router, alerts_ws]
+    return [ws_router, alerts_ws, assets_ws]
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
-    return []
+    from vigil.assets.consumers import consumer_specs as assets_consumers
+
+    return [*assets_consumers(ctx)]
+
+
+def background_tasks(ctx: AppContext) -> dict[str, Coroutine[Any, Any, None]]:
+    """Long-running loops of the domains (schedulers, periodic checks), by name.
+
+    The lifespan spawns each one at startup and cancels it at shutdown, before the consumers drain;
+    each loop must therefore tolerate cancellation at any await (units of work roll back).
+    """
+    from vigil.assets.tasks import background_tasks as assets_tasks
+
+    return {**assets_tasks(ctx)}

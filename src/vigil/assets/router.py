@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
 from fastapi.responses import Response
 
-from vigil.assets import service
+from vigil.assets import service, tracking
 from vigil.assets.schemas import (
     AssetCreate,
     AssetRead,
@@ -17,6 +17,7 @@ from vigil.assets.schemas import (
     GatewayCreate,
     GatewayRead,
     GatewayUpdate,
+    IngestResult,
     JobCreate,
     JobRead,
     JobStatus,
@@ -25,20 +26,45 @@ from vigil.assets.schemas import (
     MaintenanceCreate,
     MaintenanceRead,
     MaintenanceUpdate,
+    ObservationBatch,
     SiteCreate,
     SiteRead,
     SiteUpdate,
 )
-from vigil.core.deps import SessionDep
+from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.security import requires
+from vigil.core.ws import field_filter
 
 router = APIRouter(tags=["assets"])
+ws_router = APIRouter(tags=["assets"])
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {404: "Unknown id", 409: "Conflict (duplicate natural key or illegal transition)",
             422: "Validation failed or unknown reference"}
     return {code: {"description": text[code]} for code in codes}
+
+
+# --- observations ----------------------------------------------------------------------------
+
+
+@router.post("/observations", status_code=202, response_model=IngestResult,
+             responses={413: {"description": "More observations than VIGIL_ASSETS_MAX_BATCH"},
+                        422: {"description": "A reading out of range or stamped in the future"}})
+@requires("ingest")
+async def ingest_observations(body: ObservationBatch, session: SessionDep, settings: SettingsDep,
+                              request: Request, background: BackgroundTasks) -> Any:
+    """Store a batch of readings (all or nothing); unknown tags and gateways are counted and dropped.
+
+    Estimation follows asynchronously; locations arrive on `/ws/locations`.
+    """
+    result, touched = await service.ingest_observations(
+        session, observations=body.observations, max_batch=settings.assets_max_batch,
+        max_future_s=settings.assets_max_future_s)
+    # Background tasks run after the response, i.e. after the unit of work committed the readings.
+    background.add_task(tracking.schedule, request.app.state.ctx.redis, touched, settings.assets_debounce_s)
+    return result
 
 
 # --- sites -----------------------------------------------------------------------------------
@@ -140,9 +166,9 @@ async def delete_asset(asset_id: uuid.UUID, session: SessionDep) -> Response:
 
 
 @router.get("/assets/{asset_id}/location", response_model=LocationRead, responses=_responses(404))
-async def get_location(asset_id: uuid.UUID, session: SessionDep) -> Any:
+async def get_location(asset_id: uuid.UUID, session: SessionDep, request: Request) -> Any:
     """The current location estimate; 404 for an unknown asset or one not located yet."""
-    return await service.latest_location(session, asset_id=asset_id)
+    return await service.current_location(session, redis=request.app.state.ctx.redis, asset_id=asset_id)
 
 
 @router.get("/assets/{asset_id}/locations", response_model=Page[LocationRead], responses=_responses(404))
@@ -216,4 +242,22 @@ async def delete_maintenance(record_id: uuid.UUID, session: SessionDep) -> Respo
     return Response(status_code=204)
 
 
-__all__ = ["router"]
+# --- live ------------------------------------------------------------------------------------
+
+
+@ws_router.websocket("/locations")
+async def locations_stream(websocket: WebSocket, site_id: uuid.UUID | None = None,
+                           asset_id: uuid.UUID | None = None) -> None:
+    """`location.updated` for every asset, optionally narrowed to a site or an asset."""
+    match = field_filter({"site_id": site_id and str(site_id), "asset_id": asset_id and str(asset_id)})
+    await websocket.app.state.ctx.hub.serve(websocket, types=("location.",), match=match)
+
+
+@ws_router.websocket("/locations/{asset_id}")
+async def asset_locations_stream(websocket: WebSocket, asset_id: uuid.UUID) -> None:
+    """`location.updated` of one asset."""
+    await websocket.app.state.ctx.hub.serve(websocket, types=("location.",),
+                                            match=field_filter({"asset_id": str(asset_id)}))
+
+
+__all__ = ["router", "ws_router"]

@@ -7,30 +7,36 @@ raises domain errors; the router turns them into responses.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, select
+from loguru import logger
+from redis.asyncio import Redis
+from sqlalchemy import Select, String, cast, exists, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
+from vigil.assets import tracking
 from vigil.assets.models import Asset, Gateway, Geofence, Job, LocationEstimate, Maintenance, Site
 from vigil.assets.schemas import (
     AssetCreate,
     AssetUpdate,
     GatewayCreate,
     GatewayUpdate,
+    IngestResult,
     JobCreate,
     JobUpdate,
     MaintenanceCreate,
     MaintenanceUpdate,
+    ObservationIn,
     SiteCreate,
     SiteUpdate,
 )
 from vigil.core.db import utcnow
-from vigil.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from vigil.assets.metrics import OBSERVATIONS
+from vigil.core.errors import Conflict, InvalidState, NotFound, PayloadTooLarge, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 
 
@@ -369,8 +375,12 @@ async def delete_maintenance(session: AsyncSession, *, record_id: uuid.UUID) -> 
 # --- locations -------------------------------------------------------------------------------
 
 
-async def latest_location(session: AsyncSession, *, asset_id: uuid.UUID) -> LocationEstimate:
+async def current_location(session: AsyncSession, *, redis: Redis, asset_id: uuid.UUID) -> Any:
+    """The newest estimate: from the Redis copy the estimator keeps, else from the history table."""
     await get_asset(session, asset_id=asset_id)
+    cached = await tracking.cached_location(redis, asset_id)
+    if cached is not None:
+        return cached
     row = await session.scalar(
         select(LocationEstimate).where(LocationEstimate.asset_id == asset_id)
         .order_by(LocationEstimate.estimated_at.desc(), LocationEstimate.id.desc()).limit(1)
@@ -392,3 +402,118 @@ async def location_history(session: AsyncSession, *, asset_id: uuid.UUID, page: 
     return await paginate(session, stmt.order_by(LocationEstimate.estimated_at.desc(),
                                                  LocationEstimate.id.desc()), page)
 
+
+
+# --- observations ----------------------------------------------------------------------------
+
+
+class BatchTooLarge(PayloadTooLarge):
+    title = "Too many observations"
+
+
+def stale_or_future(observations: Sequence[ObservationIn], *, now: datetime, max_future_s: float) -> list[int]:
+    """Indexes of readings stamped further in the future than clocks may drift."""
+    limit = now + timedelta(seconds=max_future_s)
+    return [i for i, o in enumerate(observations) if o.observed_at > limit]
+
+
+def _gateway_key(value: str) -> str:
+    """Gateways are referenced by name or by id; ids compare in canonical text form."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+_INSERT_OBSERVATIONS = text("""
+    INSERT INTO observations (asset_id, observed_at, gateway_id, rssi, battery, received_at)
+    SELECT a.id, i.observed_at, g.id, i.rssi, i.battery, now()
+    FROM unnest(CAST(:tags AS text[]), CAST(:gateways AS text[]), CAST(:rssi AS float8[]),
+                CAST(:observed_at AS timestamptz[]), CAST(:battery AS float8[]))
+         AS i(tag_id, gateway, rssi, observed_at, battery)
+    JOIN assets a ON a.tag_id = i.tag_id
+    JOIN gateways g ON g.name = i.gateway OR CAST(g.id AS text) = i.gateway
+    ON CONFLICT DO NOTHING
+    RETURNING asset_id, observed_at
+""")
+
+_UPDATE_BATTERY = text("""
+    UPDATE assets a SET battery = v.battery, battery_reported_at = v.observed_at
+    FROM (SELECT DISTINCT ON (tag_id) tag_id, battery, observed_at
+          FROM unnest(CAST(:tags AS text[]), CAST(:battery AS float8[]), CAST(:observed_at AS timestamptz[]))
+               AS i(tag_id, battery, observed_at)
+          ORDER BY tag_id, observed_at DESC) v
+    WHERE a.tag_id = v.tag_id AND (a.battery_reported_at IS NULL OR a.battery_reported_at < v.observed_at)
+""")
+
+
+async def ingest_observations(
+    session: AsyncSession, *, observations: Sequence[ObservationIn], max_batch: int, max_future_s: float,
+) -> tuple[IngestResult, dict[uuid.UUID, datetime]]:
+    """Store a batch of raw readings in one statement; readings of unknown tags or gateways are dropped.
+
+    Returns the counts and, per asset that got new readings, its newest reading time (the caller schedules
+    estimation for those once the transaction has committed). A reading seen before is a no-op.
+    """
+    if len(observations) > max_batch:
+        raise BatchTooLarge(f"At most {max_batch} observations per request; got {len(observations)}.")
+    late = stale_or_future(observations, now=utcnow(), max_future_s=max_future_s)
+    if late:
+        raise ValidationFailed("Observations stamped in the future.", errors=[
+            {"loc": ["body", "observations", i, "observed_at"], "msg": "too far in the future", "type": "future"}
+            for i in late[:20]])
+    if not observations:
+        return IngestResult(received=0, stored=0, duplicates=0, unknown_tags=[], unknown_gateways=[], dropped=0), {}
+    tags = [o.tag_id for o in observations]
+    gateways = [_gateway_key(o.gateway_id) for o in observations]
+    times = [o.observed_at for o in observations]
+    rows = (await session.execute(_INSERT_OBSERVATIONS, {
+        "tags": tags, "gateways": gateways, "rssi": [o.rssi for o in observations], "observed_at": times,
+        "battery": [o.battery for o in observations],
+    })).all()
+    touched: dict[uuid.UUID, datetime] = {}
+    for asset_id, observed_at in rows:
+        if asset_id not in touched or observed_at > touched[asset_id]:
+            touched[asset_id] = observed_at
+    with_battery = [o for o in observations if o.battery is not None]
+    if with_battery:
+        await session.execute(_UPDATE_BATTERY, {
+            "tags": [o.tag_id for o in with_battery], "battery": [o.battery for o in with_battery],
+            "observed_at": [o.observed_at for o in with_battery],
+        })
+    unknown_tags: list[str] = []
+    unknown_gateways: list[str] = []
+    dropped = 0
+    if len(rows) < len(observations):  # duplicates or unknown references: find out which
+        known_tags = set((await session.scalars(select(Asset.tag_id).where(Asset.tag_id.in_(set(tags))))).all())
+        known_gateways: set[str] = set()
+        for gw_id, name in (await session.execute(select(Gateway.id, Gateway.name).where(
+                or_(Gateway.name.in_(set(gateways)), cast(Gateway.id, String).in_(set(gateways)))))).all():
+            known_gateways |= {str(gw_id), name}
+        unknown_tags = sorted(set(tags) - known_tags)
+        unknown_gateways = sorted(set(gateways) - known_gateways)
+        dropped = sum(1 for t, g in zip(tags, gateways) if t not in known_tags or g not in known_gateways)
+        for t, g in zip(tags, gateways):
+            if t not in known_tags:
+                OBSERVATIONS.labels("unknown_tag").inc()
+            elif g not in known_gateways:
+                OBSERVATIONS.labels("unknown_gateway").inc()
+    duplicates = len(observations) - len(rows) - dropped
+    OBSERVATIONS.labels("stored").inc(len(rows))
+    if duplicates:
+        OBSERVATIONS.labels("duplicate").inc(duplicates)
+    if dropped:
+        logger.info("observations: dropped {} of {} (unknown tags {}, unknown gateways {})", dropped,
+                    len(observations), unknown_tags[:10], unknown_gateways[:10])
+    result = IngestResult(received=len(observations), stored=len(rows), duplicates=duplicates,
+                          unknown_tags=unknown_tags, unknown_gateways=unknown_gateways, dropped=dropped)
+    return result, touched
+
+
+async def purge_observations(session: AsyncSession, *, older_than: datetime, limit: int = 10_000) -> int:
+    """Delete up to `limit` raw readings older than the cutoff; returns how many went."""
+    result = await session.execute(text(
+        "DELETE FROM observations WHERE ctid IN "
+        "(SELECT ctid FROM observations WHERE observed_at < :cutoff LIMIT :limit)"
+    ), {"cutoff": older_than, "limit": limit})
+    return result.rowcount or 0  # type: ignore[attr-defined]

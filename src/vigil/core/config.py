@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,28 @@ class Settings(BaseSettings):
 
     # --- cache --------------------------------------------------------------------------
     cache_ttl_s: int = Field(300, ge=1, validation_alias=_env("VIGIL_CACHE_TTL_S", "cache_ttl_s"))
+
+    # --- assets -------------------------------------------------------------------------
+    assets_debounce_s: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("VIGIL_ASSETS_DEBOUNCE_S", "assets_debounce_s")
+    )
+    assets_window_s: float = Field(10.0, gt=0, validation_alias=_env("VIGIL_ASSETS_WINDOW_S", "assets_window_s"))
+    assets_window_max_readings: int = Field(
+        10, ge=1, validation_alias=_env("VIGIL_ASSETS_WINDOW_MAX_READINGS", "assets_window_max_readings")
+    )
+    assets_smoothing: Literal["trimmed_mean", "median"] = Field(
+        "trimmed_mean", validation_alias=_env("VIGIL_ASSETS_SMOOTHING", "assets_smoothing")
+    )
+    assets_max_batch: int = Field(1000, ge=1, validation_alias=_env("VIGIL_ASSETS_MAX_BATCH", "assets_max_batch"))
+    assets_max_future_s: float = Field(
+        300.0, ge=0, validation_alias=_env("VIGIL_ASSETS_MAX_FUTURE_S", "assets_max_future_s")
+    )
+    assets_retention_days: float = Field(
+        7.0, gt=0, validation_alias=_env("VIGIL_ASSETS_RETENTION_DAYS", "assets_retention_days")
+    )
+    assets_cleanup_interval_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_ASSETS_CLEANUP_INTERVAL_S", "assets_cleanup_interval_s")
+    )
 
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))

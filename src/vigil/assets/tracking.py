@@ -1,0 +1,234 @@
+"""From stored readings to locations: a debounce queue in Redis, batched estimation, history and live events.
+
+Ingest (consumer or HTTP) calls `schedule()` after its transaction committed: each touched asset goes into
+the sorted set `DUE_KEY`, due `debounce_s` later. `ZADD NX` keeps the first due time, so a burst of
+readings gives one estimate (and a tag that never stops talking is still estimated every `debounce_s`).
+`run_scheduler()` claims due assets atomically (a Lua pop, so several app instances share the work
+without doing any of it twice), estimates the whole batch in a worker thread, and stores each result in
+its own unit of work: a history row, `location.updated` through the outbox, geofence transitions, and the
+current location in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from loguru import logger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.assets.locate import Estimate, Reading, locate, smooth_window
+from vigil.assets.metrics import ESTIMATE_BATCH_SECONDS, ESTIMATES
+from vigil.assets.models import Asset, Gateway, LocationEstimate
+from vigil.assets.schemas import LocationRead
+from vigil.core.bus import emit
+from vigil.core.config import Settings
+from vigil.core.context import AppContext
+from vigil.core.db import session_scope
+
+DUE_KEY = "vigil:assets:due"
+LOCATION_KEY = "vigil:assets:location:{}"
+CLAIM_BATCH = 200
+
+# Atomically take up to ARGV[2] members due at or before ARGV[1].
+_CLAIM = """
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
+return items
+"""
+
+
+async def schedule(redis: Redis, asset_ids: Iterable[uuid.UUID], debounce_s: float) -> None:
+    """Ask for an estimate of each asset `debounce_s` from now, unless one is already pending."""
+    ids = [str(i) for i in asset_ids]
+    if not ids:
+        return
+    due = time.time() + debounce_s
+    try:
+        await redis.zadd(DUE_KEY, dict.fromkeys(ids, due), nx=True)
+    except RedisError as exc:  # the readings are stored; the next reading of the tag schedules it again
+        logger.warning("cannot schedule estimation of {} assets: {!r}", len(ids), exc)
+
+
+async def claim_due(redis: Redis, *, now: float | None = None, limit: int = CLAIM_BATCH) -> list[uuid.UUID]:
+    items = await redis.eval(_CLAIM, 1, DUE_KEY, str(now if now is not None else time.time()), str(limit))
+    return [uuid.UUID(i.decode() if isinstance(i, bytes) else i) for i in items]
+
+
+# --- loading and computing -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    id: uuid.UUID
+    site_id: uuid.UUID
+    x: float
+    y: float
+    tx_power: float
+    path_loss_exponent: float
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    asset_id: uuid.UUID
+    site_id: uuid.UUID
+    estimate: Estimate
+    at: datetime  # the newest reading the estimate rests on
+
+
+_WINDOW_ROWS = text("""
+    SELECT o.asset_id, o.gateway_id, o.observed_at, o.rssi
+    FROM unnest(CAST(:ids AS uuid[])) AS t(asset_id)
+    CROSS JOIN LATERAL (SELECT max(observed_at) AS newest FROM observations WHERE asset_id = t.asset_id) n
+    JOIN observations o ON o.asset_id = t.asset_id
+     AND o.observed_at >= n.newest - make_interval(secs => :window_s) AND o.observed_at <= n.newest
+""")
+
+
+async def load_window(session: AsyncSession, asset_ids: list[uuid.UUID], window_s: float
+                      ) -> tuple[dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]], dict[uuid.UUID, GatewayInfo]]:
+    """Each asset's readings within `window_s` of its newest one, and the gateways that heard them."""
+    rows = (await session.execute(_WINDOW_ROWS, {"ids": asset_ids, "window_s": window_s})).all()
+    per: dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]] = {}
+    for asset_id, gateway_id, observed_at, rssi in rows:
+        per.setdefault(asset_id, []).append((gateway_id, observed_at, rssi))
+    gateway_ids = {gw for items in per.values() for gw, _, _ in items}
+    gateways = {
+        g.id: GatewayInfo(g.id, g.site_id, g.x, g.y, g.tx_power, g.path_loss_exponent)
+        for g in (await session.scalars(select(Gateway).where(Gateway.id.in_(gateway_ids)))).all()
+    } if gateway_ids else {}
+    return per, gateways
+
+
+def estimate_batch(windows: dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]],
+                   gateways: dict[uuid.UUID, GatewayInfo], *, window_s: float, max_readings: int,
+                   method: str) -> list[Located]:
+    """CPU part, run in a worker thread: smooth per gateway, keep the site that hears the tag best, locate."""
+    out = []
+    for asset_id, items in windows.items():
+        newest = max(t for _, t, _ in items)
+        smoothed = smooth_window(((gw, t.timestamp(), rssi) for gw, t, rssi in items if gw in gateways),
+                                 window_s=window_s, max_readings=max_readings, method=method)
+        if not smoothed:
+            continue
+        strongest = max(smoothed, key=lambda gw: smoothed[gw])
+        site_id = gateways[strongest].site_id  # type: ignore[index]
+        readings = [Reading(g.x, g.y, rssi, g.tx_power, g.path_loss_exponent)
+                    for gw, rssi in smoothed.items() if (g := gateways[gw]).site_id == site_id]  # type: ignore[index]
+        try:
+            estimate = locate(readings)
+        except (ValueError, ArithmeticError) as exc:
+            logger.warning("cannot locate asset {}: {!r}", asset_id, exc)
+            continue
+        out.append(Located(asset_id, site_id, estimate, newest))
+    return out
+
+
+# --- storing ---------------------------------------------------------------------------------
+
+
+def location_payload(row: LocationEstimate, tag_id: str) -> dict[str, Any]:
+    return LocationRead.model_validate(row).model_dump(mode="json") | {"tag_id": tag_id}
+
+
+async def store_estimate(session: AsyncSession, located: Located) -> tuple[LocationEstimate, Asset] | None:
+    """History row + `location.updated`; None when a newer estimate is already stored (replays, races)."""
+    asset = await session.scalar(select(Asset).where(Asset.id == located.asset_id).with_for_update())
+    if asset is None:
+        return None  # deleted meanwhile
+    newest = await session.scalar(select(func.max(LocationEstimate.estimated_at))
+                                  .where(LocationEstimate.asset_id == asset.id))
+    if newest is not None and newest >= located.at:
+        return None
+    est = located.estimate
+    row = LocationEstimate(asset_id=asset.id, site_id=located.site_id, x=round(est.x, 3), y=round(est.y, 3),
+                           method=est.method, accuracy_m=round(est.accuracy_m, 3), gateways=est.gateways,
+                           estimated_at=located.at)
+    session.add(row)
+    if asset.last_seen_at is None or asset.last_seen_at < located.at:
+        await session.execute(update(Asset).where(Asset.id == asset.id).values(last_seen_at=located.at))
+    await session.flush()
+    emit(session, "location.updated", location_payload(row, asset.tag_id), key=str(asset.id))
+    ESTIMATES.labels(est.method).inc()
+    return row, asset
+
+
+async def cache_location(redis: Redis, row: LocationEstimate, *, ttl_s: int) -> None:
+    try:
+        await redis.set(LOCATION_KEY.format(row.asset_id),
+                        LocationRead.model_validate(row).model_dump_json(), ex=ttl_s)
+    except RedisError as exc:  # readers fall back to the history table
+        logger.warning("cannot cache location of asset {}: {!r}", row.asset_id, exc)
+
+
+async def cached_location(redis: Redis, asset_id: uuid.UUID) -> LocationRead | None:
+    try:
+        raw = await redis.get(LOCATION_KEY.format(asset_id))
+    except RedisError:
+        return None
+    return LocationRead.model_validate(json.loads(raw)) if raw else None
+
+
+async def estimate_assets(ctx: AppContext, asset_ids: list[uuid.UUID]) -> int:
+    """Estimate and store the given assets; returns how many new locations were stored."""
+    settings: Settings = ctx.settings
+    async with ctx.sessionmaker() as session:
+        windows, gateways = await load_window(session, asset_ids, settings.assets_window_s)
+    if not windows:
+        return 0
+    started = time.perf_counter()
+    results = await asyncio.to_thread(
+        estimate_batch, windows, gateways, window_s=settings.assets_window_s,
+        max_readings=settings.assets_window_max_readings, method=settings.assets_smoothing,
+    )
+    ESTIMATE_BATCH_SECONDS.observe(time.perf_counter() - started)
+    stored = 0
+    ttl_s = int(timedelta(days=settings.assets_retention_days).total_seconds())
+    for located in results:
+        try:
+            async with session_scope(ctx.sessionmaker) as session:
+                saved = await store_estimate(session, located)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one asset's failure must not stop the others
+            logger.opt(exception=exc).error("storing the estimate of asset {} failed", located.asset_id)
+            continue
+        if saved is not None:
+            stored += 1
+            await cache_location(ctx.redis, saved[0], ttl_s=ttl_s)
+            logger.debug("asset {} at ({:.2f}, {:.2f}) by {} +/- {:.2f} m", located.asset_id, saved[0].x,
+                         saved[0].y, saved[0].method, saved[0].accuracy_m)
+    return stored
+
+
+async def run_scheduler(ctx: AppContext) -> None:
+    """Background task: estimate due assets as they come due, until cancelled."""
+    tick = min(max(ctx.settings.assets_debounce_s / 4, 0.02), 0.25)
+    logger.info("assets estimation scheduler running (debounce {}s)", ctx.settings.assets_debounce_s)
+    while True:
+        try:
+            due = await claim_due(ctx.redis)
+        except RedisError as exc:
+            logger.warning("estimation scheduler cannot reach Redis: {!r}", exc)
+            await asyncio.sleep(1.0)
+            continue
+        if not due:
+            await asyncio.sleep(tick)
+            continue
+        try:
+            await estimate_assets(ctx, due)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database is down: put them back and try again shortly
+            logger.opt(exception=exc).error("estimation of {} assets failed; retrying", len(due))
+            await schedule(ctx.redis, due, 1.0)
+            await asyncio.sleep(1.0)
