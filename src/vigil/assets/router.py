@@ -17,6 +17,10 @@ from vigil.assets.schemas import (
     GatewayCreate,
     GatewayRead,
     GatewayUpdate,
+    GeofenceCreate,
+    GeofenceRead,
+    GeofenceStateRead,
+    GeofenceUpdate,
     IngestResult,
     JobCreate,
     JobRead,
@@ -176,6 +180,43 @@ async def get_locations(asset_id: uuid.UUID, session: SessionDep, page: PageDep,
                         since: datetime | None = None, until: datetime | None = None) -> dict:
     """Location history, newest first."""
     return await service.location_history(session, asset_id=asset_id, page=page, since=since, until=until)
+
+
+@router.get("/assets/{asset_id}/geofences", response_model=list[GeofenceStateRead], responses=_responses(404))
+async def get_asset_geofences(asset_id: uuid.UUID, session: SessionDep, request: Request) -> Any:
+    """Where the asset stands with each fence of its site (inside or not, since when)."""
+    return await service.geofence_states(session, redis=request.app.state.ctx.redis, asset_id=asset_id)
+
+
+# --- geofences -------------------------------------------------------------------------------
+
+
+@router.post("/geofences", status_code=201, response_model=GeofenceRead, responses=_responses(422))
+async def create_geofence(body: GeofenceCreate, session: SessionDep) -> Any:
+    """A circle (`center`, `radius_m` > 0) or a simple polygon (`polygon`, >= 3 corners) in a site's frame."""
+    return await service.create_geofence(session, fence_in=body)
+
+
+@router.get("/geofences", response_model=Page[GeofenceRead])
+async def list_geofences(session: SessionDep, page: PageDep, site_id: uuid.UUID | None = None) -> dict:
+    return await service.list_geofences(session, page=page, site_id=site_id)
+
+
+@router.get("/geofences/{geofence_id}", response_model=GeofenceRead, responses=_responses(404))
+async def get_geofence(geofence_id: uuid.UUID, session: SessionDep) -> Any:
+    return await service.get_geofence(session, geofence_id=geofence_id)
+
+
+@router.api_route("/geofences/{geofence_id}", methods=["PATCH", "PUT"], response_model=GeofenceRead,
+                  responses=_responses(404, 422))
+async def update_geofence(geofence_id: uuid.UUID, body: GeofenceUpdate, session: SessionDep) -> Any:
+    return await service.update_geofence(session, geofence_id=geofence_id, fence_in=body)
+
+
+@router.delete("/geofences/{geofence_id}", status_code=204, responses=_responses(404))
+async def delete_geofence(geofence_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_geofence(session, geofence_id=geofence_id)
+    return Response(status_code=204)
 
 
 # --- jobs ------------------------------------------------------------------------------------

@@ -18,13 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
-from vigil.assets import tracking
+from vigil.assets import geofence, geofencing, tracking
 from vigil.assets.models import Asset, Gateway, Geofence, Job, LocationEstimate, Maintenance, Site
 from vigil.assets.schemas import (
     AssetCreate,
     AssetUpdate,
     GatewayCreate,
     GatewayUpdate,
+    GeofenceCreate,
+    GeofenceUpdate,
     IngestResult,
     JobCreate,
     JobUpdate,
@@ -402,6 +404,81 @@ async def location_history(session: AsyncSession, *, asset_id: uuid.UUID, page: 
     return await paginate(session, stmt.order_by(LocationEstimate.estimated_at.desc(),
                                                  LocationEstimate.id.desc()), page)
 
+
+
+# --- geofences -------------------------------------------------------------------------------
+
+
+class GeofenceNotFound(NotFound):
+    title = "Geofence not found"
+
+
+def _shape(kind: str, center: Any, radius_m: Any, points: Any) -> None:
+    try:
+        geofence.build(kind, center=center, radius_m=radius_m, points=points)
+    except geofence.InvalidShape as exc:
+        raise ValidationFailed(str(exc), errors=[
+            {"loc": ["body", "polygon" if kind == "polygon" else "radius_m"], "msg": str(exc),
+             "type": "invalid_geometry"}]) from exc
+
+
+def _geometry_columns(kind: str, center: Any, radius_m: Any, points: Any) -> dict[str, Any]:
+    if kind == "circle":
+        return {"center_x": center[0], "center_y": center[1], "radius_m": radius_m, "polygon": None}
+    return {"center_x": None, "center_y": None, "radius_m": None, "polygon": geofence.normalised_ring(points)}
+
+
+async def create_geofence(session: AsyncSession, *, fence_in: GeofenceCreate) -> Geofence:
+    await _require_site(session, fence_in.site_id)
+    _shape(fence_in.kind, fence_in.center, fence_in.radius_m, fence_in.polygon)
+    fence = Geofence(
+        **fence_in.model_dump(exclude={"center", "radius_m", "polygon"}),
+        **_geometry_columns(fence_in.kind, fence_in.center, fence_in.radius_m, fence_in.polygon),
+    )
+    session.add(fence)
+    await session.flush()
+    return fence
+
+
+async def get_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> Geofence:
+    return await _get(session, Geofence, geofence_id, GeofenceNotFound, "Geofence")
+
+
+async def list_geofences(session: AsyncSession, *, page: PageParams, site_id: uuid.UUID | None = None) -> dict:
+    stmt = select(Geofence).order_by(Geofence.name, Geofence.id)
+    if site_id is not None:
+        stmt = stmt.where(Geofence.site_id == site_id)
+    return await paginate(session, stmt, page)
+
+
+async def update_geofence(session: AsyncSession, *, geofence_id: uuid.UUID, fence_in: GeofenceUpdate) -> Geofence:
+    """Geometry changes keep each asset's state; the next location is judged against the new shape."""
+    fence = await get_geofence(session, geofence_id=geofence_id)
+    changes = {k: v for k, v in fence_in.model_dump(exclude_unset=True).items() if v is not None}
+    geometry = {k: changes.pop(k) for k in ("center", "radius_m", "polygon") if k in changes}
+    if geometry:
+        center = geometry.get("center", None if fence.center_x is None else [fence.center_x, fence.center_y])
+        radius = geometry.get("radius_m", fence.radius_m)
+        points = geometry.get("polygon", fence.polygon)
+        if (fence.kind == "circle" and "polygon" in geometry) or (
+                fence.kind == "polygon" and ("center" in geometry or "radius_m" in geometry)):
+            raise ValidationFailed(f"A {fence.kind} geofence cannot take those geometry fields.")
+        _shape(fence.kind, center, radius, points)
+        changes |= _geometry_columns(fence.kind, center, radius, points)
+    _apply(fence, changes)
+    fence.updated_at = utcnow()
+    await session.flush()
+    return fence
+
+
+async def delete_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> None:
+    await session.delete(await get_geofence(session, geofence_id=geofence_id))
+    await session.flush()
+
+
+async def geofence_states(session: AsyncSession, *, redis: Redis, asset_id: uuid.UUID) -> list[dict[str, Any]]:
+    await get_asset(session, asset_id=asset_id)
+    return await geofencing.states_of(session, redis, asset_id=asset_id)
 
 
 # --- observations ----------------------------------------------------------------------------

@@ -5,8 +5,8 @@ the sorted set `DUE_KEY`, due `debounce_s` later. `ZADD NX` keeps the first due 
 readings gives one estimate (and a tag that never stops talking is still estimated every `debounce_s`).
 `run_scheduler()` claims due assets atomically (a Lua pop, so several app instances share the work
 without doing any of it twice), estimates the whole batch in a worker thread, and stores each result in
-its own unit of work: a history row, `location.updated` through the outbox, geofence transitions, and the
-current location in Redis.
+its own unit of work: a history row, `location.updated` through the outbox, geofence transitions (with
+their alerts), then the current location and fence states in Redis.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.assets import geofencing
 from vigil.assets.locate import Estimate, Reading, locate, smooth_window
 from vigil.assets.metrics import ESTIMATE_BATCH_SECONDS, ESTIMATES
 from vigil.assets.models import Asset, Gateway, LocationEstimate
@@ -197,6 +198,8 @@ async def estimate_assets(ctx: AppContext, asset_ids: list[uuid.UUID]) -> int:
         try:
             async with session_scope(ctx.sessionmaker) as session:
                 saved = await store_estimate(session, located)
+                fence_states = {} if saved is None else await geofencing.evaluate(
+                    session, asset=saved[1], location=saved[0])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one asset's failure must not stop the others
@@ -205,6 +208,7 @@ async def estimate_assets(ctx: AppContext, asset_ids: list[uuid.UUID]) -> int:
         if saved is not None:
             stored += 1
             await cache_location(ctx.redis, saved[0], ttl_s=ttl_s)
+            await geofencing.mirror_states(ctx.redis, located.asset_id, fence_states)
             logger.debug("asset {} at ({:.2f}, {:.2f}) by {} +/- {:.2f} m", located.asset_id, saved[0].x,
                          saved[0].y, saved[0].method, saved[0].accuracy_m)
     return stored

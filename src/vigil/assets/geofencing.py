@@ -1,0 +1,122 @@
+"""Geofence evaluation for a new location: state per (asset, fence) persisted and mirrored in Redis,
+enter/exit history, and alerts through `alerts.service` as each fence's `alert_on` says."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.alerts import service as alerts
+from vigil.assets import geofence as shapes
+from vigil.assets.metrics import GEOFENCE_TRANSITIONS
+from vigil.assets.models import Asset, Geofence, GeofenceEvent, GeofenceState, LocationEstimate
+
+STATE_KEY = "vigil:assets:fences:{}"
+_SHAPES: dict[tuple[uuid.UUID, datetime], shapes.Shape] = {}
+
+
+def shape_of(fence: Geofence) -> shapes.Shape:
+    """The fence's prepared shape, built once per version of the fence."""
+    key = (fence.id, fence.updated_at)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) > 10_000:
+            _SHAPES.clear()
+        center = None if fence.center_x is None else (fence.center_x, fence.center_y)
+        shape = shapes.build(fence.kind, center=center, radius_m=fence.radius_m, points=fence.polygon)
+        _SHAPES[key] = shape
+    return shape
+
+
+def alert_subject(fence_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+    return f"{fence_id}:{asset_id}"
+
+
+async def evaluate(session: AsyncSession, *, asset: Asset, location: LocationEstimate) -> dict[str, Any]:
+    """Advance the asset's state with every fence of the location's site; returns the states to mirror."""
+    fences = (await session.scalars(select(Geofence).where(Geofence.site_id == location.site_id))).all()
+    if not fences:
+        return {}
+    rows = {
+        s.geofence_id: s for s in (await session.scalars(
+            select(GeofenceState).where(GeofenceState.asset_id == asset.id)
+            .where(GeofenceState.geofence_id.in_([f.id for f in fences])))).all()
+    }
+    mirrored: dict[str, Any] = {}
+    for fence in fences:
+        row = rows.get(fence.id)
+        before = None if row is None else shapes.FenceState(row.inside, row.since, row.pending_since)
+        depth = shape_of(fence).depth(location.x, location.y)
+        after, event = shapes.step(before, depth, location.estimated_at, margin_m=fence.margin_m,
+                                   dwell_s=fence.dwell_s)
+        if after != before:
+            await session.execute(insert(GeofenceState).values(
+                asset_id=asset.id, geofence_id=fence.id, inside=after.inside, since=after.since,
+                pending_since=after.pending_since, updated_at=location.estimated_at,
+            ).on_conflict_do_update(
+                index_elements=[GeofenceState.asset_id, GeofenceState.geofence_id],
+                set_={"inside": after.inside, "since": after.since, "pending_since": after.pending_since,
+                      "updated_at": location.estimated_at},
+            ))
+        if event is not None:
+            await _transition(session, asset=asset, fence=fence, location=location, event=event, depth=depth)
+        mirrored[str(fence.id)] = {"geofence_id": str(fence.id), "inside": after.inside,
+                                   "since": after.since.isoformat(),
+                                   "pending_since": after.pending_since and after.pending_since.isoformat()}
+    return mirrored
+
+
+async def _transition(session: AsyncSession, *, asset: Asset, fence: Geofence, location: LocationEstimate,
+                      event: str, depth: float) -> None:
+    session.add(GeofenceEvent(asset_id=asset.id, geofence_id=fence.id, kind=event, at=location.estimated_at,
+                              x=location.x, y=location.y))
+    GEOFENCE_TRANSITIONS.labels(event).inc()
+    logger.info("asset {} ({}) {} geofence {} ({}) at ({:.2f}, {:.2f})", asset.id, asset.tag_id,
+                "entered" if event == "enter" else "left", fence.id, fence.name, location.x, location.y)
+    subject = alert_subject(fence.id, asset.id)
+    opposite = "exit" if event == "enter" else "enter"
+    if fence.auto_resolve:
+        await alerts.resolve_active(session, source="geofence", kind=f"geofence_{opposite}", subject=subject)
+    if event in fence.alert_on:
+        verb = "entered" if event == "enter" else "left"
+        await alerts.raise_alert(
+            session, source="geofence", kind=f"geofence_{event}", severity=fence.severity, subject=subject,
+            title=f"{asset.name} ({asset.tag_id}) {verb} {fence.name}", at=location.estimated_at,
+            data={"asset_id": str(asset.id), "tag_id": asset.tag_id, "geofence_id": str(fence.id),
+                  "geofence": fence.name, "site_id": str(fence.site_id), "event": event,
+                  "x": location.x, "y": location.y, "depth_m": round(depth, 3),
+                  "at": location.estimated_at.isoformat()},
+        )
+
+
+async def mirror_states(redis: Redis, asset_id: uuid.UUID, states: dict[str, Any]) -> None:
+    """After commit: the fence states of one asset as a Redis hash, for cheap reads."""
+    if not states:
+        return
+    try:
+        await redis.hset(STATE_KEY.format(asset_id), mapping={k: json.dumps(v) for k, v in states.items()})
+    except RedisError as exc:  # readers fall back to the table
+        logger.warning("cannot mirror geofence state of asset {}: {!r}", asset_id, exc)
+
+
+async def states_of(session: AsyncSession, redis: Redis, *, asset_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Current fence states of an asset: the Redis mirror, else the table."""
+    try:
+        raw = await redis.hgetall(STATE_KEY.format(asset_id))
+    except RedisError:
+        raw = {}
+    if raw:
+        return sorted((json.loads(v) for v in raw.values()), key=lambda s: s["geofence_id"])
+    rows = (await session.scalars(select(GeofenceState).where(GeofenceState.asset_id == asset_id)
+                                  .order_by(GeofenceState.geofence_id))).all()
+    return [{"geofence_id": str(r.geofence_id), "inside": r.inside, "since": r.since.isoformat(),
+             "pending_since": r.pending_since and r.pending_since.isoformat()} for r in rows]
