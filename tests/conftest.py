@@ -62,6 +62,7 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "ws_queue_size": 64,
         "consumer_retry_backoff_s": 0.01,
         "assets_debounce_s": 0.2,
+        "assets_rules_interval_s": 0.5,
         "port": free_port(),
     })
 

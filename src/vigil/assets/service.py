@@ -19,7 +19,8 @@ from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
 from vigil.assets import geofence, geofencing, tracking
-from vigil.assets.models import Asset, Gateway, Geofence, Job, LocationEstimate, Maintenance, Site
+from vigil.assets.rules import maintenance_subject, validate_params
+from vigil.assets.models import Asset, Gateway, Geofence, Job, LocationEstimate, Maintenance, Rule, Site
 from vigil.assets.schemas import (
     AssetCreate,
     AssetUpdate,
@@ -33,6 +34,8 @@ from vigil.assets.schemas import (
     MaintenanceCreate,
     MaintenanceUpdate,
     ObservationIn,
+    RuleCreate,
+    RuleUpdate,
     SiteCreate,
     SiteUpdate,
 )
@@ -319,10 +322,6 @@ async def delete_job(session: AsyncSession, *, job_id: uuid.UUID) -> None:
 # --- maintenance -----------------------------------------------------------------------------
 
 
-def maintenance_subject(record_id: uuid.UUID) -> str:
-    return f"maintenance:{record_id}"
-
-
 async def create_maintenance(session: AsyncSession, *, record_in: MaintenanceCreate) -> Maintenance:
     if await session.get(Asset, record_in.asset_id) is None:
         raise ValidationFailed(f"Asset {record_in.asset_id} does not exist.", errors=[
@@ -479,6 +478,63 @@ async def delete_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> N
 async def geofence_states(session: AsyncSession, *, redis: Redis, asset_id: uuid.UUID) -> list[dict[str, Any]]:
     await get_asset(session, asset_id=asset_id)
     return await geofencing.states_of(session, redis, asset_id=asset_id)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+class RuleNotFound(NotFound):
+    title = "Rule not found"
+
+
+def _params(kind: str, params: dict[str, float]) -> dict[str, float]:
+    full, problems = validate_params(kind, params)
+    if problems:
+        raise ValidationFailed("; ".join(problems), errors=[
+            {"loc": ["body", "params"], "msg": p, "type": "invalid_param"} for p in problems])
+    return full
+
+
+async def create_rule(session: AsyncSession, *, rule_in: RuleCreate) -> Rule:
+    await _require_site(session, rule_in.site_id)
+    if rule_in.asset_id is not None and await session.get(Asset, rule_in.asset_id) is None:
+        raise ValidationFailed(f"Asset {rule_in.asset_id} does not exist.", errors=[
+            {"loc": ["body", "asset_id"], "msg": "unknown asset", "type": "unknown_reference"}])
+    rule = Rule(**rule_in.model_dump(exclude={"params"}), params=_params(rule_in.kind, rule_in.params))
+    session.add(rule)
+    await session.flush()
+    return rule
+
+
+async def get_rule(session: AsyncSession, *, rule_id: uuid.UUID) -> Rule:
+    return await _get(session, Rule, rule_id, RuleNotFound, "Rule")
+
+
+async def list_rules(session: AsyncSession, *, page: PageParams, kind: str | None = None,
+                     site_id: uuid.UUID | None = None, asset_id: uuid.UUID | None = None) -> dict:
+    stmt = select(Rule).order_by(Rule.kind, Rule.created_at, Rule.id)
+    for column, value in ((Rule.kind, kind), (Rule.site_id, site_id), (Rule.asset_id, asset_id)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return await paginate(session, stmt, page)
+
+
+async def update_rule(session: AsyncSession, *, rule_id: uuid.UUID, rule_in: RuleUpdate) -> Rule:
+    """Takes effect at the next check (raising or resolving then, as the new settings say)."""
+    rule = await get_rule(session, rule_id=rule_id)
+    changes = {k: v for k, v in rule_in.model_dump(exclude_unset=True).items() if v is not None}
+    if "params" in changes:
+        changes["params"] = _params(rule.kind, {**rule.params, **changes["params"]})
+    _apply(rule, changes)
+    rule.updated_at = utcnow()
+    await session.flush()
+    return rule
+
+
+async def delete_rule(session: AsyncSession, *, rule_id: uuid.UUID) -> None:
+    """Active alerts of the rule are resolved at the next check."""
+    await session.delete(await get_rule(session, rule_id=rule_id))
+    await session.flush()
 
 
 # --- observations ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 from loguru import logger
 from redis.exceptions import RedisError
 
-from vigil.assets import service, tracking
+from vigil.assets import rules, service, tracking
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 
@@ -53,8 +53,23 @@ async def run_cleanup(ctx: AppContext) -> None:
         await asyncio.sleep(interval)
 
 
+async def run_rules(ctx: AppContext) -> None:
+    """Evaluate the alert rules every `assets_rules_interval_s` (one instance at a time: advisory lock)."""
+    interval = ctx.settings.assets_rules_interval_s
+    while True:
+        try:
+            async with session_scope(ctx.sessionmaker) as session:
+                await rules.check_rules(session, now=utcnow())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.opt(exception=exc).error("asset rule check failed; next try in {}s", interval)
+        await asyncio.sleep(interval)
+
+
 def background_tasks(ctx: AppContext) -> dict[str, Coroutine[Any, Any, None]]:
     return {
         "assets:estimation": tracking.run_scheduler(ctx),
         "assets:retention": run_cleanup(ctx),
+        "assets:rules": run_rules(ctx),
     }

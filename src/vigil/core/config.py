@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     assets_retention_days: float = Field(
         7.0, gt=0, validation_alias=_env("VIGIL_ASSETS_RETENTION_DAYS", "assets_retention_days")
     )
+    assets_rules_interval_s: float = Field(
+        30.0, gt=0, validation_alias=_env("VIGIL_ASSETS_RULES_INTERVAL_S", "assets_rules_interval_s")
+    )
     assets_cleanup_interval_s: float = Field(
         3600.0, gt=0, validation_alias=_env("VIGIL_ASSETS_CLEANUP_INTERVAL_S", "assets_cleanup_interval_s")
     )
