@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
 from fastapi.responses import Response
+from pydantic import AwareDatetime
 
 from vigil.assets import service, tracking
 from vigil.assets.schemas import (
     AssetCreate,
     AssetRead,
     AssetUpdate,
+    DwellRead,
     GatewayCreate,
     GatewayRead,
     GatewayUpdate,
@@ -38,6 +39,7 @@ from vigil.assets.schemas import (
     SiteCreate,
     SiteRead,
     SiteUpdate,
+    UtilisationRead,
 )
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
@@ -181,7 +183,7 @@ async def get_location(asset_id: uuid.UUID, session: SessionDep, request: Reques
 
 @router.get("/assets/{asset_id}/locations", response_model=Page[LocationRead], responses=_responses(404))
 async def get_locations(asset_id: uuid.UUID, session: SessionDep, page: PageDep,
-                        since: datetime | None = None, until: datetime | None = None) -> dict:
+                        since: AwareDatetime | None = None, until: AwareDatetime | None = None) -> dict:
     """Location history, newest first."""
     return await service.location_history(session, asset_id=asset_id, page=page, since=since, until=until)
 
@@ -318,6 +320,30 @@ async def update_maintenance(record_id: uuid.UUID, body: MaintenanceUpdate, sess
 async def delete_maintenance(record_id: uuid.UUID, session: SessionDep) -> Response:
     await service.delete_maintenance(session, record_id=record_id)
     return Response(status_code=204)
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+Since = Annotated[AwareDatetime | None, Query(description="Range start (default: 24 h before `until`)")]
+Until = Annotated[AwareDatetime | None, Query(description="Range end (default and latest: now)")]
+
+
+@router.get("/analytics/assets/{asset_id}/dwell", response_model=DwellRead, responses=_responses(404, 422))
+async def asset_dwell(asset_id: uuid.UUID, session: SessionDep, since: Since = None, until: Until = None) -> Any:
+    """Seconds spent inside each geofence (and visits) over the range, from the enter/exit history."""
+    return await service.dwell_report(session, asset_id=asset_id, since=since, until=until)
+
+
+@router.get("/analytics/assets/{asset_id}/utilisation", response_model=UtilisationRead,
+            responses=_responses(404, 422))
+async def asset_utilisation(
+    asset_id: uuid.UUID, session: SessionDep, since: Since = None, until: Until = None,
+    gap_s: Annotated[float, Query(gt=0, le=86400, description="Longest silence still counted as seen")] = 60.0,
+    moving_m: Annotated[float, Query(ge=0, le=1000, description="Smallest step counted as movement")] = 1.0,
+) -> Any:
+    """Share of the range the asset was seen, and share it was moving, from its location history."""
+    return await service.utilisation_report(session, asset_id=asset_id, since=since, until=until, gap_s=gap_s,
+                                            moving_m=moving_m)
 
 
 # --- live ------------------------------------------------------------------------------------

@@ -14,13 +14,24 @@ from typing import Any
 from loguru import logger
 from redis.asyncio import Redis
 from sqlalchemy import Select, String, cast, exists, or_, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
-from vigil.assets import geofence, geofencing, tracking
+from vigil.assets import analytics, geofence, geofencing, tracking
 from vigil.assets.rules import maintenance_subject, validate_params
-from vigil.assets.models import Asset, Gateway, Geofence, Job, LocationEstimate, Maintenance, Rule, Site
+from vigil.assets.models import (
+    Asset,
+    Gateway,
+    Geofence,
+    GeofenceEvent,
+    Job,
+    LocationEstimate,
+    Maintenance,
+    Rule,
+    Site,
+)
 from vigil.assets.schemas import (
     AssetCreate,
     AssetUpdate,
@@ -650,3 +661,62 @@ async def purge_observations(session: AsyncSession, *, older_than: datetime, lim
         "(SELECT ctid FROM observations WHERE observed_at < :cutoff LIMIT :limit)"
     ), {"cutoff": older_than, "limit": limit})
     return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+
+def _range(since: datetime | None, until: datetime | None, *, default_hours: float = 24) -> tuple[datetime, datetime]:
+    now = utcnow()
+    until = min(until or now, now)
+    since = since or until - timedelta(hours=default_hours)
+    if since >= until:
+        raise ValidationFailed("`since` must be before `until` (and before now).", errors=[
+            {"loc": ["query", "since"], "msg": "empty range", "type": "range"}])
+    return since, until
+
+
+async def dwell_report(session: AsyncSession, *, asset_id: uuid.UUID, since: datetime | None,
+                       until: datetime | None) -> dict[str, Any]:
+    """Seconds inside each geofence (and visits) over a range, from the enter/exit history."""
+    await get_asset(session, asset_id=asset_id)
+    since, until = _range(since, until)
+    before = (await session.execute(
+        select(GeofenceEvent.geofence_id, GeofenceEvent.kind)
+        .where(GeofenceEvent.asset_id == asset_id, GeofenceEvent.at < since)
+        .ext(distinct_on(GeofenceEvent.geofence_id))
+        .order_by(GeofenceEvent.geofence_id, GeofenceEvent.at.desc(), GeofenceEvent.id.desc())
+    )).all()
+    events = (await session.execute(
+        select(GeofenceEvent.geofence_id, GeofenceEvent.kind, GeofenceEvent.at)
+        .where(GeofenceEvent.asset_id == asset_id, GeofenceEvent.at >= since, GeofenceEvent.at <= until)
+        .order_by(GeofenceEvent.at, GeofenceEvent.id)
+    )).all()
+    totals = analytics.dwell([tuple(e) for e in events], since=since, until=until,
+                             inside_at_start=[fid for fid, kind in before if kind == "enter"])
+    names = dict((await session.execute(select(Geofence.id, Geofence.name)
+                                        .where(Geofence.id.in_(list(totals))))).all()) if totals else {}
+    items = sorted(({"geofence_id": fid, "name": names.get(fid, ""), "seconds": round(sec, 3), "visits": n}
+                    for fid, (sec, n) in totals.items()), key=lambda i: (-i["seconds"], str(i["geofence_id"])))
+    return {"asset_id": asset_id, "since": since, "until": until, "geofences": items,
+            "total_seconds": round(sum(i["seconds"] for i in items), 3)}
+
+
+async def utilisation_report(session: AsyncSession, *, asset_id: uuid.UUID, since: datetime | None,
+                             until: datetime | None, gap_s: float, moving_m: float) -> dict[str, Any]:
+    """Share of a range the asset was seen, and moving, from its location history."""
+    await get_asset(session, asset_id=asset_id)
+    since, until = _range(since, until)
+    previous = select(LocationEstimate.estimated_at, LocationEstimate.x, LocationEstimate.y).where(
+        LocationEstimate.asset_id == asset_id, LocationEstimate.estimated_at < since
+    ).order_by(LocationEstimate.estimated_at.desc()).limit(1)
+    within = select(LocationEstimate.estimated_at, LocationEstimate.x, LocationEstimate.y).where(
+        LocationEstimate.asset_id == asset_id, LocationEstimate.estimated_at >= since,
+        LocationEstimate.estimated_at <= until)
+    points = [tuple(p) for p in (await session.execute(previous)).all()]
+    points += [tuple(p) for p in (await session.execute(within)).all()]
+    seen, moving = analytics.utilisation(points, since=since, until=until, gap_s=gap_s, moving_m=moving_m)
+    span = (until - since).total_seconds()
+    return {"asset_id": asset_id, "since": since, "until": until, "range_s": round(span, 3),
+            "seen_s": round(seen, 3), "moving_s": round(moving, 3), "seen_share": round(seen / span, 4),
+            "moving_share": round(moving / span, 4)}
