@@ -11,7 +11,7 @@ import pytest
 import websockets
 from aiokafka import AIOKafkaProducer
 
-from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
+from tests.assets.helpers import make_asset, make_site_with_gateways, readings_at
 from tests.conftest import ADMIN_KEY, auth
 from vigil.assets import geofence as gf
 from vigil.assets.locate import Reading, distance_to_rssi, locate, smooth_window

@@ -146,7 +146,8 @@ def _trilaterate(pos: np.ndarray, dist: np.ndarray) -> Estimate:
 
     if float(spread[0]) < 1e-6:  # every gateway at one point: only the range is known, not the bearing
         c = pos[0]
-        return Estimate(float(c[0]), float(c[1]), "trilateration", float(np.average(dist, weights=weights)), n)
+        spread_m = float(np.average(dist, weights=weights))
+        return Estimate(float(c[0]), float(c[1]), "trilateration", spread_m, n)
 
     # Start from the inverse-square weighted centroid; nudge it off the gateways' main axis so a collinear
     # layout does not begin on the symmetry line, where the gradient across it is exactly zero.

@@ -14,4 +14,6 @@ ESTIMATE_BATCH_SECONDS = Histogram(
     "vigil_assets_estimate_batch_seconds", "Time to estimate one batch of due tags (worker thread)",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-GEOFENCE_TRANSITIONS = Counter("vigil_assets_geofence_transitions_total", "Geofence enters and exits", ["kind"])
+GEOFENCE_TRANSITIONS = Counter(
+    "vigil_assets_geofence_transitions_total", "Geofence enters and exits", ["kind"]
+)

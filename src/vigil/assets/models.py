@@ -123,7 +123,8 @@ class Observation(Base):
 
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     observed_at: Mapped[datetime] = mapped_column(primary_key=True)
-    gateway_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"), primary_key=True)
+    gateway_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"),
+                                                  primary_key=True)
     rssi: Mapped[float] = mapped_column(Float)
     battery: Mapped[float | None] = mapped_column(Float, default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
@@ -185,8 +186,8 @@ class GeofenceState(Base):
     __tablename__ = "geofence_states"
 
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
-    geofence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("geofences.id", ondelete="CASCADE"), primary_key=True,
-                                                   index=True)
+    geofence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("geofences.id", ondelete="CASCADE"),
+                                                   primary_key=True, index=True)
     inside: Mapped[bool] = mapped_column(Boolean)
     since: Mapped[datetime] = mapped_column()
     pending_since: Mapped[datetime | None] = mapped_column(default=None)
@@ -221,8 +222,8 @@ class Rule(UUIDPrimaryKey, Timestamps, Base):
     kind: Mapped[str] = mapped_column(String(30))
     site_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True,
                                                       default=None)
-    asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True,
-                                                       default=None)
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"),
+                                                       index=True, default=None)
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     severity: Mapped[str] = mapped_column(String(10), default="warning", server_default="warning")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))

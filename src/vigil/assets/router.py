@@ -95,8 +95,8 @@ async def get_site(site_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_site(session, site_id=site_id)
 
 
-@router.api_route("/sites/{site_id}", methods=["PATCH", "PUT"], response_model=SiteRead,
-                  responses=_responses(404, 409))
+@router.patch("/sites/{site_id}", response_model=SiteRead, responses=_responses(404, 409))
+@router.put("/sites/{site_id}", response_model=SiteRead, responses=_responses(404, 409))
 async def update_site(site_id: uuid.UUID, body: SiteUpdate, session: SessionDep) -> Any:
     return await service.update_site(session, site_id=site_id, site_in=body)
 
@@ -126,8 +126,8 @@ async def get_gateway(gateway_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_gateway(session, gateway_id=gateway_id)
 
 
-@router.api_route("/gateways/{gateway_id}", methods=["PATCH", "PUT"], response_model=GatewayRead,
-                  responses=_responses(404, 409, 422))
+@router.patch("/gateways/{gateway_id}", response_model=GatewayRead, responses=_responses(404, 409, 422))
+@router.put("/gateways/{gateway_id}", response_model=GatewayRead, responses=_responses(404, 409, 422))
 async def update_gateway(gateway_id: uuid.UUID, body: GatewayUpdate, session: SessionDep) -> Any:
     return await service.update_gateway(session, gateway_id=gateway_id, gateway_in=body)
 
@@ -163,8 +163,8 @@ async def get_asset(asset_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_asset(session, asset_id=asset_id)
 
 
-@router.api_route("/assets/{asset_id}", methods=["PATCH", "PUT"], response_model=AssetRead,
-                  responses=_responses(404, 409, 422))
+@router.patch("/assets/{asset_id}", response_model=AssetRead, responses=_responses(404, 409, 422))
+@router.put("/assets/{asset_id}", response_model=AssetRead, responses=_responses(404, 409, 422))
 async def update_asset(asset_id: uuid.UUID, body: AssetUpdate, session: SessionDep) -> Any:
     return await service.update_asset(session, asset_id=asset_id, asset_in=body)
 
@@ -213,8 +213,8 @@ async def get_geofence(geofence_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_geofence(session, geofence_id=geofence_id)
 
 
-@router.api_route("/geofences/{geofence_id}", methods=["PATCH", "PUT"], response_model=GeofenceRead,
-                  responses=_responses(404, 422))
+@router.patch("/geofences/{geofence_id}", response_model=GeofenceRead, responses=_responses(404, 422))
+@router.put("/geofences/{geofence_id}", response_model=GeofenceRead, responses=_responses(404, 422))
 async def update_geofence(geofence_id: uuid.UUID, body: GeofenceUpdate, session: SessionDep) -> Any:
     return await service.update_geofence(session, geofence_id=geofence_id, fence_in=body)
 
@@ -246,8 +246,8 @@ async def get_rule(rule_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_rule(session, rule_id=rule_id)
 
 
-@router.api_route("/asset-rules/{rule_id}", methods=["PATCH", "PUT"], response_model=RuleRead,
-                  responses=_responses(404, 422))
+@router.patch("/asset-rules/{rule_id}", response_model=RuleRead, responses=_responses(404, 422))
+@router.put("/asset-rules/{rule_id}", response_model=RuleRead, responses=_responses(404, 422))
 async def update_rule(rule_id: uuid.UUID, body: RuleUpdate, session: SessionDep) -> Any:
     return await service.update_rule(session, rule_id=rule_id, rule_in=body)
 
@@ -277,8 +277,8 @@ async def get_job(job_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_job(session, job_id=job_id)
 
 
-@router.api_route("/jobs/{job_id}", methods=["PATCH", "PUT"], response_model=JobRead,
-                  responses=_responses(404, 409, 422))
+@router.patch("/jobs/{job_id}", response_model=JobRead, responses=_responses(404, 409, 422))
+@router.put("/jobs/{job_id}", response_model=JobRead, responses=_responses(404, 409, 422))
 async def update_job(job_id: uuid.UUID, body: JobUpdate, session: SessionDep) -> Any:
     """Also moves the status: open <-> in_progress -> done (409 otherwise)."""
     return await service.update_job(session, job_id=job_id, job_in=body)
@@ -309,8 +309,8 @@ async def get_maintenance(record_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_maintenance(session, record_id=record_id)
 
 
-@router.api_route("/maintenance/{record_id}", methods=["PATCH", "PUT"], response_model=MaintenanceRead,
-                  responses=_responses(404, 422))
+@router.patch("/maintenance/{record_id}", response_model=MaintenanceRead, responses=_responses(404, 422))
+@router.put("/maintenance/{record_id}", response_model=MaintenanceRead, responses=_responses(404, 422))
 async def update_maintenance(record_id: uuid.UUID, body: MaintenanceUpdate, session: SessionDep) -> Any:
     """Setting `done_at` resolves the overdue alert, if one was raised."""
     return await service.update_maintenance(session, record_id=record_id, record_in=body)
@@ -329,7 +329,8 @@ Until = Annotated[AwareDatetime | None, Query(description="Range end (default an
 
 
 @router.get("/analytics/assets/{asset_id}/dwell", response_model=DwellRead, responses=_responses(404, 422))
-async def asset_dwell(asset_id: uuid.UUID, session: SessionDep, since: Since = None, until: Until = None) -> Any:
+async def asset_dwell(asset_id: uuid.UUID, session: SessionDep, since: Since = None,
+                      until: Until = None) -> Any:
     """Seconds spent inside each geofence (and visits) over the range, from the enter/exit history."""
     return await service.dwell_report(session, asset_id=asset_id, since=since, until=until)
 
@@ -338,7 +339,7 @@ async def asset_dwell(asset_id: uuid.UUID, session: SessionDep, since: Since = N
             responses=_responses(404, 422))
 async def asset_utilisation(
     asset_id: uuid.UUID, session: SessionDep, since: Since = None, until: Until = None,
-    gap_s: Annotated[float, Query(gt=0, le=86400, description="Longest silence still counted as seen")] = 60.0,
+    gap_s: Annotated[float, Query(gt=0, le=86400, description="Longest silence counted as seen")] = 60.0,
     moving_m: Annotated[float, Query(ge=0, le=1000, description="Smallest step counted as movement")] = 1.0,
 ) -> Any:
     """Share of the range the asset was seen, and share it was moving, from its location history."""

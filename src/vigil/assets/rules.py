@@ -66,7 +66,9 @@ def effective_rule(rules: list[Rule], *, kind: str, asset_id: uuid.UUID, site_id
             rank = 2 if site_id is not None and rule.site_id == site_id else 0
         else:
             rank = 1
-        if rank and (best is None or rank > best[0] or (rank == best[0] and rule.created_at > best[1].created_at)):
+        if not rank:
+            continue
+        if best is None or rank > best[0] or (rank == best[0] and rule.created_at > best[1].created_at):
             best = (rank, rule)
     if best is None:
         return None
@@ -122,9 +124,10 @@ async def check_rules(session: AsyncSession, *, now: datetime) -> CheckResult:
                                       minutes=rule.params["minutes"])
             if holds == was:
                 continue
-            await session.execute(insert(RuleState).values(asset_id=asset.id, kind=kind, active=holds, since=now)
-                                  .on_conflict_do_update(index_elements=[RuleState.asset_id, RuleState.kind],
-                                                         set_={"active": holds, "since": now}))
+            await session.execute(
+                insert(RuleState).values(asset_id=asset.id, kind=kind, active=holds, since=now)
+                .on_conflict_do_update(index_elements=[RuleState.asset_id, RuleState.kind],
+                                       set_={"active": holds, "since": now}))
             if holds:
                 assert rule is not None
                 await alerts.raise_alert(session, source="asset", kind=kind, severity=rule.severity,
@@ -132,11 +135,13 @@ async def check_rules(session: AsyncSession, *, now: datetime) -> CheckResult:
                                          data=_data(kind, asset, rule), at=now)
                 result.raised += 1
             else:
-                await alerts.resolve_active(session, source="asset", kind=kind, subject=asset_subject(asset.id))
+                await alerts.resolve_active(session, source="asset", kind=kind,
+                                            subject=asset_subject(asset.id))
                 result.resolved += 1
             logger.info("rule {} {} for asset {} ({})", kind, "raised" if holds else "resolved", asset.id,
                         asset.tag_id)
-    result.raised += await _maintenance_overdue(session, rules=rules, assets={a.id: a for a in assets}, now=now)
+    by_id = {a.id: a for a in assets}
+    result.raised += await _maintenance_overdue(session, rules=rules, assets=by_id, now=now)
     return result
 
 
@@ -165,7 +170,8 @@ async def _maintenance_overdue(session: AsyncSession, *, rules: list[Rule], asse
         )
         record.overdue_alerted_at = now
         raised += 1
-        logger.info("maintenance {} of asset {} overdue since {}", record.id, asset.id, record.due_at.isoformat())
+        logger.info("maintenance {} of asset {} overdue since {}", record.id, asset.id,
+                    record.due_at.isoformat())
     await session.flush()
     return raised
 

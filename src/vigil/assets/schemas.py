@@ -284,7 +284,8 @@ class GeofenceRead(Read):
     def _center_from_orm(cls, value: Any) -> Any:
         if not isinstance(value, dict) and hasattr(value, "center_x"):
             center = None if value.center_x is None else [value.center_x, value.center_y]
-            return {name: getattr(value, name) for name in cls.model_fields if name != "center"} | {"center": center}
+            fields = {name: getattr(value, name) for name in cls.model_fields if name != "center"}
+            return fields | {"center": center}
         return value
 
 

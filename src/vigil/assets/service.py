@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
 from vigil.assets import analytics, geofence, geofencing, tracking
-from vigil.assets.rules import maintenance_subject, validate_params
+from vigil.assets.metrics import OBSERVATIONS
 from vigil.assets.models import (
     Asset,
     Gateway,
@@ -32,6 +32,7 @@ from vigil.assets.models import (
     Rule,
     Site,
 )
+from vigil.assets.rules import maintenance_subject, validate_params
 from vigil.assets.schemas import (
     AssetCreate,
     AssetUpdate,
@@ -51,7 +52,6 @@ from vigil.assets.schemas import (
     SiteUpdate,
 )
 from vigil.core.db import utcnow
-from vigil.assets.metrics import OBSERVATIONS
 from vigil.core.errors import Conflict, InvalidState, NotFound, PayloadTooLarge, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 
@@ -171,7 +171,8 @@ async def list_gateways(session: AsyncSession, *, page: PageParams, site_id: uui
     return await paginate(session, stmt, page)
 
 
-async def update_gateway(session: AsyncSession, *, gateway_id: uuid.UUID, gateway_in: GatewayUpdate) -> Gateway:
+async def update_gateway(session: AsyncSession, *, gateway_id: uuid.UUID,
+                         gateway_in: GatewayUpdate) -> Gateway:
     gateway = await get_gateway(session, gateway_id=gateway_id)
     changes = {k: v for k, v in gateway_in.model_dump(exclude_unset=True).items() if v is not None}
     if "site_id" in changes:
@@ -454,14 +455,16 @@ async def get_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> Geof
     return await _get(session, Geofence, geofence_id, GeofenceNotFound, "Geofence")
 
 
-async def list_geofences(session: AsyncSession, *, page: PageParams, site_id: uuid.UUID | None = None) -> dict:
+async def list_geofences(session: AsyncSession, *, page: PageParams,
+                         site_id: uuid.UUID | None = None) -> dict:
     stmt = select(Geofence).order_by(Geofence.name, Geofence.id)
     if site_id is not None:
         stmt = stmt.where(Geofence.site_id == site_id)
     return await paginate(session, stmt, page)
 
 
-async def update_geofence(session: AsyncSession, *, geofence_id: uuid.UUID, fence_in: GeofenceUpdate) -> Geofence:
+async def update_geofence(session: AsyncSession, *, geofence_id: uuid.UUID,
+                          fence_in: GeofenceUpdate) -> Geofence:
     """Geometry changes keep each asset's state; the next location is judged against the new shape."""
     fence = await get_geofence(session, geofence_id=geofence_id)
     changes = {k: v for k, v in fence_in.model_dump(exclude_unset=True).items() if v is not None}
@@ -486,7 +489,8 @@ async def delete_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> N
     await session.flush()
 
 
-async def geofence_states(session: AsyncSession, *, redis: Redis, asset_id: uuid.UUID) -> list[dict[str, Any]]:
+async def geofence_states(session: AsyncSession, *, redis: Redis,
+                          asset_id: uuid.UUID) -> list[dict[str, Any]]:
     await get_asset(session, asset_id=asset_id)
     return await geofencing.states_of(session, redis, asset_id=asset_id)
 
@@ -555,7 +559,8 @@ class BatchTooLarge(PayloadTooLarge):
     title = "Too many observations"
 
 
-def stale_or_future(observations: Sequence[ObservationIn], *, now: datetime, max_future_s: float) -> list[int]:
+def stale_or_future(observations: Sequence[ObservationIn], *, now: datetime,
+                    max_future_s: float) -> list[int]:
     """Indexes of readings stamped further in the future than clocks may drift."""
     limit = now + timedelta(seconds=max_future_s)
     return [i for i, o in enumerate(observations) if o.observed_at > limit]
@@ -604,10 +609,13 @@ async def ingest_observations(
     late = stale_or_future(observations, now=utcnow(), max_future_s=max_future_s)
     if late:
         raise ValidationFailed("Observations stamped in the future.", errors=[
-            {"loc": ["body", "observations", i, "observed_at"], "msg": "too far in the future", "type": "future"}
+            {"loc": ["body", "observations", i, "observed_at"], "msg": "too far in the future",
+             "type": "future"}
             for i in late[:20]])
     if not observations:
-        return IngestResult(received=0, stored=0, duplicates=0, unknown_tags=[], unknown_gateways=[], dropped=0), {}
+        empty = IngestResult(received=0, stored=0, duplicates=0, unknown_tags=[], unknown_gateways=[],
+                             dropped=0)
+        return empty, {}
     tags = [o.tag_id for o in observations]
     gateways = [_gateway_key(o.gateway_id) for o in observations]
     times = [o.observed_at for o in observations]
@@ -629,7 +637,8 @@ async def ingest_observations(
     unknown_gateways: list[str] = []
     dropped = 0
     if len(rows) < len(observations):  # duplicates or unknown references: find out which
-        known_tags = set((await session.scalars(select(Asset.tag_id).where(Asset.tag_id.in_(set(tags))))).all())
+        known_tags = set((await session.scalars(
+            select(Asset.tag_id).where(Asset.tag_id.in_(set(tags))))).all())
         known_gateways: set[str] = set()
         for gw_id, name in (await session.execute(select(Gateway.id, Gateway.name).where(
                 or_(Gateway.name.in_(set(gateways)), cast(Gateway.id, String).in_(set(gateways)))))).all():
@@ -666,7 +675,8 @@ async def purge_observations(session: AsyncSession, *, older_than: datetime, lim
 # --- analytics -------------------------------------------------------------------------------
 
 
-def _range(since: datetime | None, until: datetime | None, *, default_hours: float = 24) -> tuple[datetime, datetime]:
+def _range(since: datetime | None, until: datetime | None, *,
+           default_hours: float = 24) -> tuple[datetime, datetime]:
     now = utcnow()
     until = min(until or now, now)
     since = since or until - timedelta(hours=default_hours)
@@ -697,7 +707,8 @@ async def dwell_report(session: AsyncSession, *, asset_id: uuid.UUID, since: dat
     names = dict((await session.execute(select(Geofence.id, Geofence.name)
                                         .where(Geofence.id.in_(list(totals))))).all()) if totals else {}
     items = sorted(({"geofence_id": fid, "name": names.get(fid, ""), "seconds": round(sec, 3), "visits": n}
-                    for fid, (sec, n) in totals.items()), key=lambda i: (-i["seconds"], str(i["geofence_id"])))
+                    for fid, (sec, n) in totals.items()),
+                   key=lambda i: (-i["seconds"], str(i["geofence_id"])))
     return {"asset_id": asset_id, "since": since, "until": until, "geofences": items,
             "total_seconds": round(sum(i["seconds"] for i in items), 3)}
 

@@ -18,7 +18,7 @@ LOCK_KEY = "vigil:assets:lock:{}"
 
 
 async def take_turn(ctx: AppContext, name: str, ttl_s: float) -> bool:
-    """One instance per period runs a periodic job; when Redis is down everyone may (the jobs are idempotent)."""
+    """One instance per period runs a periodic job; with Redis down, each may (the jobs are idempotent)."""
     try:
         return bool(await ctx.redis.set(LOCK_KEY.format(name), "1", nx=True, px=max(int(ttl_s * 1000), 1)))
     except RedisError:

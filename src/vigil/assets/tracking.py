@@ -95,11 +95,14 @@ _WINDOW_ROWS = text("""
 """)
 
 
+Window = dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]]  # asset -> (gateway, time, rssi)
+
+
 async def load_window(session: AsyncSession, asset_ids: list[uuid.UUID], window_s: float
-                      ) -> tuple[dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]], dict[uuid.UUID, GatewayInfo]]:
+                      ) -> tuple[Window, dict[uuid.UUID, GatewayInfo]]:
     """Each asset's readings within `window_s` of its newest one, and the gateways that heard them."""
     rows = (await session.execute(_WINDOW_ROWS, {"ids": asset_ids, "window_s": window_s})).all()
-    per: dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]] = {}
+    per: Window = {}
     for asset_id, gateway_id, observed_at, rssi in rows:
         per.setdefault(asset_id, []).append((gateway_id, observed_at, rssi))
     gateway_ids = {gw for items in per.values() for gw, _, _ in items}
@@ -110,9 +113,8 @@ async def load_window(session: AsyncSession, asset_ids: list[uuid.UUID], window_
     return per, gateways
 
 
-def estimate_batch(windows: dict[uuid.UUID, list[tuple[uuid.UUID, datetime, float]]],
-                   gateways: dict[uuid.UUID, GatewayInfo], *, window_s: float, max_readings: int,
-                   method: str) -> list[Located]:
+def estimate_batch(windows: Window, gateways: dict[uuid.UUID, GatewayInfo], *, window_s: float,
+                   max_readings: int, method: str) -> list[Located]:
     """CPU part, run in a worker thread: smooth per gateway, keep the site that hears the tag best, locate."""
     out = []
     for asset_id, items in windows.items():
