@@ -13,32 +13,48 @@ TOPIC = "observations"
 GROUP = "assets-observations"
 
 
-def observation_handler(ctx: AppContext):  # noqa: ANN201
+def _parse(record: ConsumerRecord, max_future_s: float) -> ObservationIn:
+    """The reading in a record, or PoisonMessage saying what is wrong with it."""
+    obs = parse_json(record, ObservationIn)
+    if service.stale_or_future([obs], now=utcnow(), max_future_s=max_future_s):
+        raise PoisonMessage(f"observed_at {obs.observed_at.isoformat()} is in the future")
+    return obs
+
+
+def observation_handlers(ctx: AppContext):  # noqa: ANN201
+    """(per-record handler, batch handler): both store readings (idempotent by their key) and schedule
+    the tags' estimates once the transaction has committed."""
     settings = ctx.settings
 
+    async def store(observations: list[ObservationIn]) -> None:
+        async with session_scope(ctx.sessionmaker) as session:
+            _, touched = await service.ingest_observations(
+                session, observations=observations, max_batch=len(observations),
+                max_future_s=settings.assets_max_future_s)
+        await tracking.schedule(ctx.redis, touched, settings.assets_debounce_s)
+
     async def handle(record: ConsumerRecord) -> None:
-        """Store one reading (idempotent by its key) and schedule the tag's estimate after commit."""
         try:
-            obs = parse_json(record, ObservationIn)
-            if service.stale_or_future([obs], now=utcnow(), max_future_s=settings.assets_max_future_s):
-                raise PoisonMessage(f"observed_at {obs.observed_at.isoformat()} is in the future")
+            obs = _parse(record, settings.assets_max_future_s)
         except PoisonMessage:
             OBSERVATIONS.labels("invalid").inc()
             raise
-        async with session_scope(ctx.sessionmaker) as session:
-            _, touched = await service.ingest_observations(
-                session, observations=[obs], max_batch=1, max_future_s=settings.assets_max_future_s)
-        await tracking.schedule(ctx.redis, touched, settings.assets_debounce_s)
+        await store([obs])
 
-    return handle
+    async def handle_batch(records: list[ConsumerRecord]) -> None:
+        # One bad record fails the batch; the runner then takes the records one by one and dead-letters it.
+        await store([_parse(record, settings.assets_max_future_s) for record in records])
+
+    return handle, handle_batch
 
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """One work consumer: every instance joins the group, partitions (by tag) are shared out."""
     if not ctx.settings.redpanda:
         return []
+    handle, handle_batch = observation_handlers(ctx)
     return [ConsumerSpec(
-        name="assets-observations", topics=[TOPIC], handler=observation_handler(ctx), group=GROUP,
+        name="assets-observations", topics=[TOPIC], handler=handle, batch_handler=handle_batch, group=GROUP,
         bootstrap_servers=ctx.settings.redpanda, max_retries=ctx.settings.consumer_max_retries,
         retry_backoff_s=ctx.settings.consumer_retry_backoff_s, batch_size=500,
     )]
