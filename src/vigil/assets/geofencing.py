@@ -41,37 +41,46 @@ def alert_subject(fence_id: uuid.UUID, asset_id: uuid.UUID) -> str:
     return f"{fence_id}:{asset_id}"
 
 
-async def evaluate(session: AsyncSession, *, asset: Asset, location: LocationEstimate) -> dict[str, Any]:
-    """Advance the asset's state with every fence of the location's site; returns the states to mirror."""
-    fences = (await session.scalars(select(Geofence).where(Geofence.site_id == location.site_id))).all()
-    if not fences:
+async def evaluate(session: AsyncSession, pairs: list[tuple[Asset, LocationEstimate]]
+                   ) -> dict[uuid.UUID, dict[str, Any]]:
+    """Advance each asset's state with every fence of its location's site, in the caller's transaction.
+
+    Returns, per asset, the fence states to mirror in Redis once the transaction has committed.
+    """
+    fences: dict[uuid.UUID, list[Geofence]] = {}
+    for fence in (await session.scalars(select(Geofence).where(
+            Geofence.site_id.in_({loc.site_id for _, loc in pairs})).order_by(Geofence.id))).all():
+        fences.setdefault(fence.site_id, []).append(fence)
+    fenced = [(asset, loc) for asset, loc in pairs if loc.site_id in fences]
+    if not fenced:
         return {}
-    rows = {
-        s.geofence_id: s for s in (await session.scalars(
-            select(GeofenceState).where(GeofenceState.asset_id == asset.id)
-            .where(GeofenceState.geofence_id.in_([f.id for f in fences])))).all()
-    }
-    mirrored: dict[str, Any] = {}
-    for fence in fences:
-        row = rows.get(fence.id)
-        before = None if row is None else shapes.FenceState(row.inside, row.since, row.pending_since)
-        depth = shape_of(fence).depth(location.x, location.y)
-        after, event = shapes.step(before, depth, location.estimated_at, margin_m=fence.margin_m,
-                                   dwell_s=fence.dwell_s)
-        if after != before:
-            await session.execute(insert(GeofenceState).values(
-                asset_id=asset.id, geofence_id=fence.id, inside=after.inside, since=after.since,
-                pending_since=after.pending_since, updated_at=location.estimated_at,
-            ).on_conflict_do_update(
-                index_elements=[GeofenceState.asset_id, GeofenceState.geofence_id],
-                set_={"inside": after.inside, "since": after.since, "pending_since": after.pending_since,
-                      "updated_at": location.estimated_at},
-            ))
-        if event is not None:
-            await _transition(session, asset=asset, fence=fence, location=location, event=event, depth=depth)
-        mirrored[str(fence.id)] = {"geofence_id": str(fence.id), "inside": after.inside,
-                                   "since": after.since.isoformat(),
-                                   "pending_since": after.pending_since and after.pending_since.isoformat()}
+    states = {(s.asset_id, s.geofence_id): s for s in (await session.scalars(
+        select(GeofenceState).where(GeofenceState.asset_id.in_([a.id for a, _ in fenced])))).all()}
+    changed: list[dict[str, Any]] = []
+    mirrored: dict[uuid.UUID, dict[str, Any]] = {}
+    for asset, location in fenced:
+        for fence in fences[location.site_id]:
+            row = states.get((asset.id, fence.id))
+            before = None if row is None else shapes.FenceState(row.inside, row.since, row.pending_since)
+            depth = shape_of(fence).depth(location.x, location.y)
+            after, event = shapes.step(before, depth, location.estimated_at, margin_m=fence.margin_m,
+                                       dwell_s=fence.dwell_s)
+            if after != before:
+                changed.append({"asset_id": asset.id, "geofence_id": fence.id, "inside": after.inside,
+                                "since": after.since, "pending_since": after.pending_since,
+                                "updated_at": location.estimated_at})
+            if event is not None:
+                await _transition(session, asset=asset, fence=fence, location=location, event=event,
+                                  depth=depth)
+            mirrored.setdefault(asset.id, {})[str(fence.id)] = {
+                "geofence_id": str(fence.id), "inside": after.inside, "since": after.since.isoformat(),
+                "pending_since": after.pending_since and after.pending_since.isoformat()}
+    if changed:
+        stmt = insert(GeofenceState)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=[GeofenceState.asset_id, GeofenceState.geofence_id],
+            set_={name: stmt.excluded[name] for name in ("inside", "since", "pending_since", "updated_at")},
+        ), changed)
     return mirrored
 
 
@@ -98,14 +107,10 @@ async def _transition(session: AsyncSession, *, asset: Asset, fence: Geofence, l
         )
 
 
-async def mirror_states(redis: Redis, asset_id: uuid.UUID, states: dict[str, Any]) -> None:
-    """After commit: the fence states of one asset as a Redis hash, for cheap reads."""
-    if not states:
-        return
-    try:
-        await redis.hset(STATE_KEY.format(asset_id), mapping={k: json.dumps(v) for k, v in states.items()})
-    except RedisError as exc:  # readers fall back to the table
-        logger.warning("cannot mirror geofence state of asset {}: {!r}", asset_id, exc)
+def mirror_states(pipe: Any, asset_id: uuid.UUID, states: dict[str, Any]) -> None:
+    """Queue on a Redis pipeline: the fence states of one asset as a hash, for cheap reads."""
+    if states:
+        pipe.hset(STATE_KEY.format(asset_id), mapping={k: json.dumps(v) for k, v in states.items()})
 
 
 async def states_of(session: AsyncSession, redis: Redis, *, asset_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -69,6 +69,8 @@ class Asset(UUIDPrimaryKey, Timestamps, Base):
     battery: Mapped[float | None] = mapped_column(Float, default=None)
     battery_reported_at: Mapped[datetime | None] = mapped_column(default=None)
     last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Time of the newest stored location estimate: an older estimate (replay, race) is not stored.
+    located_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 job_assets = Table(

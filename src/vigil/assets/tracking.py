@@ -23,7 +23,7 @@ from typing import Any
 from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.assets import geofencing
@@ -143,34 +143,49 @@ def location_payload(row: LocationEstimate, tag_id: str) -> dict[str, Any]:
     return LocationRead.model_validate(row).model_dump(mode="json") | {"tag_id": tag_id}
 
 
-async def store_estimate(session: AsyncSession, located: Located) -> tuple[LocationEstimate, Asset] | None:
-    """History row + `location.updated`; None when a newer estimate is already stored (replays, races)."""
-    asset = await session.scalar(select(Asset).where(Asset.id == located.asset_id).with_for_update())
-    if asset is None:
-        return None  # deleted meanwhile
-    newest = await session.scalar(select(func.max(LocationEstimate.estimated_at))
-                                  .where(LocationEstimate.asset_id == asset.id))
-    if newest is not None and newest >= located.at:
-        return None
-    est = located.estimate
-    row = LocationEstimate(asset_id=asset.id, site_id=located.site_id, x=round(est.x, 3), y=round(est.y, 3),
-                           method=est.method, accuracy_m=round(est.accuracy_m, 3), gateways=est.gateways,
-                           estimated_at=located.at)
-    session.add(row)
-    if asset.last_seen_at is None or asset.last_seen_at < located.at:
-        await session.execute(update(Asset).where(Asset.id == asset.id).values(last_seen_at=located.at))
+@dataclass(frozen=True, slots=True)
+class Stored:
+    row: LocationEstimate
+    asset: Asset
+    fences: dict[str, Any]  # fence states to mirror in Redis
+
+
+_ASSETS = Asset.__table__
+_TOUCH_ASSET = (
+    update(_ASSETS).where(_ASSETS.c.id == bindparam("b_id")).values(
+        located_at=bindparam("b_at"),
+        last_seen_at=func.greatest(_ASSETS.c.last_seen_at, bindparam("b_at")),
+        updated_at=_ASSETS.c.updated_at,  # a new location is not an edit of the asset
+    )
+)
+
+
+async def store_estimates(session: AsyncSession, results: list[Located]) -> list[Stored]:
+    """History rows, `location.updated` events and geofence transitions for a batch, in the caller's
+    transaction. An estimate not newer than the asset's newest stored one (a replay, a race) is skipped."""
+    ids = sorted({r.asset_id for r in results})
+    assets = {a.id: a for a in (await session.scalars(
+        select(Asset).where(Asset.id.in_(ids)).order_by(Asset.id).with_for_update())).all()}
+    pairs: list[tuple[Asset, LocationEstimate]] = []
+    for located in results:
+        asset = assets.get(located.asset_id)  # None: deleted meanwhile
+        if asset is None or (asset.located_at is not None and asset.located_at >= located.at):
+            continue
+        est = located.estimate
+        pairs.append((asset, LocationEstimate(
+            asset_id=asset.id, site_id=located.site_id, x=round(est.x, 3), y=round(est.y, 3),
+            method=est.method, accuracy_m=round(est.accuracy_m, 3), gateways=est.gateways,
+            estimated_at=located.at)))
+    if not pairs:
+        return []
+    session.add_all([row for _, row in pairs])
     await session.flush()
-    emit(session, "location.updated", location_payload(row, asset.tag_id), key=str(asset.id))
-    ESTIMATES.labels(est.method).inc()
-    return row, asset
-
-
-async def cache_location(redis: Redis, row: LocationEstimate, *, ttl_s: int) -> None:
-    try:
-        await redis.set(LOCATION_KEY.format(row.asset_id),
-                        LocationRead.model_validate(row).model_dump_json(), ex=ttl_s)
-    except RedisError as exc:  # readers fall back to the history table
-        logger.warning("cannot cache location of asset {}: {!r}", row.asset_id, exc)
+    await session.execute(_TOUCH_ASSET, [{"b_id": a.id, "b_at": row.estimated_at} for a, row in pairs])
+    for asset, row in pairs:
+        emit(session, "location.updated", location_payload(row, asset.tag_id), key=str(asset.id))
+        ESTIMATES.labels(row.method).inc()
+    fences = await geofencing.evaluate(session, pairs)
+    return [Stored(row, asset, fences.get(asset.id, {})) for asset, row in pairs]
 
 
 async def cached_location(redis: Redis, asset_id: uuid.UUID) -> LocationRead | None:
@@ -179,6 +194,22 @@ async def cached_location(redis: Redis, asset_id: uuid.UUID) -> LocationRead | N
     except RedisError:
         return None
     return LocationRead.model_validate(json.loads(raw)) if raw else None
+
+
+async def _store(ctx: AppContext, results: list[Located]) -> list[Stored]:
+    """One transaction for the batch; if it fails, one per asset, so one bad asset cannot block the rest."""
+    try:
+        async with session_scope(ctx.sessionmaker) as session:
+            return await store_estimates(session, results)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if len(results) == 1:
+            logger.opt(exception=exc).error("storing the estimate of asset {} failed", results[0].asset_id)
+            return []
+        logger.warning("storing {} estimates at once failed ({!r}); storing them one by one",
+                       len(results), exc)
+        return [stored for located in results for stored in await _store(ctx, [located])]
 
 
 async def estimate_assets(ctx: AppContext, asset_ids: list[uuid.UUID]) -> int:
@@ -194,26 +225,20 @@ async def estimate_assets(ctx: AppContext, asset_ids: list[uuid.UUID]) -> int:
         max_readings=settings.assets_window_max_readings, method=settings.assets_smoothing,
     )
     ESTIMATE_BATCH_SECONDS.observe(time.perf_counter() - started)
-    stored = 0
-    ttl_s = int(timedelta(days=settings.assets_retention_days).total_seconds())
-    for located in results:
-        try:
-            async with session_scope(ctx.sessionmaker) as session:
-                saved = await store_estimate(session, located)
-                fence_states = {} if saved is None else await geofencing.evaluate(
-                    session, asset=saved[1], location=saved[0])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # one asset's failure must not stop the others
-            logger.opt(exception=exc).error("storing the estimate of asset {} failed", located.asset_id)
-            continue
-        if saved is not None:
-            stored += 1
-            await cache_location(ctx.redis, saved[0], ttl_s=ttl_s)
-            await geofencing.mirror_states(ctx.redis, located.asset_id, fence_states)
-            logger.debug("asset {} at ({:.2f}, {:.2f}) by {} +/- {:.2f} m", located.asset_id, saved[0].x,
-                         saved[0].y, saved[0].method, saved[0].accuracy_m)
-    return stored
+    stored = await _store(ctx, results) if results else []
+    if stored:
+        ttl_s = int(timedelta(days=settings.assets_retention_days).total_seconds())
+        try:  # after commit: the current location and fence states, for cheap reads
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for item in stored:
+                    pipe.set(LOCATION_KEY.format(item.asset.id),
+                             LocationRead.model_validate(item.row).model_dump_json(), ex=ttl_s)
+                    geofencing.mirror_states(pipe, item.asset.id, item.fences)
+                await pipe.execute()
+        except RedisError as exc:  # readers fall back to the tables
+            logger.warning("cannot cache {} locations in Redis: {!r}", len(stored), exc)
+    logger.debug("estimated {} assets, stored {} new locations", len(results), len(stored))
+    return len(stored)
 
 
 async def run_scheduler(ctx: AppContext) -> None:
