@@ -11,7 +11,7 @@ import pytest
 import websockets
 from aiokafka import AIOKafkaProducer
 
-from tests.assets.helpers import make_asset, make_site_with_gateways, readings_at
+from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
 from tests.conftest import ADMIN_KEY, auth
 from vigil.assets import geofence as gf
 from vigil.assets.locate import Reading, distance_to_rssi, locate, smooth_window
@@ -181,3 +181,35 @@ async def test_broker_to_websocket_location_and_geofence_alerts(server, client):
     assert [a["kind"] for a in active["items"]] == ["geofence_exit"]
     history = (await client.get(f"/api/v1/assets/{asset['id']}/locations")).json()
     assert history["total"] == 2
+
+
+async def test_moving_to_another_site_exits_the_fences_left_behind(server, client):
+    site, _ = await make_site_with_gateways(client)
+    other = (await client.post("/api/v1/sites", json={"name": "Warehouse"})).json()
+    for name, (x, y) in {"b-sw": (0, 0), "b-se": (20, 0), "b-nw": (0, 20), "b-ne": (20, 20)}.items():
+        r = await client.post("/api/v1/gateways", json={"name": name, "site_id": other["id"], "x": x, "y": y})
+        assert r.status_code == 201
+    asset = await make_asset(client, "TAG-TRAVEL", site["id"])
+    fence = await make_fence(client, site["id"], alert_on=["exit"])
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    await client.post("/api/v1/observations", json={"observations": readings_at("TAG-TRAVEL", (5, 5), count=2,
+                                                                               start=start)})
+
+    async def inside():
+        states = (await client.get(f"/api/v1/assets/{asset['id']}/geofences")).json()
+        return states and states[0]["inside"]
+
+    await eventually(inside)
+    later = readings_at("TAG-TRAVEL", (5, 5), count=2, start=start + timedelta(seconds=20))
+    for reading in later:
+        reading["gateway_id"] = "b-" + reading["gateway_id"].removeprefix("gw-")
+    await client.post("/api/v1/observations", json={"observations": later})
+
+    async def exited():
+        items = (await client.get("/api/v1/alerts", params={"kind": "geofence_exit"})).json()["items"]
+        return items[0] if items else None
+
+    alert = await eventually(exited)
+    assert alert["data"]["geofence_id"] == fence["id"] and alert["data"]["location_site_id"] == other["id"]
+    assert alert["data"]["depth_m"] is None
+    assert (await client.get(f"/api/v1/assets/{asset['id']}/location")).json()["site_id"] == other["id"]

@@ -4,6 +4,7 @@ enter/exit history, and alerts through `alerts.service` as each fence's `alert_o
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,24 +46,35 @@ async def evaluate(session: AsyncSession, pairs: list[tuple[Asset, LocationEstim
                    ) -> dict[uuid.UUID, dict[str, Any]]:
     """Advance each asset's state with every fence of its location's site, in the caller's transaction.
 
+    A fence of another site that the asset was inside is left: its location is now at a different site.
     Returns, per asset, the fence states to mirror in Redis once the transaction has committed.
     """
-    fences: dict[uuid.UUID, list[Geofence]] = {}
-    for fence in (await session.scalars(select(Geofence).where(
-            Geofence.site_id.in_({loc.site_id for _, loc in pairs})).order_by(Geofence.id))).all():
-        fences.setdefault(fence.site_id, []).append(fence)
-    fenced = [(asset, loc) for asset, loc in pairs if loc.site_id in fences]
-    if not fenced:
+    asset_ids = [a.id for a, _ in pairs]
+    still_inside = select(GeofenceState.geofence_id).where(GeofenceState.asset_id.in_(asset_ids),
+                                                           GeofenceState.inside)
+    fences = (await session.scalars(select(Geofence).where(or_(
+        Geofence.site_id.in_({loc.site_id for _, loc in pairs}), Geofence.id.in_(still_inside),
+    )).order_by(Geofence.id))).all()
+    if not fences:
         return {}
-    states = {(s.asset_id, s.geofence_id): s for s in (await session.scalars(
-        select(GeofenceState).where(GeofenceState.asset_id.in_([a.id for a, _ in fenced])))).all()}
+    by_site: dict[uuid.UUID, list[Geofence]] = {}
+    for fence in fences:
+        by_site.setdefault(fence.site_id, []).append(fence)
+    states: dict[uuid.UUID, dict[uuid.UUID, GeofenceState]] = {}
+    rows = (await session.scalars(select(GeofenceState).where(GeofenceState.asset_id.in_(asset_ids)))).all()
+    for state in rows:
+        states.setdefault(state.asset_id, {})[state.geofence_id] = state
     changed: list[dict[str, Any]] = []
     mirrored: dict[uuid.UUID, dict[str, Any]] = {}
-    for asset, location in fenced:
-        for fence in fences[location.site_id]:
-            row = states.get((asset.id, fence.id))
+    for asset, location in pairs:
+        mine = states.get(asset.id, {})
+        left_behind = [f for f in fences
+                       if f.site_id != location.site_id and f.id in mine and mine[f.id].inside]
+        for fence in [*by_site.get(location.site_id, []), *left_behind]:
+            row = mine.get(fence.id)
             before = None if row is None else shapes.FenceState(row.inside, row.since, row.pending_since)
-            depth = shape_of(fence).depth(location.x, location.y)
+            here = fence.site_id == location.site_id
+            depth = shape_of(fence).depth(location.x, location.y) if here else -math.inf
             after, event = shapes.step(before, depth, location.estimated_at, margin_m=fence.margin_m,
                                        dwell_s=fence.dwell_s)
             if after != before:
@@ -71,7 +83,7 @@ async def evaluate(session: AsyncSession, pairs: list[tuple[Asset, LocationEstim
                                 "updated_at": location.estimated_at})
             if event is not None:
                 await _transition(session, asset=asset, fence=fence, location=location, event=event,
-                                  depth=depth)
+                                  depth=depth if here else None)
             mirrored.setdefault(asset.id, {})[str(fence.id)] = {
                 "geofence_id": str(fence.id), "inside": after.inside, "since": after.since.isoformat(),
                 "pending_since": after.pending_since and after.pending_since.isoformat()}
@@ -85,7 +97,8 @@ async def evaluate(session: AsyncSession, pairs: list[tuple[Asset, LocationEstim
 
 
 async def _transition(session: AsyncSession, *, asset: Asset, fence: Geofence, location: LocationEstimate,
-                      event: str, depth: float) -> None:
+                      event: str, depth: float | None) -> None:
+    """Record the crossing and raise/resolve alerts. `depth` None: the asset is now at another site."""
     session.add(GeofenceEvent(asset_id=asset.id, geofence_id=fence.id, kind=event, at=location.estimated_at,
                               x=location.x, y=location.y))
     GEOFENCE_TRANSITIONS.labels(event).inc()
@@ -102,7 +115,8 @@ async def _transition(session: AsyncSession, *, asset: Asset, fence: Geofence, l
             title=f"{asset.name} ({asset.tag_id}) {verb} {fence.name}", at=location.estimated_at,
             data={"asset_id": str(asset.id), "tag_id": asset.tag_id, "geofence_id": str(fence.id),
                   "geofence": fence.name, "site_id": str(fence.site_id), "event": event,
-                  "x": location.x, "y": location.y, "depth_m": round(depth, 3),
+                  "x": location.x, "y": location.y, "depth_m": None if depth is None else round(depth, 3),
+                  "location_site_id": str(location.site_id),
                   "at": location.estimated_at.isoformat()},
         )
 

@@ -4,9 +4,9 @@ Ingest (consumer or HTTP) calls `schedule()` after its transaction committed: ea
 the sorted set `DUE_KEY`, due `debounce_s` later. `ZADD NX` keeps the first due time, so a burst of
 readings gives one estimate (and a tag that never stops talking is still estimated every `debounce_s`).
 `run_scheduler()` claims due assets atomically (a Lua pop, so several app instances share the work
-without doing any of it twice), estimates the whole batch in a worker thread, and stores each result in
-its own unit of work: a history row, `location.updated` through the outbox, geofence transitions (with
-their alerts), then the current location and fence states in Redis.
+without doing any of it twice), estimates the batch in a worker thread, and stores it in one unit of work
+(falling back to one per asset if that fails): history rows, `location.updated` through the outbox,
+geofence transitions with their alerts. After commit, the current locations and fence states go to Redis.
 """
 
 from __future__ import annotations
