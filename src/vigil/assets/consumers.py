@@ -16,7 +16,7 @@ GROUP = "assets-observations"
 def _parse(record: ConsumerRecord, max_future_s: float) -> ObservationIn:
     """The reading in a record, or PoisonMessage saying what is wrong with it."""
     obs = parse_json(record, ObservationIn)
-    if service.stale_or_future([obs], now=utcnow(), max_future_s=max_future_s):
+    if service.in_the_future([obs], now=utcnow(), max_future_s=max_future_s):
         raise PoisonMessage(f"observed_at {obs.observed_at.isoformat()} is in the future")
     return obs
 

@@ -559,8 +559,7 @@ class BatchTooLarge(PayloadTooLarge):
     title = "Too many observations"
 
 
-def stale_or_future(observations: Sequence[ObservationIn], *, now: datetime,
-                    max_future_s: float) -> list[int]:
+def in_the_future(observations: Sequence[ObservationIn], *, now: datetime, max_future_s: float) -> list[int]:
     """Indexes of readings stamped further in the future than clocks may drift."""
     limit = now + timedelta(seconds=max_future_s)
     return [i for i, o in enumerate(observations) if o.observed_at > limit]
@@ -606,7 +605,7 @@ async def ingest_observations(
     """
     if len(observations) > max_batch:
         raise BatchTooLarge(f"At most {max_batch} observations per request; got {len(observations)}.")
-    late = stale_or_future(observations, now=utcnow(), max_future_s=max_future_s)
+    late = in_the_future(observations, now=utcnow(), max_future_s=max_future_s)
     if late:
         raise ValidationFailed("Observations stamped in the future.", errors=[
             {"loc": ["body", "observations", i, "observed_at"], "msg": "too far in the future",
