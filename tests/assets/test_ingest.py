@@ -140,8 +140,9 @@ async def test_broker_readings_reach_websocket_and_bad_ones_the_dlq(server, clie
                 await producer.send_and_wait("observations", value, key=b"TAG-K")
             unknown = readings_at("NOBODY", (1.0, 1.0), count=1)
             for reading in readings_at("TAG-K", (14.0, 6.0), count=3) + unknown:
-                # Gateways may be named by id as well as by name.
+                # Gateways may be named by id as well as by name; fields of the device's own are ignored.
                 reading["gateway_id"] = gateways[reading["gateway_id"]]["id"]
+                reading["firmware"] = "1.2.3"
                 await producer.send("observations", json.dumps(reading).encode(), key=reading["tag_id"].encode())
             await producer.flush()
             msg = json.loads(await asyncio.wait_for(ws.recv(), 20))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vigil.assets import service, tracking
 from vigil.assets.metrics import OBSERVATIONS
-from vigil.assets.schemas import ObservationIn
+from vigil.assets.schemas import ObservationIn, ObservationMessage
 from vigil.core.bus import ConsumerRecord, ConsumerSpec, PoisonMessage, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
@@ -15,7 +15,7 @@ GROUP = "assets-observations"
 
 def _parse(record: ConsumerRecord, max_future_s: float) -> ObservationIn:
     """The reading in a record, or PoisonMessage saying what is wrong with it."""
-    obs = parse_json(record, ObservationIn)
+    obs = parse_json(record, ObservationMessage)
     if service.in_the_future([obs], now=utcnow(), max_future_s=max_future_s):
         raise PoisonMessage(f"observed_at {obs.observed_at.isoformat()} is in the future")
     return obs

@@ -211,6 +211,12 @@ class ObservationIn(Input):
     battery: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
 
 
+class ObservationMessage(ObservationIn):
+    """A reading on the `observations` topic: devices may add fields of their own, which are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class ObservationBatch(Input):
     # The cap (settings.assets_max_batch) is checked by the service, so it answers 413.
     observations: list[ObservationIn]

@@ -258,6 +258,8 @@ async def run_scheduler(ctx: AppContext) -> None:
         try:
             await estimate_assets(ctx, due)
         except asyncio.CancelledError:
+            # Shutting down mid-batch: hand the claimed assets back (a re-run stores nothing twice).
+            await schedule(ctx.redis, due, 0.0)
             raise
         except Exception as exc:  # the database is down: put them back and try again shortly
             logger.opt(exception=exc).error("estimation of {} assets failed; retrying", len(due))
