@@ -181,6 +181,12 @@ async def test_broker_to_websocket_location_and_geofence_alerts(server, client):
     assert [a["kind"] for a in active["items"]] == ["geofence_exit"]
     history = (await client.get(f"/api/v1/assets/{asset['id']}/locations")).json()
     assert history["total"] == 2
+    # A deleted fence disappears from the asset's states, even while the Redis mirror still holds it.
+    await client.post("/api/v1/observations", json={"observations": readings_at(
+        "TAG-E2E", (14.0, 15.0), count=1, start=start + timedelta(seconds=25))})
+    await eventually(lambda: server.ctx.redis.exists(f"vigil:assets:fences:{asset['id']}"))
+    assert (await client.delete(f"/api/v1/geofences/{fence['id']}")).status_code == 204
+    assert (await client.get(f"/api/v1/assets/{asset['id']}/geofences")).json() == []
 
 
 async def test_moving_to_another_site_exits_the_fences_left_behind(server, client):

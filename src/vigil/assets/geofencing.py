@@ -134,7 +134,11 @@ async def states_of(session: AsyncSession, redis: Redis, *, asset_id: uuid.UUID)
     except RedisError:
         raw = {}
     if raw:
-        return sorted((json.loads(v) for v in raw.values()), key=lambda s: s["geofence_id"])
+        # The mirror may still hold fences deleted since; the table knows which exist.
+        mirrored = [json.loads(v) for v in raw.values()]
+        live = {str(i) for i in (await session.scalars(select(Geofence.id).where(
+            Geofence.id.in_([uuid.UUID(m["geofence_id"]) for m in mirrored])))).all()}
+        return sorted((m for m in mirrored if m["geofence_id"] in live), key=lambda m: m["geofence_id"])
     rows = (await session.scalars(select(GeofenceState).where(GeofenceState.asset_id == asset_id)
                                   .order_by(GeofenceState.geofence_id))).all()
     return [{"geofence_id": str(r.geofence_id), "inside": r.inside, "since": r.since.isoformat(),
