@@ -662,7 +662,10 @@ async def ingest_observations(
     return result, touched
 
 
-async def purge_observations(session: AsyncSession, *, older_than: datetime, limit: int = 10_000) -> int:
+PURGE_CHUNK = 10_000
+
+
+async def purge_observations(session: AsyncSession, *, older_than: datetime, limit: int = PURGE_CHUNK) -> int:
     """Delete up to `limit` raw readings older than the cutoff; returns how many went."""
     result = await session.execute(text(
         "DELETE FROM observations WHERE ctid IN "

@@ -33,7 +33,7 @@ async def purge_old_observations(ctx: AppContext) -> int:
         async with session_scope(ctx.sessionmaker) as session:
             n = await service.purge_observations(session, older_than=cutoff)
         total += n
-        if n < 10_000:
+        if n < service.PURGE_CHUNK:
             break
     if total:
         logger.info("retention: deleted {} observations older than {}", total, cutoff.isoformat())
