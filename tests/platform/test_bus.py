@@ -146,3 +146,57 @@ async def test_poison_message_goes_to_dlq_and_consumer_goes_on(stack):
     finally:
         await producer.stop()
         await bus.stop()
+
+
+async def test_batch_handler_takes_whole_batches_and_falls_back_to_records(stack):
+    """A spec with a batch handler gets a partition's batch in one call; a batch it cannot take is
+    handled again record by record, so only the bad record goes to the DLQ."""
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    bus = Bus(bootstrap, name="batch-test")
+    await bus.start()
+    assert await bus.wait_ready(10)
+
+    async def run(values: list[bytes], expected: int):
+        topic = f"batched-{uuid.uuid4().hex[:6]}"
+        handled: list[str] = []
+        attempts: list[int] = []
+
+        async def handler(record):
+            handled.append(parse_json(record, Reading).sensor)
+
+        async def batch_handler(records):
+            attempts.append(len(records))
+            readings = [parse_json(r, Reading) for r in records]  # all or nothing
+            handled.extend(r.sensor for r in readings)
+
+        for value in values:  # all on the topic before the consumer starts: its first fetch gets them all
+            await producer.send_and_wait(topic, value, key=b"k")
+        spec = ConsumerSpec(name="b", topics=[topic], handler=handler, batch_handler=batch_handler,
+                            group=None, bootstrap_servers=bootstrap, retry_backoff_s=0.01)
+        runner = ConsumerRunner(spec, bus)
+        task = asyncio.create_task(runner.run())
+        try:
+            for _ in range(200):
+                if len(handled) == expected:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await runner.stop()
+            await asyncio.wait_for(task, 15)
+        return topic, handled, attempts, runner
+
+    try:
+        good = [f'{{"sensor": "s{i}", "value": {i}}}'.encode() for i in range(5)]
+        _, handled, attempts, runner = await run(good, 5)
+        assert handled == [f"s{i}" for i in range(5)] and attempts == [5] and runner.processed == 5
+
+        topic, handled, attempts, runner = await run([good[0], b"not json", good[1]], 2)
+        assert attempts == [3], "the batch was tried whole first"
+        assert handled == ["s0", "s1"] and runner.processed == 2 and runner.dead_lettered == 1
+        dead = await read_all(bootstrap, f"{topic}.dlq", 1)
+        assert [r.value for r in dead] == [b"not json"]
+    finally:
+        await producer.stop()
+        await bus.stop()

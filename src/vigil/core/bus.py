@@ -177,6 +177,7 @@ POISON_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
+BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
 
 def parse_json(record: ConsumerRecord, model: type[BaseModel] | None = None) -> Any:
@@ -216,6 +217,10 @@ class ConsumerSpec:
     fetch_max_wait_ms: int = 50
     dlq: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # Optional: take a partition's whole batch in one call (one transaction for many small records).
+    # It must be all or nothing; when it raises, the batch is handled again record by record with
+    # `handler`, so retries and dead letters still apply to the one record at fault.
+    batch_handler: BatchHandler | None = None
 
 
 class ConsumerRunner:
@@ -288,8 +293,11 @@ class ConsumerRunner:
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=250, max_records=spec.batch_size)
             for tp, records in batches.items():
-                for record in records:
-                    await self._handle(record)
+                if spec.batch_handler is not None and len(records) > 1:
+                    await self._handle_batch(records)
+                else:
+                    for record in records:
+                        await self._handle(record)
                 if spec.group is not None:
                     await consumer.commit({tp: records[-1].offset + 1})
                 highwater = consumer.highwater(tp)
@@ -297,6 +305,23 @@ class ConsumerRunner:
                     CONSUMER_LAG.labels(tp.topic, spec.group or "-", str(tp.partition)).set(
                         max(highwater - records[-1].offset - 1, 0)
                     )
+
+    async def _handle_batch(self, records: list[ConsumerRecord]) -> None:
+        spec, group = self.spec, self.spec.group or "-"
+        assert spec.batch_handler is not None
+        try:
+            await spec.batch_handler(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("consumer {} could not handle a batch of {} from {}[{}]@{} at once ({!r}); "
+                           "handling them one by one", spec.name, len(records), records[0].topic,
+                           records[0].partition, records[0].offset, exc)
+            for record in records:
+                await self._handle(record)
+            return
+        self.processed += len(records)
+        CONSUMER_MESSAGES.labels(records[0].topic, group, "processed").inc(len(records))
 
     async def _handle(self, record: ConsumerRecord) -> None:
         spec, group = self.spec, self.spec.group or "-"

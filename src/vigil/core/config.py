@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +146,31 @@ class Settings(BaseSettings):
     )
     scenario_stale_run_s: float = Field(
         15.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_RUN_S", "scenario_stale_run_s")
+    )
+
+    # --- assets -------------------------------------------------------------------------
+    assets_debounce_s: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("VIGIL_ASSETS_DEBOUNCE_S", "assets_debounce_s")
+    )
+    assets_window_s: float = Field(10.0, gt=0, validation_alias=_env("VIGIL_ASSETS_WINDOW_S", "assets_window_s"))
+    assets_window_max_readings: int = Field(
+        10, ge=1, validation_alias=_env("VIGIL_ASSETS_WINDOW_MAX_READINGS", "assets_window_max_readings")
+    )
+    assets_smoothing: Literal["trimmed_mean", "median"] = Field(
+        "trimmed_mean", validation_alias=_env("VIGIL_ASSETS_SMOOTHING", "assets_smoothing")
+    )
+    assets_max_batch: int = Field(1000, ge=1, validation_alias=_env("VIGIL_ASSETS_MAX_BATCH", "assets_max_batch"))
+    assets_max_future_s: float = Field(
+        300.0, ge=0, validation_alias=_env("VIGIL_ASSETS_MAX_FUTURE_S", "assets_max_future_s")
+    )
+    assets_retention_days: float = Field(
+        7.0, gt=0, validation_alias=_env("VIGIL_ASSETS_RETENTION_DAYS", "assets_retention_days")
+    )
+    assets_rules_interval_s: float = Field(
+        30.0, gt=0, validation_alias=_env("VIGIL_ASSETS_RULES_INTERVAL_S", "assets_rules_interval_s")
+    )
+    assets_cleanup_interval_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_ASSETS_CLEANUP_INTERVAL_S", "assets_cleanup_interval_s")
     )
 
     # --- dev stack ----------------------------------------------------------------------

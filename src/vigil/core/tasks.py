@@ -67,3 +67,26 @@ def background_service(
             await tasks.drain(grace_s)
 
     return hook
+
+
+def cancelled_on_exit(
+    factory: Callable[[Any], dict[str, Coroutine[Any, Any, None]]],
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """Turn named periodic loops (schedulers, checks) into a lifespan hook that cancels them on exit.
+
+    The loops must tolerate cancellation at any await: their units of work roll back.
+    """
+
+    @asynccontextmanager
+    async def hook(ctx: Any) -> AsyncIterator[None]:
+        tasks = TaskSet()
+        for name, coro in factory(ctx).items():
+            tasks.spawn(name, coro)
+        try:
+            yield
+        finally:
+            for task in tasks.tasks.values():
+                task.cancel()
+            await tasks.drain(5.0)
+
+    return hook
