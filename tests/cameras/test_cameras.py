@@ -18,6 +18,9 @@ CAMERA = {
 }
 
 
+SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}
+
+
 async def create_camera(client, **kw):
     r = await client.post("/api/v1/cameras", json=CAMERA | kw)
     assert r.status_code == 201, r.text
@@ -162,3 +165,14 @@ async def test_sensors_crud_and_camera_reference(client, anon, make_key):
     # Deleting the camera takes its sensors with it.
     assert (await client.delete(f"/api/v1/cameras/{cam['id']}")).status_code == 204
     assert (await client.get(f"/api/v1/sensors/{sensor['id']}")).status_code == 404
+
+
+async def test_deleting_a_camera_detaches_its_zones(client):
+    cam = await create_camera(client, zone_ids=[])
+    r = await client.post(
+        "/api/v1/zones", json={"zone_id": "Z_CAM", "name": "z", "geometry": SQUARE, "camera_id": cam["id"]}
+    )
+    assert r.status_code == 201 and r.json()["camera_id"] == cam["id"]
+    assert (await client.delete(f"/api/v1/cameras/{cam['id']}")).status_code == 204
+    zone = await client.get("/api/v1/zones/Z_CAM")
+    assert zone.status_code == 200 and zone.json()["camera_id"] is None

@@ -89,6 +89,18 @@ async def get_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> Camera:
     return camera
 
 
+async def find_camera(session: AsyncSession, *, name: str) -> Camera | None:
+    return await session.scalar(select(Camera).where(Camera.name == name))
+
+
+async def camera_exists(session: AsyncSession, *, camera_id: uuid.UUID, lock: bool = False) -> bool:
+    """For other domains' references; `lock` key-share locks the row so it outlives the caller's flush."""
+    stmt = select(Camera.id).where(Camera.id == camera_id)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)
+    return await session.scalar(stmt) is not None
+
+
 async def camera_names(session: AsyncSession, *, camera_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Names of the given cameras (for other domains' reports)."""
     if not camera_ids:
@@ -138,7 +150,8 @@ async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_i
 
 
 async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
-    """Delete a camera and its sensors; a camera with recorded plate events is kept (disable it instead)."""
+    """Delete a camera and its sensors, detaching its zones (their `camera_id` becomes null, in the
+    database); a camera with recorded plate events is kept (disable it instead)."""
     camera = await get_camera(session, camera_id=camera_id)
     await session.delete(camera)
     await _flush_or_conflict(

@@ -1,18 +1,21 @@
 """Zone rules: polygons validated on every write, batch point tests, people counts, guarded delete.
 
-People are reached only through `vigil.people.service`; every zone write invalidates the people
-directory (it is keyed by zone), after the unit of work commits.
+People are reached only through `vigil.people.service`, cameras only through
+`vigil.cameras.service`; every zone write invalidates the people directory (it is keyed by zone),
+after the unit of work commits. A zone's `camera_id` is a foreign key to cameras (SET NULL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.cameras import service as cameras_service
 from vigil.core.cache import Cache
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -39,6 +42,10 @@ class ZoneInUse(Conflict):
 
 class InvalidPolygon(ValidationFailed):
     title = "Invalid polygon"
+
+
+class UnknownCamera(ValidationFailed):
+    title = "Unknown camera"
 
 
 def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
@@ -74,8 +81,16 @@ async def zone_exists(session: AsyncSession, *, zone_id: str) -> bool:
     return await session.scalar(select(Zone.id).where(Zone.zone_id == zone_id)) is not None
 
 
+async def _check_camera(session: AsyncSession, camera_id: uuid.UUID | None) -> None:
+    """422 unless the camera exists; its row stays key-share locked so it cannot vanish before our flush."""
+    if camera_id is not None and not await cameras_service.camera_exists(session, camera_id=camera_id,
+                                                                         lock=True):
+        error = {"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown_camera"}
+        raise UnknownCamera(f"Camera {camera_id} does not exist.", errors=[error])
+
+
 async def list_zones(session: AsyncSession, *, page: PageParams, kind: str | None = None,
-                     camera_id: str | None = None) -> dict:
+                     camera_id: uuid.UUID | None = None) -> dict:
     stmt = select(Zone)
     if kind is not None:
         stmt = stmt.where(Zone.kind == kind)
@@ -88,6 +103,7 @@ async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cach
     geojson = _geojson(zone_in)
     if await zone_exists(session, zone_id=zone_in.zone_id):
         raise ZoneAlreadyExists(f"Zone {zone_in.zone_id} already exists.")
+    await _check_camera(session, zone_in.camera_id)
     zone = Zone(zone_id=zone_in.zone_id, name=zone_in.name, kind=zone_in.kind, geometry=geojson,
                 camera_id=zone_in.camera_id)
     session.add(zone)
@@ -102,6 +118,8 @@ async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdat
     geojson = _geojson(zone_in)
     if geojson is not None:
         zone.geometry = geojson
+    if "camera_id" in zone_in.model_fields_set and zone_in.camera_id != zone.camera_id:
+        await _check_camera(session, zone_in.camera_id)
     for field in ("name", "kind", "camera_id"):
         if field in zone_in.model_fields_set:
             setattr(zone, field, getattr(zone_in, field))
@@ -152,5 +170,5 @@ async def stats(session: AsyncSession) -> dict[str, Any]:
     }
 
 
-__all__ = ["ZoneAlreadyExists", "ZoneInUse", "ZoneNotFound", "contains", "create_zone", "delete_zone",
-           "find_zone", "get_zone", "list_zones", "stats", "update_zone", "zone_exists"]
+__all__ = ["UnknownCamera", "ZoneAlreadyExists", "ZoneInUse", "ZoneNotFound", "contains", "create_zone",
+           "delete_zone", "find_zone", "get_zone", "list_zones", "stats", "update_zone", "zone_exists"]
