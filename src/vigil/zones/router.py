@@ -56,9 +56,11 @@ async def update_zone(zone_id: ZoneIdPath, body: ZoneUpdate, session: SessionDep
 
 
 @router.delete("/{zone_id}", status_code=204,
-               responses={**NOT_FOUND, 409: {"description": "People are in this zone and force is not set"}})
+               responses={**NOT_FOUND, 409: {"description": "People, cameras or sensors refer to the zone and "
+                                                   "force is not set"}})
 async def delete_zone(zone_id: ZoneIdPath, session: SessionDep, cache: CacheDep,
-                      force: Annotated[bool, Query(description="Clear the zone of its people first")] = False
+                      force: Annotated[bool, Query(description="First clear the zone from the people, cameras "
+                                                   "and sensors that refer to it")] = False
                       ) -> Response:
     await service.delete_zone(session, zone_id=zone_id, force=force, cache=cache)
     return Response(status_code=204)
