@@ -176,7 +176,7 @@ def _resolve_redis_url() -> str:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    """Load the demo zones, people and alerts (idempotent)."""
+    """Load the demo cameras, zones, people and alerts (idempotent)."""
     from vigil.core.cache import Cache, create_redis
     from vigil.core.db import create_engine, create_sessionmaker
     from vigil.core.migrations import resolve_database_url
@@ -195,7 +195,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     added = asyncio.run(run())
-    print(f"seeded: {added['zones']} zones, {added['people']} people, {added['alerts']} alerts added")
+    print(f"seeded: {added['cameras']} cameras, {added['zones']} zones, {added['people']} people, "
+          f"{added['alerts']} alerts added")
     return 0
 
 
@@ -208,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "downgrade", "check"])
     mig.add_argument("revision", nargs="?")
     mig.set_defaults(fn=cmd_migrate)
-    sub.add_parser("seed", help="load demo zones, people and alerts (idempotent)").set_defaults(fn=cmd_seed)
+    sub.add_parser("seed", help="load demo cameras, zones, people and alerts (idempotent)").set_defaults(
+        fn=cmd_seed)
     runner = sub.add_parser("runner", help="process scenario jobs (consumer group runners_group)")
     runner.add_argument("--name", help="this runner's name in runs and logs (default host-pid)")
     runner.set_defaults(fn=cmd_runner)

@@ -1,7 +1,9 @@
-"""Cameras, model configs and sensors through the real server: CRUD, validation, RTSP password masking."""
+"""Cameras, model configs and sensors through the real server: CRUD, validation, RTSP password masking,
+zone references (`zone_ids`, a sensor's `zone_id`) checked against the zones."""
 
 import uuid
 
+import pytest_asyncio
 from loguru import logger
 
 from tests.conftest import auth
@@ -18,13 +20,28 @@ CAMERA = {
 }
 
 
+SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}
+
+
 async def create_camera(client, **kw):
     r = await client.post("/api/v1/cameras", json=CAMERA | kw)
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def test_camera_crud_masks_password_everywhere(client):
+async def create_zones(client, *zone_ids: str) -> None:
+    for zone_id in zone_ids:
+        r = await client.post("/api/v1/zones", json={"zone_id": zone_id, "name": zone_id, "geometry": SQUARE})
+        assert r.status_code == 201, r.text
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def zones(client):
+    """The zones the cameras and sensors below refer to."""
+    await create_zones(client, "ZONE_001", "Z1", "Z2", "Z3")
+
+
+async def test_camera_crud_masks_password_everywhere(client, zones):
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG")
     try:
@@ -47,7 +64,7 @@ async def test_camera_crud_masks_password_everywhere(client):
     assert lines and not any(PASSWORD in line for line in lines)
 
 
-async def test_masked_url_sent_back_keeps_the_stored_password(server, client):
+async def test_masked_url_sent_back_keeps_the_stored_password(server, client, zones):
     from vigil.cameras.models import Camera
 
     cam = await create_camera(client)
@@ -64,7 +81,7 @@ async def test_masked_url_sent_back_keeps_the_stored_password(server, client):
     assert moved.status_code == 422
 
 
-async def test_camera_validation_and_conflicts(client):
+async def test_camera_validation_and_conflicts(client, zones):
     await create_camera(client)
     dup = await client.post("/api/v1/cameras", json=CAMERA)
     assert dup.status_code == 409 and dup.headers["content-type"] == "application/problem+json"
@@ -94,7 +111,7 @@ async def test_camera_validation_and_conflicts(client):
     assert (await client.delete(f"/api/v1/cameras/{uuid.uuid4()}")).status_code == 404
 
 
-async def test_camera_filters_and_delete(client):
+async def test_camera_filters_and_delete(client, zones):
     a = await create_camera(client, name="North", zone_ids=["Z1"])
     await create_camera(client, name="South", zone_ids=["Z2"], enabled=False)
 
@@ -135,7 +152,7 @@ async def test_models_crud(client):
     assert (await client.get(f"/api/v1/models/{model['id']}")).status_code == 404
 
 
-async def test_sensors_crud_and_camera_reference(client, anon, make_key):
+async def test_sensors_crud_and_camera_reference(client, anon, make_key, zones):
     cam = await create_camera(client)
     body = {
         "name": "gate-1-entry",
@@ -162,3 +179,46 @@ async def test_sensors_crud_and_camera_reference(client, anon, make_key):
     # Deleting the camera takes its sensors with it.
     assert (await client.delete(f"/api/v1/cameras/{cam['id']}")).status_code == 204
     assert (await client.get(f"/api/v1/sensors/{sensor['id']}")).status_code == 404
+
+
+async def test_unknown_zones_are_422_naming_them(client, zones):
+    r = await client.post("/api/v1/cameras", json=CAMERA | {"zone_ids": ["Z1", "NOPE_1", "Z2", "NOPE_2"]})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["title"] == "Unknown zone" and problem["missing_zone_ids"] == ["NOPE_1", "NOPE_2"]
+    assert "NOPE_1" in problem["detail"] and "NOPE_2" in problem["detail"] and "Z1" not in problem["detail"]
+    assert [e["loc"] for e in problem["errors"]] == [["body", "zone_ids", 1], ["body", "zone_ids", 3]]
+    assert (await client.get("/api/v1/cameras")).json()["total"] == 0, "nothing written"
+
+    cam = await create_camera(client, zone_ids=["Z1"])
+    r = await client.patch(f"/api/v1/cameras/{cam['id']}", json={"zone_ids": ["Z2", "GONE"], "fps": 5})
+    assert r.status_code == 422 and r.json()["missing_zone_ids"] == ["GONE"]
+    unchanged = (await client.get(f"/api/v1/cameras/{cam['id']}")).json()
+    assert unchanged["zone_ids"] == ["Z1"] and unchanged["fps"] == CAMERA["fps"]
+    r = await client.patch(f"/api/v1/cameras/{cam['id']}", json={"zone_ids": ["Z3", "Z2"]})
+    assert r.status_code == 200 and r.json()["zone_ids"] == ["Z3", "Z2"]
+    assert (await client.patch(f"/api/v1/cameras/{cam['id']}", json={"zone_ids": []})).json()[
+        "zone_ids"
+    ] == []
+
+    body = {"name": "s1", "camera_id": cam["id"], "zone_id": "NOPE"}
+    r = await client.post("/api/v1/sensors", json=body)
+    assert r.status_code == 422 and r.json()["missing_zone_ids"] == ["NOPE"]
+    assert r.json()["errors"][0]["loc"] == ["body", "zone_id"]
+    sensor = (await client.post("/api/v1/sensors", json=body | {"zone_id": "Z1"})).json()
+    r = await client.patch(f"/api/v1/sensors/{sensor['id']}", json={"zone_id": "NOPE"})
+    assert r.status_code == 422 and r.json()["missing_zone_ids"] == ["NOPE"]
+    assert (await client.get(f"/api/v1/sensors/{sensor['id']}")).json()["zone_id"] == "Z1"
+    r = await client.patch(f"/api/v1/sensors/{sensor['id']}", json={"zone_id": "Z2"})
+    assert r.status_code == 200 and r.json()["zone_id"] == "Z2"
+
+
+async def test_deleting_a_camera_detaches_its_zones(client):
+    cam = await create_camera(client, zone_ids=[])
+    r = await client.post(
+        "/api/v1/zones", json={"zone_id": "Z_CAM", "name": "z", "geometry": SQUARE, "camera_id": cam["id"]}
+    )
+    assert r.status_code == 201 and r.json()["camera_id"] == cam["id"]
+    assert (await client.delete(f"/api/v1/cameras/{cam['id']}")).status_code == 204
+    zone = await client.get("/api/v1/zones/Z_CAM")
+    assert zone.status_code == 200 and zone.json()["camera_id"] is None

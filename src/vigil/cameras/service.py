@@ -1,4 +1,9 @@
-"""Camera, model config and sensor rules. Other domains look cameras up through `get_camera`."""
+"""Camera, model config and sensor rules. Other domains look cameras up through `get_camera`.
+
+Zones are reached only through `vigil.zones.service`: a camera's `zone_ids` and a sensor's `zone_id`
+must name existing zones (422 naming the missing ones), and a zone is deleted only after its
+references here were cleared (`count_zone_references`, `clear_zone`, called by the zones domain).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from loguru import logger
 from pydantic import BaseModel
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,8 +26,10 @@ from vigil.cameras.schemas import (
     SensorUpdate,
 )
 from vigil.cameras.urls import keep_masked_password
+from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
+from vigil.zones import service as zones_service
 
 
 class CameraNotFound(NotFound):
@@ -37,6 +44,10 @@ class SensorNotFound(NotFound):
     title = "Sensor not found"
 
 
+class UnknownZone(ValidationFailed):
+    title = "Unknown zone"
+
+
 def _changes(update: BaseModel, *, nullable: set[str]) -> dict[str, Any]:
     """The fields a PATCH sets; an explicit null is only allowed where the column may be empty."""
     changes = update.model_dump(exclude_unset=True)
@@ -47,6 +58,25 @@ def _changes(update: BaseModel, *, nullable: set[str]) -> dict[str, Any]:
                 errors=[{"loc": ["body", name], "msg": "may not be null", "type": "null"}],
             )
     return changes
+
+
+async def _check_zones(session: AsyncSession, field: str, zone_ids: list[str]) -> None:
+    """422 naming every zone id that does not exist; the ones that do stay locked against deletion."""
+    missing = await zones_service.missing_zone_ids(session, zone_ids=zone_ids, lock=True)
+    if missing:
+        errors = [
+            {
+                "loc": ["body", field] + ([zone_ids.index(z)] if field == "zone_ids" else []),
+                "msg": f"unknown zone {z}",
+                "type": "unknown_zone",
+            }
+            for z in missing
+        ]
+        raise UnknownZone(
+            f"Unknown zone{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.",
+            errors=errors,
+            missing_zone_ids=missing,
+        )
 
 
 async def _flush_or_conflict(session: AsyncSession, detail: str) -> None:
@@ -73,6 +103,7 @@ async def _name_free(
 
 async def create_camera(session: AsyncSession, *, camera_in: CameraCreate) -> Camera:
     await _name_free(session, Camera, camera_in.name)
+    await _check_zones(session, "zone_ids", camera_in.zone_ids)
     data = camera_in.model_dump(exclude={"location"})
     location = camera_in.location
     camera = Camera(**data, lat=location.lat if location else None, lon=location.lon if location else None)
@@ -87,6 +118,18 @@ async def get_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> Camera:
     if camera is None:
         raise CameraNotFound(f"Camera {camera_id} does not exist.")
     return camera
+
+
+async def find_camera(session: AsyncSession, *, name: str) -> Camera | None:
+    return await session.scalar(select(Camera).where(Camera.name == name))
+
+
+async def camera_exists(session: AsyncSession, *, camera_id: uuid.UUID, lock: bool = False) -> bool:
+    """For other domains' references; `lock` key-share locks the row so it outlives the caller's flush."""
+    stmt = select(Camera.id).where(Camera.id == camera_id)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)
+    return await session.scalar(stmt) is not None
 
 
 async def camera_names(session: AsyncSession, *, camera_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -120,6 +163,8 @@ async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_i
     changes = _changes(camera_in, nullable={"location"})
     if "name" in changes and changes["name"] != camera.name:
         await _name_free(session, Camera, changes["name"], exclude=camera.id)
+    if "zone_ids" in changes:
+        await _check_zones(session, "zone_ids", changes["zone_ids"])
     if "rtsp_url" in changes:
         try:
             changes["rtsp_url"] = keep_masked_password(changes["rtsp_url"], camera.rtsp_url)
@@ -138,7 +183,8 @@ async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_i
 
 
 async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
-    """Delete a camera and its sensors; a camera with recorded plate events is kept (disable it instead)."""
+    """Delete a camera and its sensors, detaching its zones (their `camera_id` becomes null, in the
+    database); a camera with recorded plate events is kept (disable it instead)."""
     camera = await get_camera(session, camera_id=camera_id)
     await session.delete(camera)
     await _flush_or_conflict(
@@ -223,6 +269,8 @@ async def _known_camera(session: AsyncSession, camera_id: uuid.UUID) -> None:
 async def create_sensor(session: AsyncSession, *, sensor_in: SensorCreate) -> Sensor:
     await _name_free(session, Sensor, sensor_in.name)
     await _known_camera(session, sensor_in.camera_id)
+    if sensor_in.zone_id is not None:
+        await _check_zones(session, "zone_id", [sensor_in.zone_id])
     sensor = Sensor(**sensor_in.model_dump())
     session.add(sensor)
     await _flush_or_conflict(session, f"A sensor named {sensor_in.name!r} already exists.")
@@ -255,6 +303,8 @@ async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_i
         await _name_free(session, Sensor, changes["name"], exclude=sensor.id)
     if "camera_id" in changes:
         await _known_camera(session, changes["camera_id"])
+    if changes.get("zone_id") is not None:
+        await _check_zones(session, "zone_id", [changes["zone_id"]])
     for field, value in changes.items():
         setattr(sensor, field, value)
     await _flush_or_conflict(session, "The change conflicts with another sensor.")
@@ -267,3 +317,35 @@ async def delete_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> None:
     await session.delete(sensor)
     await session.flush()
     logger.info("sensor {} deleted", sensor_id)
+
+
+# --- zone references (for the zones domain) ------------------------------------------------
+
+
+async def count_zone_references(session: AsyncSession, *, zone_id: str) -> dict[str, int]:
+    """How many cameras list the zone in `zone_ids` and how many sensors have it as `zone_id`."""
+    cameras = await session.scalar(select(func.count()).where(Camera.zone_ids.contains([zone_id])))
+    sensors = await session.scalar(select(func.count()).where(Sensor.zone_id == zone_id))
+    return {"cameras": cameras or 0, "sensors": sensors or 0}
+
+
+async def clear_zone(session: AsyncSession, *, zone_id: str) -> dict[str, int]:
+    """Drop a zone from every camera's `zone_ids` and every sensor's `zone_id` (before it is deleted)."""
+    now = utcnow()
+    cameras = await session.execute(
+        update(Camera)
+        .where(Camera.zone_ids.contains([zone_id]))
+        .values(zone_ids=func.array_remove(Camera.zone_ids, zone_id), updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    sensors = await session.execute(
+        update(Sensor)
+        .where(Sensor.zone_id == zone_id)
+        .values(zone_id=None, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    counts = {"cameras": cameras.rowcount, "sensors": sensors.rowcount}
+    logger.info(
+        "zone {} cleared from {} cameras and {} sensors", zone_id, counts["cameras"], counts["sensors"]
+    )
+    return counts

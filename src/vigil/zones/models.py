@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,7 +23,9 @@ class Zone(UUIDPrimaryKey, Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20), default="working", server_default="working")
     geometry: Mapped[dict[str, Any]] = mapped_column(JSONB)  # a validated GeoJSON Polygon
-    # A plain string until the cameras domain exists; then a foreign key with its own migration.
-    camera_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    # The camera whose view the polygon is drawn in; deleting the camera detaches the zone (SET NULL).
+    camera_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cameras.id", ondelete="SET NULL"), default=None, index=True
+    )
 
     __table_args__ = (CheckConstraint(f"kind IN {KINDS}", name="kind"),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -10,7 +11,6 @@ from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.zones import service
 from vigil.zones.schemas import (
-    CameraId,
     ContainsRequest,
     ContainsResponse,
     ZoneCreate,
@@ -26,7 +26,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown zone
 
 
 @router.post("", status_code=201, response_model=ZoneRead,
-             responses={409: {"description": "Duplicate zone_id"}, 422: {"description": "Invalid polygon"}})
+             responses={409: {"description": "Duplicate zone_id"},
+                        422: {"description": "Invalid polygon, or camera_id is not an existing camera"}})
 async def create_zone(body: ZoneCreate, session: SessionDep, cache: CacheDep) -> Any:
     """A GeoJSON Polygon in `geometry`, or the seed's corners x1..y4 (stored as the same polygon)."""
     return await service.create_zone(session, zone_in=body, cache=cache)
@@ -34,7 +35,7 @@ async def create_zone(body: ZoneCreate, session: SessionDep, cache: CacheDep) ->
 
 @router.get("", response_model=Page[ZoneRead])
 async def list_zones(session: SessionDep, page: PageDep, kind: ZoneKind | None = None,
-                     camera_id: Annotated[CameraId | None, Query()] = None) -> dict:
+                     camera_id: uuid.UUID | None = None) -> dict:
     return await service.list_zones(session, page=page, kind=kind, camera_id=camera_id)
 
 
@@ -55,9 +56,11 @@ async def update_zone(zone_id: ZoneIdPath, body: ZoneUpdate, session: SessionDep
 
 
 @router.delete("/{zone_id}", status_code=204,
-               responses={**NOT_FOUND, 409: {"description": "People are in this zone and force is not set"}})
+               responses={**NOT_FOUND, 409: {"description": "People, cameras or sensors refer to the zone and "
+                                                   "force is not set"}})
 async def delete_zone(zone_id: ZoneIdPath, session: SessionDep, cache: CacheDep,
-                      force: Annotated[bool, Query(description="Clear the zone of its people first")] = False
+                      force: Annotated[bool, Query(description="First clear the zone from the people, cameras "
+                                                   "and sensors that refer to it")] = False
                       ) -> Response:
     await service.delete_zone(session, zone_id=zone_id, force=force, cache=cache)
     return Response(status_code=204)

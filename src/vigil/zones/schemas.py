@@ -15,7 +15,6 @@ Position = Annotated[list[Coordinate], Field(min_length=2, max_length=3)]
 Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 ZoneId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-CameraId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 MAX_RING_POINTS = 10_000
 MAX_CONTAINS_POINTS = 100_000
@@ -72,7 +71,7 @@ class ZoneCreate(ZoneShape):
     zone_id: ZoneId
     name: Name
     kind: ZoneKind = "working"
-    camera_id: CameraId | None = None
+    camera_id: uuid.UUID | None = None  # the id of an existing camera
 
     @field_validator("zone_id")
     @classmethod
@@ -93,7 +92,7 @@ class ZoneUpdate(ZoneShape):
 
     name: Name | None = None
     kind: ZoneKind | None = None
-    camera_id: CameraId | None = None
+    camera_id: uuid.UUID | None = None  # the id of an existing camera
 
     @model_validator(mode="after")
     def _no_nulls(self) -> ZoneUpdate:
@@ -111,7 +110,7 @@ class ZoneRead(BaseModel):
     name: str
     kind: ZoneKind
     geometry: dict[str, Any]
-    camera_id: str | None
+    camera_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
 
@@ -120,7 +119,7 @@ class ZoneCount(BaseModel):
     zone_id: str
     name: str
     kind: ZoneKind
-    camera_id: str | None
+    camera_id: uuid.UUID | None
     people: int
 
 

@@ -1,18 +1,28 @@
 """Zone rules: polygons validated on every write, batch point tests, people counts, guarded delete.
 
-People are reached only through `vigil.people.service`; every zone write invalidates the people
-directory (it is keyed by zone), after the unit of work commits.
+People are reached only through `vigil.people.service`, cameras and sensors only through
+`vigil.cameras.service`; every zone write invalidates the people directory (it is keyed by zone),
+after the unit of work commits.
+
+A person's `zone_id` is a foreign key (RESTRICT). A camera's `zone_ids` and a sensor's `zone_id` are
+checked by the cameras domain with `missing_zone_ids(..., lock=True)`, which key-share locks the zones
+found: a concurrent delete (which row-locks the zone first) then either waits for the new reference
+and sees it, or has already removed the zone, so the reference is refused (422). Either way no
+reference outlives its zone. A zone's own `camera_id` is a foreign key to cameras (SET NULL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.cameras import service as cameras_service
 from vigil.core.cache import Cache
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -23,6 +33,8 @@ from vigil.zones.schemas import ZoneCreate, ZoneShape, ZoneUpdate
 
 # Above this many points a containment test goes to a worker thread instead of the event loop.
 INLINE_POINTS = 2_000
+REFERENCE_NAMES = {"people": ("person", "people"), "cameras": ("camera", "cameras"),
+                   "sensors": ("sensor", "sensors")}
 
 
 class ZoneNotFound(NotFound):
@@ -39,6 +51,10 @@ class ZoneInUse(Conflict):
 
 class InvalidPolygon(ValidationFailed):
     title = "Invalid polygon"
+
+
+class UnknownCamera(ValidationFailed):
+    title = "Unknown camera"
 
 
 def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
@@ -74,8 +90,33 @@ async def zone_exists(session: AsyncSession, *, zone_id: str) -> bool:
     return await session.scalar(select(Zone.id).where(Zone.zone_id == zone_id)) is not None
 
 
+async def missing_zone_ids(session: AsyncSession, *, zone_ids: Sequence[str],
+                           lock: bool = False) -> list[str]:
+    """The given zone ids that name no zone, in the order given. For other domains' references.
+
+    With `lock`, the zones that do exist are key-share locked until the unit of work ends, so they
+    cannot be deleted before the caller's reference to them is committed (see the module docstring).
+    """
+    wanted = list(dict.fromkeys(zone_ids))
+    if not wanted:
+        return []
+    stmt = select(Zone.zone_id).where(Zone.zone_id.in_(wanted))
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)
+    found = set((await session.scalars(stmt)).all())
+    return [zone_id for zone_id in wanted if zone_id not in found]
+
+
+async def _check_camera(session: AsyncSession, camera_id: uuid.UUID | None) -> None:
+    """422 unless the camera exists; its row stays key-share locked so it cannot vanish before our flush."""
+    if camera_id is not None and not await cameras_service.camera_exists(session, camera_id=camera_id,
+                                                                         lock=True):
+        error = {"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown_camera"}
+        raise UnknownCamera(f"Camera {camera_id} does not exist.", errors=[error])
+
+
 async def list_zones(session: AsyncSession, *, page: PageParams, kind: str | None = None,
-                     camera_id: str | None = None) -> dict:
+                     camera_id: uuid.UUID | None = None) -> dict:
     stmt = select(Zone)
     if kind is not None:
         stmt = stmt.where(Zone.kind == kind)
@@ -88,6 +129,7 @@ async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cach
     geojson = _geojson(zone_in)
     if await zone_exists(session, zone_id=zone_in.zone_id):
         raise ZoneAlreadyExists(f"Zone {zone_in.zone_id} already exists.")
+    await _check_camera(session, zone_in.camera_id)
     zone = Zone(zone_id=zone_in.zone_id, name=zone_in.name, kind=zone_in.kind, geometry=geojson,
                 camera_id=zone_in.camera_id)
     session.add(zone)
@@ -102,6 +144,8 @@ async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdat
     geojson = _geojson(zone_in)
     if geojson is not None:
         zone.geometry = geojson
+    if "camera_id" in zone_in.model_fields_set and zone_in.camera_id != zone.camera_id:
+        await _check_camera(session, zone_in.camera_id)
     for field in ("name", "kind", "camera_id"):
         if field in zone_in.model_fields_set:
             setattr(zone, field, getattr(zone_in, field))
@@ -112,19 +156,26 @@ async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdat
 
 
 async def delete_zone(session: AsyncSession, *, zone_id: str, force: bool, cache: Cache) -> None:
-    """Refuse while people are in the zone, unless `force`, which takes them out of it first."""
-    # The row lock makes people assigned concurrently wait for us (their FK check needs a key-share lock).
+    """Refuse while people, cameras or sensors refer to the zone, unless `force`, which clears those
+    references first: people and sensors lose their `zone_id`, cameras drop it from their `zone_ids`."""
+    # The row lock makes references added concurrently wait for us: a person's FK check and
+    # `missing_zone_ids(lock=True)` both need a key-share lock on this row.
     zone = await get_zone(session, zone_id=zone_id, lock=True)
-    people = await people_service.count_in_zone(session, zone_id=zone_id)
-    if people and not force:
-        raise ZoneInUse(f"Zone {zone_id} is the zone of {people} people; delete with ?force=true "
-                        "to clear their zone.", people=people)
-    if people:
+    refs = {"people": await people_service.count_in_zone(session, zone_id=zone_id),
+            **await cameras_service.count_zone_references(session, zone_id=zone_id)}
+    if any(refs.values()) and not force:
+        used_by = ", ".join(f"{n} {REFERENCE_NAMES[what][n != 1]}" for what, n in refs.items() if n)
+        raise ZoneInUse(f"Zone {zone_id} is used by {used_by}; delete with ?force=true to clear "
+                        "those references.", **refs)
+    if refs["people"]:
         await people_service.clear_zone(session, zone_id=zone_id, cache=cache)
+    if refs["cameras"] or refs["sensors"]:
+        await cameras_service.clear_zone(session, zone_id=zone_id)
     await session.delete(zone)
     await session.flush()
     people_service.invalidate_directory(session, cache=cache)
-    logger.info("zone {} deleted ({} people cleared)", zone_id, people)
+    logger.info("zone {} deleted (cleared from {} people, {} cameras, {} sensors)", zone_id,
+                refs["people"], refs["cameras"], refs["sensors"])
 
 
 async def contains(session: AsyncSession, *, zone_id: str, points: list[list[float]]) -> list[bool]:
@@ -152,5 +203,6 @@ async def stats(session: AsyncSession) -> dict[str, Any]:
     }
 
 
-__all__ = ["ZoneAlreadyExists", "ZoneInUse", "ZoneNotFound", "contains", "create_zone", "delete_zone",
-           "find_zone", "get_zone", "list_zones", "stats", "update_zone", "zone_exists"]
+__all__ = ["UnknownCamera", "ZoneAlreadyExists", "ZoneInUse", "ZoneNotFound", "contains", "create_zone",
+           "delete_zone", "find_zone", "get_zone", "list_zones", "missing_zone_ids", "stats", "update_zone",
+           "zone_exists"]
