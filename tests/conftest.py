@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import os
 import shutil
 import tempfile
@@ -132,17 +133,21 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         yield
         return
     srv: RunningServer = request.getfixturevalue("server")
-    for attempt in range(5):
+    # The server's background loops (rule checks, estimation, delivery, jobs) keep touching tables, so
+    # the TRUNCATE can deadlock with them or wait on their locks: bound the wait and try again.
+    for attempt in range(10):
         try:
             async with srv.ctx.engine.begin() as conn:
+                await conn.execute(text("SET LOCAL lock_timeout = '2s'"))
                 tables = await conn.scalar(text(TABLES_SQL))
                 if tables:
                     await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             break
-        except DBAPIError as exc:  # the server's background work (rule checks, estimation) deadlocked with us
-            if "deadlock" not in str(exc) or attempt == 4:
+        except DBAPIError as exc:
+            transient = "deadlock" in str(exc) or "lock timeout" in str(exc)
+            if not transient or attempt == 9:
                 raise
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05 * (attempt + 1) + random.random() * 0.1)
     await srv.ctx.redis.flushdb()
     yield
 
