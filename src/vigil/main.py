@@ -117,8 +117,13 @@ class Runtime:
         ctx = self.ctx
         await self.domains.aclose()
         self.relay.stop()
+        bootstrap = self.tasks.tasks.get("consumers-bootstrap")
+        if bootstrap is not None and not bootstrap.done():
+            bootstrap.cancel()  # still waiting for the broker or the topics: nothing to drain
         for runner in self.consumers:
             await runner.stop()
+            if not runner.started.is_set():  # still joining its group: nothing in hand to finish
+                self.tasks.tasks[f"consumer:{runner.spec.name}"].cancel()
         await self.tasks.drain(SHUTDOWN_GRACE_S)
         await ctx.hub.close_all()
         await ctx.bus.stop()

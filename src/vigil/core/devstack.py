@@ -64,6 +64,7 @@ class ServiceProcess:
     port: int
     log_path: Path
     stop_signal: int = signal.SIGTERM
+    stop_timeout: float = 10.0  # then SIGKILL
     user: str | None = None
     env: dict[str, str] | None = None
     cwd: Path | None = None
@@ -94,14 +95,14 @@ class ServiceProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(self.stop_signal)
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(self.stop_timeout)
         except subprocess.TimeoutExpired:
-            logger.warning("{} did not stop in {:.0f}s; killing it", self.name, timeout)
+            logger.info("{} did not stop in {:.0f}s; killing it", self.name, self.stop_timeout)
             self.proc.kill()
             self.proc.wait(5)
         logger.info("{} stopped", self.name)
@@ -240,7 +241,9 @@ def broker_argv(port: int) -> list[str]:
 
 def start_broker(data_dir: Path, port: int | None = None) -> tuple[ServiceProcess, str]:
     port = port or free_port()
-    proc = ServiceProcess("broker", broker_argv(port), port, data_dir.resolve() / "logs" / "broker.log")
+    # Memory-only: nothing to save, and a graceful stop waits seconds for client sessions to expire.
+    proc = ServiceProcess("broker", broker_argv(port), port, data_dir.resolve() / "logs" / "broker.log",
+                          stop_timeout=1.0)
     proc.start()
     return proc, f"127.0.0.1:{port}"
 

@@ -131,9 +131,10 @@ class ScenarioRunner:
             await self.consumer.stop()
             if consumer is not None and not consumer.done():
                 # Mid-run: cancelling releases the run and leaves its message uncommitted for another runner.
-                # Idle: the consumer finishes its poll and leaves the group.
+                # Still joining the group: nothing in hand. Idle: it finishes its poll and leaves the group.
+                grace = 0 if self.current_job or not self.consumer.started.is_set() else 5
                 try:
-                    await asyncio.wait_for(asyncio.shield(consumer), 0 if self.current_job else 5)
+                    await asyncio.wait_for(asyncio.shield(consumer), grace)
                 except TimeoutError:
                     consumer.cancel()
                 await asyncio.gather(consumer, return_exceptions=True)
