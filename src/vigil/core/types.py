@@ -1,0 +1,29 @@
+"""Pydantic types that the schemas and query parameters of every domain share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
+
+
+def to_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive time is read as UTC.
+
+    Raises ValueError (a 422), not OverflowError (a 500), for a time that Python can parse but whose
+    UTC form leaves years 1-9999, such as `0001-01-01T00:00:00+05:00`.
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC (years 1 to 9999)") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+"""A timestamp that must carry its offset (what clients send in bodies), converted to UTC."""
+
+LenientUtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
+"""A timestamp filter: with an offset, or naive and then read as UTC; converted to UTC."""
