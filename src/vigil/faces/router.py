@@ -185,7 +185,10 @@ async def get_cluster_job(job_id: uuid.UUID, session: SessionDep) -> Any:
 
 # --- search ---------------------------------------------------------------------------------
 
-EMBEDDING = TypeAdapter(list[Annotated[float, Field(allow_inf_nan=False)]])
+# pgvector computes distances in 32-bit floats: with components up to 1e18, a squared L2 distance over
+# 128 dimensions stays finite there (beyond, the query is refused by the database or scores inf).
+MAX_COMPONENT = 1e18
+EMBEDDING = TypeAdapter(list[Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COMPONENT, le=MAX_COMPONENT)]])
 
 
 def parse_embedding(raw: str) -> list[float]:
@@ -194,7 +197,7 @@ def parse_embedding(raw: str) -> list[float]:
     try:
         return EMBEDDING.validate_json(raw)
     except ValidationError as exc:
-        raise ValidationFailed("embedding must be a JSON array of finite numbers",
+        raise ValidationFailed(f"embedding must be a JSON array of finite numbers within ±{MAX_COMPONENT:g}",
                                errors=[{"loc": ["body", "embedding", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                        for e in exc.errors()]) from exc
 
