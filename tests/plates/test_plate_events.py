@@ -102,6 +102,7 @@ async def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, client, stack
         (dict(content=json.dumps(event(cam)).replace("}", ', "bbox": [1, 2, NaN, 4]}'),
               headers={"content-type": "application/json"}), 422),
         (dict(json=event(cam, plate="--")), 422),
+        (dict(json=event(cam, plate="ß" * 50)), 422),  # "SS" * 50 normalised: longer than the column
         (dict(json=event(cam, bbox=[1, 2, 3])), 422),
         (dict(json=event(cam, extra="x")), 422),
         (dict(content=b"{not json", headers={"content-type": "application/json"}), 400),

@@ -29,17 +29,23 @@ class Vehicle(BaseModel):
     model: str | None = Field(None, max_length=100)
 
 
+MAX_PLATE = 50  # characters, of the plate as sent and of its normalised form (the stored columns)
+
+
 def _plate(value: str) -> str:
     value = value.strip()
-    if not normalize_plate(value):
+    normalized = normalize_plate(value)
+    if not normalized:
         raise ValueError("must contain at least one letter or digit")
+    if len(normalized) > MAX_PLATE:  # upper-casing can lengthen it: "ß" -> "SS"
+        raise ValueError(f"normalised, the plate is longer than {MAX_PLATE} characters")
     return value
 
 
 class PlateEventCreate(Schema):
     event_uid: str | None = Field(None, min_length=1, max_length=200)
     camera_id: uuid.UUID
-    plate: str = Field(min_length=1, max_length=50)
+    plate: str = Field(min_length=1, max_length=MAX_PLATE)
     confidence: float = Field(ge=0, le=1)
     captured_at: UtcDatetime
     region: str | None = Field(None, max_length=50)
@@ -116,7 +122,7 @@ class PlateStats(BaseModel):
 
 
 class WatchlistCreate(Schema):
-    plate: str = Field(min_length=1, max_length=50)
+    plate: str = Field(min_length=1, max_length=MAX_PLATE)
     label: str = Field("", max_length=200)
     severity: Severity = "warning"
 
