@@ -48,6 +48,8 @@ async def test_validation(client):
         # Valid with their offsets, but year 0 / 10000 in UTC.
         {"code": "ok", "name": "x", "starts_at": "0001-01-01T00:00:00+05:00"},
         {"code": "ok", "name": "x", "ends_at": "9999-12-31T23:59:59-05:00"},
+        {"code": "ok", "name": "x", "ends_at": "9999-12-31T23:59:59.999999Z"},  # stored as infinity
+        {"code": "ok", "name": "x", "starts_at": "0001-01-01T00:00:00Z"},  # stored as -infinity
     ]
     for body in bad:
         r = await client.post(EVENTS, json=body)

@@ -98,6 +98,9 @@ async def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, client, stack
         (dict(json=event(cam, captured_at="2026-11-20T10:15:00")), 422),  # no time zone
         (dict(json=event(cam, captured_at="0001-01-01T00:00:00+05:00")), 422),  # year 0 in UTC
         (dict(json=event(cam, captured_at="9999-12-31T23:59:59-05:00")), 422),  # year 10000 in UTC
+        # The driver stores the first and last instants Python has as -infinity / infinity.
+        (dict(json=event(cam, captured_at="9999-12-31T23:59:59.999999Z")), 422),
+        (dict(json=event(cam, captured_at="0001-01-01T00:00:00Z")), 422),
         (dict(files=multipart(event(cam, captured_at="0001-01-01T00:00:00+05:00"))), 422),
         (dict(content=json.dumps(event(cam)).replace("}", ', "bbox": [1, 2, NaN, 4]}'),
               headers={"content-type": "application/json"}), 422),
@@ -219,6 +222,10 @@ async def test_stats(client):
     )
     assert mixed.status_code == 200 and mixed.json()["total"] == 4, mixed.text
     assert mixed.json()["since"] == "2026-11-20T00:00:00Z"
+    # As filters, the first and last instants are fine ("from the beginning").
+    everything = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"}
+    r = await client.get("/api/v1/plates/stats", params=everything)
+    assert r.status_code == 200 and r.json()["total"] == 5, r.text
     for url in ("/api/v1/plates/stats", URL):
         for bad in ({"since": "0001-01-01T00:00:00+05:00"}, {"until": "9999-12-31T23:59:59-05:00"}):
             r = await client.get(url, params=bad)

@@ -19,14 +19,15 @@ def assert_422(r, needle: str = "") -> dict:
 
 
 async def make_camera(client) -> str:
-    r = await client.post("/api/v1/cameras",
-                          json={"name": "Gate", "rtsp_url": "rtsp://10.0.0.2/s", "fps": 10, "width": 64, "height": 48})
+    camera = {"name": "Gate", "rtsp_url": "rtsp://10.0.0.2/s", "fps": 10, "width": 64, "height": 48}
+    r = await client.post("/api/v1/cameras", json=camera)
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
 
 def plate_event(camera_id: str, **kw) -> dict:
-    return {"camera_id": camera_id, "plate": "AB123", "confidence": 0.9, "captured_at": "2026-11-20T10:00:00Z"} | kw
+    return {"camera_id": camera_id, "plate": "AB123", "confidence": 0.9,
+            "captured_at": "2026-11-20T10:00:00Z"} | kw
 
 
 async def test_nul_in_a_text_field_is_422_and_nothing_is_stored(client):

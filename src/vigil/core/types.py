@@ -22,8 +22,22 @@ def to_utc(value: datetime) -> datetime:
         raise ValueError("the time is out of range once converted to UTC (years 1 to 9999)") from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
-"""A timestamp that must carry its offset (what clients send in bodies), converted to UTC."""
+# asyncpg writes Python's first and last instants as PostgreSQL's -infinity / infinity, which read
+# back as naive datetimes: fine for a filter, not for a stored time.
+_UNSTORABLE = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
+def storable_utc(value: datetime) -> datetime:
+    """to_utc, refusing the two instants the database driver would store as (-)infinity."""
+    value = to_utc(value)
+    if value in _UNSTORABLE:
+        raise ValueError("the time must lie strictly between 0001-01-01T00:00:00Z and "
+                         "9999-12-31T23:59:59.999999Z")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(storable_utc)]
+"""A timestamp to store, which must carry its offset (what clients send in bodies); converted to UTC."""
 
 LenientUtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
 """A timestamp filter: with an offset, or naive and then read as UTC; converted to UTC."""

@@ -188,7 +188,8 @@ async def get_cluster_job(job_id: uuid.UUID, session: SessionDep) -> Any:
 # pgvector computes distances in 32-bit floats: with components up to 1e18, a squared L2 distance over
 # 128 dimensions stays finite there (beyond, the query is refused by the database or scores inf).
 MAX_COMPONENT = 1e18
-EMBEDDING = TypeAdapter(list[Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COMPONENT, le=MAX_COMPONENT)]])
+Component = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COMPONENT, le=MAX_COMPONENT)]
+EMBEDDING = TypeAdapter(list[Component])
 
 
 def parse_embedding(raw: str) -> list[float]:
