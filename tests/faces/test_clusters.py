@@ -104,6 +104,11 @@ async def test_recompute_errors(server, client):
     assert (await client.get(f"{CLUSTERS}/jobs/{uuid.uuid4()}")).status_code == 404
     assert (await client.get(CLUSTERS, params={"event_code": "nope"})).status_code == 404
     assert (await client.get(CLUSTERS, params={"event_code": "wedding-2026"})).json() == []
+    # Numbers past what the database can compare with are refused, not a 500.
+    for params in ({"min_size": 2**31}, {"offset": 2**63}):
+        r = await client.get(CLUSTERS, params={"event_code": "wedding-2026", **params})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+        assert [["query", *params]] == [e["loc"] for e in r.json()["errors"]]
     # An active job (fresh progress, so no worker takes it over) blocks a second one.
     async with server.ctx.engine.begin() as conn:
         await conn.execute(text("""

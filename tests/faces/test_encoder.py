@@ -89,6 +89,9 @@ def test_taken_at_from_exif():
     assert naive[2] == datetime(2024, 6, 1, 14, 30, tzinfo=UTC)
     assert encoder.open_image(exif_jpeg(px, taken="not a date"), max_pixels=10**6)[2] is None
     assert encoder.open_image(exif_jpeg(px), max_pixels=10**6)[2] is None
+    # Times that exist locally but not in UTC (year 0 or 10000 once shifted) are ignored, not a crash.
+    for taken, offset in (("0001:01:01 00:00:00", "+05:00"), ("9999:12:31 23:00:00", "-05:00")):
+        assert encoder.open_image(exif_jpeg(px, taken=taken, offset=offset), max_pixels=10**6)[2] is None
 
 
 def test_refusals():

@@ -45,10 +45,16 @@ async def test_validation(client):
         {"code": "ok", "name": "x", "starts_at": "2026-06-01T12:00:00"},  # naive time
         {"code": "ok", "name": "x", "starts_at": "2026-06-02T00:00:00Z", "ends_at": "2026-06-01T00:00:00Z"},
         {"code": "ok", "name": "x", "colour": "red"},
+        # Valid with their offsets, but year 0 / 10000 in UTC.
+        {"code": "ok", "name": "x", "starts_at": "0001-01-01T00:00:00+05:00"},
+        {"code": "ok", "name": "x", "ends_at": "9999-12-31T23:59:59-05:00"},
+        {"code": "ok", "name": "x", "ends_at": "9999-12-31T23:59:59.999999Z"},  # stored as infinity
+        {"code": "ok", "name": "x", "starts_at": "0001-01-01T00:00:00Z"},  # stored as -infinity
     ]
     for body in bad:
         r = await client.post(EVENTS, json=body)
         assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
     await make_event(client, code="ok", starts_at="2026-06-02T00:00:00Z")
     r = await client.patch(f"{EVENTS}/ok", json={"ends_at": "2026-06-01T00:00:00Z"})
     assert r.status_code == 422, "the stored start counts when only the end is sent"

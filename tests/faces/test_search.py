@@ -100,6 +100,9 @@ async def test_search_errors(client):
     assert (await problem(embedding=[0.0] * 128, top_k=0))[0] == 422
     assert (await problem(embedding=[0.0] * 128, top_k=101))[0] == 422
     assert (await problem(embedding=[0.0] * 128, max_distance=-1))[0] == 422
+    # Finite for Python, infinite as the 32-bit floats pgvector stores: refused, not a 500.
+    assert (await problem(embedding=[1e308] * 128))[0] == 422
+    assert (await problem(embedding=[1e308] * 128, event_code="wedding-2026"))[0] == 422
 
 
 SYNTHETIC_FACES = """

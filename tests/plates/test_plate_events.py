@@ -96,7 +96,16 @@ async def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, client, stack
         (dict(json=event(cam, confidence=1.5)), 422),
         (dict(json=event(cam, confidence=-0.1)), 422),
         (dict(json=event(cam, captured_at="2026-11-20T10:15:00")), 422),  # no time zone
+        (dict(json=event(cam, captured_at="0001-01-01T00:00:00+05:00")), 422),  # year 0 in UTC
+        (dict(json=event(cam, captured_at="9999-12-31T23:59:59-05:00")), 422),  # year 10000 in UTC
+        # The driver stores the first and last instants Python has as -infinity / infinity.
+        (dict(json=event(cam, captured_at="9999-12-31T23:59:59.999999Z")), 422),
+        (dict(json=event(cam, captured_at="0001-01-01T00:00:00Z")), 422),
+        (dict(files=multipart(event(cam, captured_at="0001-01-01T00:00:00+05:00"))), 422),
+        (dict(content=json.dumps(event(cam)).replace("}", ', "bbox": [1, 2, NaN, 4]}'),
+              headers={"content-type": "application/json"}), 422),
         (dict(json=event(cam, plate="--")), 422),
+        (dict(json=event(cam, plate="ß" * 50)), 422),  # "SS" * 50 normalised: longer than the column
         (dict(json=event(cam, bbox=[1, 2, 3])), 422),
         (dict(json=event(cam, extra="x")), 422),
         (dict(content=b"{not json", headers={"content-type": "application/json"}), 400),
@@ -207,6 +216,21 @@ async def test_stats(client):
             "/api/v1/plates/stats", params={"since": "2026-11-21T00:00:00Z", "until": "2026-11-20T00:00:00Z"}
         )
     ).status_code == 422
+    # A filter without an offset means UTC, also next to one with an offset.
+    mixed = await client.get(
+        "/api/v1/plates/stats", params={"since": "2026-11-20T00:00:00", "until": "2026-11-21T00:00:00Z"}
+    )
+    assert mixed.status_code == 200 and mixed.json()["total"] == 4, mixed.text
+    assert mixed.json()["since"] == "2026-11-20T00:00:00Z"
+    # As filters, the first and last instants are fine ("from the beginning").
+    everything = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"}
+    r = await client.get("/api/v1/plates/stats", params=everything)
+    assert r.status_code == 200 and r.json()["total"] == 5, r.text
+    for url in ("/api/v1/plates/stats", URL):
+        for bad in ({"since": "0001-01-01T00:00:00+05:00"}, {"until": "9999-12-31T23:59:59-05:00"}):
+            r = await client.get(url, params=bad)
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+            assert [["query", *bad]] == [e["loc"] for e in r.json()["errors"]]
 
 
 async def test_camera_with_events_cannot_be_deleted(client):

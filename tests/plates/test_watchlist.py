@@ -51,8 +51,11 @@ async def test_watchlist_crud_and_errors(client):
         {"plate": "X", "severity": "loud"},
         {"label": "x"},
         {"plate": "X", "foo": 1},
+        {"plate": "ß" * 50},  # 50 characters, but 100 once upper-cased ("SS"): longer than a stored plate
     ):
-        assert (await client.post(WL, json=bad)).status_code == 422, bad
+        r = await client.post(WL, json=bad)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad
+        assert "errors" in r.json(), r.text
     patched = await client.patch(f"{WL}/{entry['id']}", json={"severity": "info", "label": "visitor"})
     assert patched.status_code == 200 and patched.json()["severity"] == "info"
     assert (await client.patch(f"{WL}/{entry['id']}", json={"severity": None})).status_code == 422

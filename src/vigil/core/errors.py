@@ -156,7 +156,46 @@ async def _integrity_error(request: Request, exc: IntegrityError) -> JSONRespons
     return problem(409, "Conflict", "The change conflicts with existing data.", instance=request.url.path)
 
 
-async def _database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+# Data exceptions (SQLSTATE class 22) that only a value sent by the client causes: the database
+# refuses the value itself, so the answer is 422 like any other invalid value. The rest of class 22
+# (division by zero, bad casts in our own SQL...) are bugs and stay 500.
+_BAD_VALUE_SQLSTATES = {
+    "22001": "A text value is longer than its field allows.",
+    "22003": "A number is out of the range that can be stored.",
+    "22008": "A date or time is out of the range that can be stored.",
+    "22021": "Text must not contain NUL (\\u0000) characters.",  # 0x00 in a text value
+    "22P05": "Text must not contain NUL (\\u0000) characters.",  # \u0000 inside a JSON value
+}
+_BAD_JSON = "JSON numbers must be finite: NaN and Infinity cannot be stored."
+
+
+def bad_value_reason(exc: DBAPIError) -> str | None:
+    """Why the database refused a value of the request, or None when the error is not about a value.
+
+    Server side, by SQLSTATE. Client side, asyncpg refuses to encode a Python int beyond 64 bits or a
+    datetime whose UTC form leaves years 1-9999, raising OverflowError before anything is sent.
+    """
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _BAD_VALUE_SQLSTATES:
+        return _BAD_VALUE_SQLSTATES[sqlstate]
+    if sqlstate == "22P02" and "type json" in str(orig):  # Python's json writes NaN, PostgreSQL refuses it
+        return _BAD_JSON
+    cause: BaseException | None = orig
+    for _ in range(5):
+        if cause is None:
+            break
+        if isinstance(cause, OverflowError):
+            return _BAD_VALUE_SQLSTATES["22008" if "date" in str(cause) else "22003"]
+        cause = cause.__cause__
+    return None
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    reason = bad_value_reason(exc)
+    if reason is not None:
+        logger.warning("database refused a value on {} {}: {}", request.method, request.url.path, exc.orig)
+        return problem(422, "Validation failed", reason, instance=request.url.path)
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         logger.error("database unavailable on {} {}: {}", request.method, request.url.path, exc.orig)
         return problem(503, "Database unavailable", "The database is not reachable; try again shortly.",
@@ -186,7 +225,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WebSocketRequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
-    app.add_exception_handler(DBAPIError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(ConnectionRefusedError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(RedisConnectionError, _connection_refused)  # type: ignore[arg-type]

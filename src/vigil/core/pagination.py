@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# PostgreSQL's OFFSET is a bigint: past it the driver cannot even send the number.
+MAX_OFFSET = 2**63 - 1
 
 T = TypeVar("T")
 
@@ -31,7 +33,7 @@ class PageParams:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

@@ -207,7 +207,10 @@ def exif_taken_at(image: Image.Image) -> datetime | None:
             tz = timezone(delta if offset[0] == "+" else -delta)
         except ValueError:
             pass
-    return taken.replace(tzinfo=tz).astimezone(UTC)
+    try:
+        return taken.replace(tzinfo=tz).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 at +05:00: before year 1 in UTC; a bad tag, not a bad image
+        return None
 
 
 def open_image(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str, datetime | None]:

@@ -10,7 +10,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from vigil.core.deps import SessionDep
 from vigil.core.errors import ValidationFailed
-from vigil.core.pagination import Page, PageDep
+from vigil.core.pagination import MAX_OFFSET, Page, PageDep
 from vigil.core.storage import BlobStore
 from vigil.faces import service
 from vigil.faces.runtime import EXTENSION, FacesRuntime
@@ -159,9 +159,9 @@ async def list_clusters(
     session: SessionDep,
     event_code: Annotated[str, Query(max_length=64)],
     sample: Annotated[int, Query(ge=0, le=50, description="Face ids shown per cluster")] = 5,
-    min_size: Annotated[int, Query(ge=1, description="Leave out smaller clusters")] = 1,
+    min_size: Annotated[int, Query(ge=1, le=2**31 - 1, description="Leave out smaller clusters")] = 1,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     """The event's people: clusters biggest first, with sizes and sample face ids."""
     return await service.list_clusters(session, event_code=event_code, sample=sample, min_size=min_size,
@@ -185,7 +185,11 @@ async def get_cluster_job(job_id: uuid.UUID, session: SessionDep) -> Any:
 
 # --- search ---------------------------------------------------------------------------------
 
-EMBEDDING = TypeAdapter(list[Annotated[float, Field(allow_inf_nan=False)]])
+# pgvector computes distances in 32-bit floats: with components up to 1e18, a squared L2 distance over
+# 128 dimensions stays finite there (beyond, the query is refused by the database or scores inf).
+MAX_COMPONENT = 1e18
+Component = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COMPONENT, le=MAX_COMPONENT)]
+EMBEDDING = TypeAdapter(list[Component])
 
 
 def parse_embedding(raw: str) -> list[float]:
@@ -194,7 +198,7 @@ def parse_embedding(raw: str) -> list[float]:
     try:
         return EMBEDDING.validate_json(raw)
     except ValidationError as exc:
-        raise ValidationFailed("embedding must be a JSON array of finite numbers",
+        raise ValidationFailed(f"embedding must be a JSON array of finite numbers within ±{MAX_COMPONENT:g}",
                                errors=[{"loc": ["body", "embedding", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                        for e in exc.errors()]) from exc
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from vigil.core.types import UtcDatetime
 
 EventCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 
@@ -24,11 +18,6 @@ class _Input(BaseModel):
 
 
 class _Period(_Input):
-    @field_validator("starts_at", "ends_at", mode="after", check_fields=False)
-    @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(UTC) if value is not None else None
-
     @model_validator(mode="after")
     def _ends_after_start(self):
         starts, ends = getattr(self, "starts_at", None), getattr(self, "ends_at", None)
@@ -40,8 +29,8 @@ class _Period(_Input):
 class EventCreate(_Period):
     code: EventCode = Field(description="Natural key, unique: letters, digits, `_`, `-`, `.`; at most 64.")
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
     running: bool = Field(True, description="Uploads are accepted only while the event is running.")
 
 
@@ -49,15 +38,15 @@ class EventReplace(_Period):
     """PUT: every field but `code` (which never changes); omitted optional fields are cleared."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
     running: bool = True
 
 
 class EventUpdate(_Period):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
     running: bool | None = None
 
 

@@ -170,14 +170,23 @@ async def clear_zone(session: AsyncSession, *, zone_id: str, cache: Cache) -> in
     return result.rowcount or 0
 
 
+# The gallery (Qdrant) normalises vectors in 32-bit floats: outside these lengths the sum of squares
+# overflows or vanishes there, and the stored vector would score NaN against every query.
+MIN_NORM, MAX_NORM = 1e-18, 1e18
+
+
 def _check_vectors(vectors: Sequence[Sequence[float]]) -> None:
     size = len(vectors[0])
     for i, vector in enumerate(vectors):
         if len(vector) != size:
             raise InvalidVector(f"Vector {i} has {len(vector)} values; vector 0 has {size}. "
                                 "All vectors of one request must have the same dimension.")
-        if math.fsum(x * x for x in vector) == 0.0:
+        norm = math.sqrt(math.fsum(x * x for x in vector))
+        if norm == 0.0:
             raise InvalidVector(f"Vector {i} is all zeros; cosine similarity needs a direction.")
+        if not MIN_NORM <= norm <= MAX_NORM:
+            raise InvalidVector(f"Vector {i} has length {norm:.3g}; the gallery normalises vectors in 32-bit "
+                                f"floats, which needs a length between {MIN_NORM:g} and {MAX_NORM:g}.")
 
 
 async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors: Sequence[Sequence[float]],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket
@@ -16,6 +15,7 @@ from vigil.core.errors import UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
 from vigil.core.storage import BlobStore
+from vigil.core.types import LenientUtcDatetime
 from vigil.plates import service
 from vigil.plates.normalize import normalize_plate
 from vigil.plates.schemas import (
@@ -155,8 +155,8 @@ async def list_events(
     plate: Annotated[str | None, Query(max_length=50, description="Case and separators ignored")] = None,
     max_distance: Annotated[int, Query(ge=0, le=3, description="Edits allowed from `plate`")] = 0,
     camera_id: uuid.UUID | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LenientUtcDatetime | None = None,
+    until: LenientUtcDatetime | None = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> dict:
     return await service.list_events(
@@ -174,8 +174,8 @@ async def list_events(
 @router.get("/stats", response_model=PlateStats)
 async def plate_stats(
     session: SessionDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LenientUtcDatetime | None = None,
+    until: LenientUtcDatetime | None = None,
     top: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict:
     return await service.stats(session, since=since, until=until, top=top)

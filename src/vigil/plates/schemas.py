@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from vigil.core.types import UtcDatetime
 from vigil.plates.normalize import normalize_plate
 
 Severity = Literal["critical", "warning", "info"]
@@ -28,30 +29,33 @@ class Vehicle(BaseModel):
     model: str | None = Field(None, max_length=100)
 
 
+MAX_PLATE = 50  # characters, of the plate as sent and of its normalised form (the stored columns)
+
+
 def _plate(value: str) -> str:
     value = value.strip()
-    if not normalize_plate(value):
+    normalized = normalize_plate(value)
+    if not normalized:
         raise ValueError("must contain at least one letter or digit")
+    if len(normalized) > MAX_PLATE:  # upper-casing can lengthen it: "ß" -> "SS"
+        raise ValueError(f"normalised, the plate is longer than {MAX_PLATE} characters")
     return value
 
 
 class PlateEventCreate(Schema):
     event_uid: str | None = Field(None, min_length=1, max_length=200)
     camera_id: uuid.UUID
-    plate: str = Field(min_length=1, max_length=50)
+    plate: str = Field(min_length=1, max_length=MAX_PLATE)
     confidence: float = Field(ge=0, le=1)
-    captured_at: AwareDatetime
+    captured_at: UtcDatetime
     region: str | None = Field(None, max_length=50)
     vehicle: Vehicle | None = None
     tpms: dict[str, Any] | None = None
-    bbox: list[float] | None = Field(None, min_length=4, max_length=4, description="[x, y, w, h] in pixels")
+    bbox: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        None, min_length=4, max_length=4, description="[x, y, w, h] in pixels"
+    )
 
     _plate = field_validator("plate")(_plate)
-
-    @field_validator("captured_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
 
     @field_validator("bbox")
     @classmethod
@@ -118,7 +122,7 @@ class PlateStats(BaseModel):
 
 
 class WatchlistCreate(Schema):
-    plate: str = Field(min_length=1, max_length=50)
+    plate: str = Field(min_length=1, max_length=MAX_PLATE)
     label: str = Field("", max_length=200)
     severity: Severity = "warning"
 
