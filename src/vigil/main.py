@@ -99,7 +99,9 @@ class Runtime:
                     await asyncio.sleep(1)
         specs = [self.fanout_spec(), *registry.consumer_specs(ctx)]
         for spec in specs:
-            runner = ConsumerRunner(spec, ctx.bus, max_retries=ctx.settings.consumer_max_retries,
+            # Dead letters go back to the broker the record came from (observations live on Redpanda).
+            dlq_bus = ctx.redpanda if spec.bootstrap_servers == ctx.redpanda.bootstrap_servers else ctx.bus
+            runner = ConsumerRunner(spec, dlq_bus, max_retries=ctx.settings.consumer_max_retries,
                                     retry_backoff_s=ctx.settings.consumer_retry_backoff_s)
             self.consumers.append(runner)
             self.tasks.spawn(f"consumer:{spec.name}", runner.run())

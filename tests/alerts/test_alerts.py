@@ -2,7 +2,10 @@
 
 import asyncio
 import json
+import os
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import websockets
@@ -75,6 +78,21 @@ async def test_filters_pagination_and_errors(server, client, anon, make_key):
     assert sorted(await ids(status="open")) == ["asset", "plate"]
     assert await ids(source="asset") == ["asset"]
     assert await ids(since="2999-01-01T00:00:00Z") == []
+    # A naive `since` means UTC whatever the server's local zone (the driver would read it as local time).
+    old_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"  # UTC+5:30
+    time.tzset()
+    try:
+        hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat()
+        assert len(await ids(since=hour_ago)) == 3
+        hour_ahead = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None).isoformat()
+        assert await ids(since=hour_ahead) == []
+    finally:
+        if old_tz is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old_tz
+        time.tzset()
     assert len(await ids(limit=1)) == 1
     for bad in ({"status": "closed"}, {"severity": "loud"}, {"since": "yesterday"}, {"limit": 501}):
         r = await client.get("/api/v1/alerts", params=bad)

@@ -200,3 +200,29 @@ async def test_batch_handler_takes_whole_batches_and_falls_back_to_records(stack
     finally:
         await producer.stop()
         await bus.stop()
+
+
+async def test_dead_letters_go_back_to_the_broker_the_record_came_from(base_settings, data_dir):
+    """With a separate Redpanda, a poison observation lands in observations.dlq there, not on Kafka."""
+    from pydantic import SecretStr
+
+    from tests.conftest import ADMIN_KEY, start_server, stop_server
+
+    port = free_port()
+    redpanda = ServiceProcess("redpanda-2", broker_argv(port), port, data_dir / "logs" / "redpanda-2.log")
+    redpanda.start()
+    settings = base_settings.model_copy(update={
+        "redpanda_brokers": f"127.0.0.1:{port}", "port": free_port(), "data_dir": data_dir / "app-rp",
+        "qdrant_path": data_dir / "app-rp" / "qdrant", "admin_key": SecretStr(ADMIN_KEY),
+    })
+    server, task = await start_server(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.redpanda_brokers)
+    await producer.start()
+    try:
+        await producer.send_and_wait("observations", b"not json", key=b"tag-x")
+        dead = await read_all(settings.redpanda_brokers, "observations.dlq", 1)
+        assert [r.value for r in dead] == [b"not json"]
+    finally:
+        await producer.stop()
+        await stop_server(server, task)
+        redpanda.stop()

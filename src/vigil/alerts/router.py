@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket
@@ -13,6 +12,7 @@ from vigil.alerts.schemas import AlertRead, RecentMessage, Severity, Status
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
+from vigil.core.types import LenientUtcDatetime
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 ws_router = APIRouter(tags=["alerts"])
@@ -28,7 +28,7 @@ async def list_alerts(
     source: Annotated[str | None, Query(max_length=50)] = None,
     kind: Annotated[str | None, Query(max_length=100)] = None,
     subject: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[datetime | None, Query(description="Alerts active at or after this time")] = None,
+    since: Annotated[LenientUtcDatetime | None, Query(description="Alerts active at or after this time (UTC if no offset)")] = None,
 ) -> dict:
     return await service.list_alerts(session, page=page, status=status, severity=severity, source=source,
                                      kind=kind, subject=subject, since=since)
