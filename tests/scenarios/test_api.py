@@ -231,6 +231,17 @@ async def test_updates_stream_on_websocket(client, server):
         assert seen[-1]["type"] == "scenario.updated" and seen[-1]["data"]["last_error"] == "test"
 
 
+async def test_dispatch_announces_once_with_its_run(client, server):
+    s = await create(client)
+    url = f"{server.ws_url}/ws/scenarios?id={s['id']}&status=init_startup_processing"
+    async with websockets.connect(url, additional_headers=auth(ADMIN_KEY)) as ws:
+        run = (await move(client, s["id"], "init_startup_processing")).json()["latest_run"]
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert first["type"] == "scenario.updated" and first["data"]["latest_run"]["id"] == run["id"]
+        with pytest.raises(TimeoutError):  # no second, stale announcement of the same move
+            await asyncio.wait_for(ws.recv(), 1.0)
+
+
 async def test_retry_consumer_redispatches_once_per_failure_and_dead_letters_garbage(client, server):
     bootstrap = server.ctx.settings.kafka_bootstrap_servers
     sid = (await create(client))["id"]

@@ -210,18 +210,19 @@ async def _dispatch(session: AsyncSession, scenario: Scenario, *, attempt: int, 
                     by: str | None) -> Scenario:
     """Move to init_startup_processing (if not already there) with a new run, and queue its job."""
     run_id = uuid.uuid4()
-    if scenario.status in ("init_startup_processing", "active"):
-        await _write(session, scenario, current_run_id=run_id)  # a retry: same state, next attempt
-    else:
-        await _move(session, scenario, "init_startup_processing", reason=reason, by=by, current_run_id=run_id,
-                    last_error=None)
+    # The run exists before the move, so the one `scenario.updated` the move announces already shows it.
     session.add(ScenarioRun(id=run_id, scenario_id=scenario.id, attempt=attempt, status="queued"))
     await session.flush()
-    dispatched = await get_scenario(session, scenario_id=scenario.id)
+    if scenario.status in ("init_startup_processing", "active"):
+        await _write(session, scenario, current_run_id=run_id)  # a retry: same state, next attempt
+        dispatched = await get_scenario(session, scenario_id=scenario.id)
+        announce(session, dispatched)
+    else:
+        dispatched = await _move(session, scenario, "init_startup_processing", reason=reason, by=by,
+                                 current_run_id=run_id, last_error=None)
     job = Job(scenario_id=scenario.id, run_id=run_id, source=dispatched.source, params=dispatched.params,
               attempt=attempt)
     enqueue(session, JOBS_TOPIC, job.model_dump(mode="json"), key=str(scenario.id))
-    announce(session, dispatched)
     logger.info("scenario {} dispatched run {} (attempt {})", scenario.id, run_id, attempt)
     return dispatched
 
