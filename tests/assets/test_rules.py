@@ -1,9 +1,11 @@
 """Rules as rows: low battery with hysteresis, missing tags, maintenance overdue raised once."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
 from vigil.assets import rules
@@ -146,3 +148,17 @@ async def test_rule_crud(server, client):
     assert (await client.get("/api/v1/asset-rules", params={"kind": "missing"})).json()["total"] == 1
     assert (await client.delete(url)).status_code == 204
     assert (await client.get(url)).status_code == 404
+
+
+async def test_a_check_already_running_elsewhere_is_skipped_not_waited_for(server, client):
+    site, _ = await make_site_with_gateways(client)
+    asset = await make_asset(client, "BUSY-1", site["id"])
+    await client.post("/api/v1/asset-rules", json={"name": "battery", "kind": "low_battery",
+                                                   "params": {"threshold": 20}, "asset_id": asset["id"]})
+    await report_battery(client, "BUSY-1", 5)
+    async with session_scope(server.ctx.sessionmaker) as other:  # another instance, mid-check
+        await other.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": rules.CHECK_LOCK})
+        skipped = await asyncio.wait_for(check(server), 5)
+        assert (skipped.raised, skipped.resolved) == (0, 0)
+    await check(server)  # (the server's own loop may have got there first: either way, one alert)
+    assert len(await alerts_of(client, "low_battery", subject=f"asset:{asset['id']}")) == 1

@@ -53,28 +53,22 @@ class Effective:
     params: dict[str, float]
 
 
-def effective_rule(rules: list[Rule], *, kind: str, asset_id: uuid.UUID, site_id: uuid.UUID | None
-                   ) -> Effective | None:
-    """The most specific rule of a kind for an asset: its own, else its site's, else a global one."""
-    best: tuple[int, Rule] | None = None
-    for rule in rules:
-        if rule.kind != kind:
-            continue
-        if rule.asset_id is not None:
-            rank = 3 if rule.asset_id == asset_id else 0
-        elif rule.site_id is not None:
-            rank = 2 if site_id is not None and rule.site_id == site_id else 0
-        else:
-            rank = 1
-        if not rank:
-            continue
-        if best is None or rank > best[0] or (rank == best[0] and rule.created_at > best[1].created_at):
-            best = (rank, rule)
-    if best is None:
-        return None
-    rule = best[1]
-    params, _ = validate_params(kind, rule.params)
-    return Effective(rule.severity, rule.enabled, params)
+class RuleIndex:
+    """Rules by scope, built once per check: the most specific rule of a kind for an asset is its own,
+    else its site's, else a global one (the newest wins within a scope); params validated once."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self._by_scope: dict[tuple[str, str, uuid.UUID | None], Effective] = {}
+        for rule in sorted(rules, key=lambda r: r.created_at):
+            scope = ("asset", rule.asset_id) if rule.asset_id else ("site", rule.site_id) if rule.site_id \
+                else ("global", None)
+            params, _ = validate_params(rule.kind, rule.params)
+            self._by_scope[(rule.kind, *scope)] = Effective(rule.severity, rule.enabled, params)
+
+    def effective(self, kind: str, *, asset_id: uuid.UUID, site_id: uuid.UUID | None) -> Effective | None:
+        return (self._by_scope.get((kind, "asset", asset_id))
+                or (self._by_scope.get((kind, "site", site_id)) if site_id is not None else None)
+                or self._by_scope.get((kind, "global", None)))
 
 
 def low_battery_holds(battery: float | None, *, active: bool, threshold: float, hysteresis: float) -> bool:
@@ -104,14 +98,16 @@ class CheckResult:
 
 async def check_rules(session: AsyncSession, *, now: datetime) -> CheckResult:
     """Evaluate every rule against every asset once; raise and resolve alerts on state changes."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": CHECK_LOCK})
     result = CheckResult()
-    rules = list((await session.scalars(select(Rule))).all())
+    # Another instance is checking right now: its pass covers this one.
+    if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": CHECK_LOCK}):
+        return result
+    rules = RuleIndex(list((await session.scalars(select(Rule))).all()))
     states = {(s.asset_id, s.kind): s for s in (await session.scalars(select(RuleState))).all()}
     assets = (await session.scalars(select(Asset))).all()
     for asset in assets:
         for kind in ("low_battery", "missing"):
-            rule = effective_rule(rules, kind=kind, asset_id=asset.id, site_id=asset.site_id)
+            rule = rules.effective(kind, asset_id=asset.id, site_id=asset.site_id)
             state = states.get((asset.id, kind))
             was = bool(state and state.active)
             if rule is None or not rule.enabled:
@@ -145,7 +141,7 @@ async def check_rules(session: AsyncSession, *, now: datetime) -> CheckResult:
     return result
 
 
-async def _maintenance_overdue(session: AsyncSession, *, rules: list[Rule], assets: dict[uuid.UUID, Asset],
+async def _maintenance_overdue(session: AsyncSession, *, rules: RuleIndex, assets: dict[uuid.UUID, Asset],
                                now: datetime) -> int:
     """Raise once per overdue record; the record remembers it (resolved when done or moved later)."""
     records = (await session.scalars(
@@ -157,7 +153,7 @@ async def _maintenance_overdue(session: AsyncSession, *, rules: list[Rule], asse
         asset = assets.get(record.asset_id)
         if asset is None:
             continue
-        rule = effective_rule(rules, kind="maintenance_overdue", asset_id=asset.id, site_id=asset.site_id)
+        rule = rules.effective("maintenance_overdue", asset_id=asset.id, site_id=asset.site_id)
         rule = rule or Effective(**DEFAULT_MAINTENANCE)  # type: ignore[arg-type]
         if not rule.enabled or record.due_at + timedelta(minutes=rule.params["grace_minutes"]) >= now:
             continue

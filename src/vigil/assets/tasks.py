@@ -1,9 +1,9 @@
-"""The assets domain's background tasks, owned by the app's lifespan (see `registry.background_tasks`)."""
+"""The assets domain's background tasks, owned by the app's lifespan (see `registry.lifespan_hooks`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -40,36 +40,26 @@ async def purge_old_observations(ctx: AppContext) -> int:
     return total
 
 
-async def run_cleanup(ctx: AppContext) -> None:
-    interval = ctx.settings.assets_cleanup_interval_s
+async def _every(ctx: AppContext, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` every `interval` seconds on one instance at a time; a failure waits for the next turn."""
     while True:
         try:
-            if await take_turn(ctx, "cleanup", interval * 0.9):
-                await purge_old_observations(ctx)
-        except asyncio.CancelledError:
-            raise
+            if await take_turn(ctx, name, interval * 0.9):
+                await job()
         except Exception as exc:
-            logger.opt(exception=exc).error("observation retention cleanup failed; next try in {}s", interval)
+            logger.opt(exception=exc).error("assets {} failed; next try in {}s", name, interval)
         await asyncio.sleep(interval)
 
 
-async def run_rules(ctx: AppContext) -> None:
-    """Evaluate the alert rules every `assets_rules_interval_s` (one instance at a time: advisory lock)."""
-    interval = ctx.settings.assets_rules_interval_s
-    while True:
-        try:
-            async with session_scope(ctx.sessionmaker) as session:
-                await rules.check_rules(session, now=utcnow())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.opt(exception=exc).error("asset rule check failed; next try in {}s", interval)
-        await asyncio.sleep(interval)
+async def check_rules_once(ctx: AppContext) -> None:
+    async with session_scope(ctx.sessionmaker) as session:
+        await rules.check_rules(session, now=utcnow())
 
 
 def background_tasks(ctx: AppContext) -> dict[str, Coroutine[Any, Any, None]]:
     return {
         "assets:estimation": tracking.run_scheduler(ctx),
-        "assets:retention": run_cleanup(ctx),
-        "assets:rules": run_rules(ctx),
+        "assets:retention": _every(ctx, "cleanup", ctx.settings.assets_cleanup_interval_s,
+                                   lambda: purge_old_observations(ctx)),
+        "assets:rules": _every(ctx, "rules", ctx.settings.assets_rules_interval_s, lambda: check_rules_once(ctx)),
     }

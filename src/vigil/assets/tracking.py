@@ -201,8 +201,6 @@ async def _store(ctx: AppContext, results: list[Located]) -> list[Stored]:
     try:
         async with session_scope(ctx.sessionmaker) as session:
             return await store_estimates(session, results)
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:
         if len(results) == 1:
             logger.opt(exception=exc).error("storing the estimate of asset {} failed", results[0].asset_id)
