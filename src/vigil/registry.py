@@ -58,8 +58,6 @@ def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     from vigil.people.consumers import reid_alert_specs
     from vigil.scenarios.consumers import consumer_specs as scenario_consumers
 
-    if not ctx.settings.kafka_bootstrap_servers:
-        return []
     return [*reid_alert_specs(ctx), *exporter_consumers(ctx), *scenario_consumers(ctx), *assets_consumers(ctx)]
 
 

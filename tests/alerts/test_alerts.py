@@ -113,9 +113,13 @@ async def test_bad_severity_is_rejected(server):
 
 async def test_ws_alerts_streams_created_and_updated_with_filters(server, client):
     base = f"{server.ws_url}/ws/alerts"
-    async with websockets.connect(f"{base}?severity=critical&zone_id=ZONE_009", additional_headers=auth(ADMIN_KEY)) as ws:
-        await raise_one(server, severity="warning", subject="p1", data={"zone_id": "ZONE_009"})  # filtered out
-        await raise_one(server, severity="critical", subject="p2", data={"zone_id": "ZONE_001"})  # filtered out
+    query = "severity=critical&zone_id=ZONE_009&source=reid&kind=intrusion"
+    async with websockets.connect(f"{base}?{query}", additional_headers=auth(ADMIN_KEY)) as ws:
+        # Each of these misses exactly one filter.
+        await raise_one(server, severity="warning", subject="p1", data={"zone_id": "ZONE_009"})
+        await raise_one(server, severity="critical", subject="p2", data={"zone_id": "ZONE_001"})
+        await raise_one(server, severity="critical", subject="p4", source="plate", data={"zone_id": "ZONE_009"})
+        await raise_one(server, severity="critical", subject="p5", kind="loitering", data={"zone_id": "ZONE_009"})
         alert, _ = await raise_one(server, severity="critical", subject="p3", data={"zone_id": "ZONE_009"})
         msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert msg["type"] == "alert.created" and msg["data"]["id"] == str(alert.id)

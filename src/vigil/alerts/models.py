@@ -13,6 +13,8 @@ from vigil.core.db import Base, Timestamps, UUIDPrimaryKey, utcnow
 
 SEVERITIES = ("info", "warning", "critical")  # in rising order
 STATUSES = ("open", "acknowledged", "resolved")
+# "Active" = not resolved: the scope of the dedupe index, and of the upsert that relies on it.
+ACTIVE_PREDICATE = "status <> 'resolved'"
 
 
 class Alert(UUIDPrimaryKey, Timestamps, Base):
@@ -39,7 +41,7 @@ class Alert(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         # The dedupe rule, enforced by the database so concurrent raisers cannot create twins.
         Index("uq_alerts_active_subject", "source", "kind", "subject", unique=True,
-              postgresql_where=text("status <> 'resolved'")),  # alerts.service.ACTIVE_PREDICATE
+              postgresql_where=text(ACTIVE_PREDICATE)),
         Index("ix_alerts_status_last_seen", "status", "last_seen_at"),
         Index("ix_alerts_source_last_seen", "source", "last_seen_at"),
     )

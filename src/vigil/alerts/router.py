@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket
@@ -13,6 +14,7 @@ from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
 from vigil.core.types import LenientUtcDatetime
+from vigil.core.ws import field_filter
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 ws_router = APIRouter(tags=["alerts"])
@@ -60,21 +62,12 @@ async def resolve(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPr
     return await service.resolve(session, alert_id=alert_id, by=principal.name)
 
 
-def alert_matcher(severity: str | None, source: str | None, zone_id: str | None, kind: str | None):  # noqa: ANN201
-    def match(alert: dict[str, Any]) -> bool:
-        if severity and alert.get("severity") != severity:
-            return False
-        if source and alert.get("source") != source:
-            return False
-        if kind and alert.get("kind") != kind:
-            return False
-        if zone_id:
-            inner = alert.get("data") if isinstance(alert.get("data"), dict) else {}
-            if str(inner.get("zone_id", alert.get("zone_id"))) != zone_id:
-                return False
-        return True
-
-    return match
+def alert_matcher(severity: str | None, source: str | None, zone_id: str | None, kind: str | None
+                  ) -> Callable[[dict[str, Any]], bool]:
+    """Top-level fields of the alert, and `zone_id` inside its `data` (where the sources put it)."""
+    top = field_filter({"severity": severity, "source": source, "kind": kind})
+    zone = field_filter({"zone_id": zone_id})
+    return lambda alert: top(alert) and zone(alert.get("data") or {})
 
 
 @ws_router.websocket("/alerts")

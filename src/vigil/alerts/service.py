@@ -15,15 +15,14 @@ from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.alerts.models import SEVERITIES, Alert
+from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert
 from vigil.alerts.schemas import AlertRead
 from vigil.core.bus import emit
 from vigil.core.db import utcnow
 from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 
-ACTIVE = Alert.status != "resolved"
-ACTIVE_PREDICATE = "status <> 'resolved'"
+ACTIVE = text(ACTIVE_PREDICATE)
 
 
 class AlertNotFound(NotFound):
@@ -67,7 +66,7 @@ async def raise_alert(
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[Alert.source, Alert.kind, Alert.subject],
-        index_where=text(ACTIVE_PREDICATE),  # literal: must match the partial index's predicate
+        index_where=ACTIVE,  # a literal: it must match the partial index's predicate
         set_={
             "count": Alert.count + 1,
             "last_seen_at": func.greatest(Alert.last_seen_at, excluded.last_seen_at),
@@ -134,10 +133,14 @@ async def resolve(session: AsyncSession, *, alert_id: uuid.UUID, by: str | None 
     """Any active alert -> resolved. Resolving again changes nothing."""
     alert = await _locked(session, alert_id)
     if alert.status != "resolved":
-        alert.status, alert.resolved_at, alert.resolved_by = "resolved", utcnow(), by
-        await session.flush()
-        announce(session, alert, created=False)
+        await _mark_resolved(session, alert, by=by)
     return alert
+
+
+async def _mark_resolved(session: AsyncSession, alert: Alert, *, by: str | None) -> None:
+    alert.status, alert.resolved_at, alert.resolved_by = "resolved", utcnow(), by
+    await session.flush()
+    announce(session, alert, created=False)
 
 
 async def resolve_active(session: AsyncSession, *, source: str, kind: str, subject: str = "",
@@ -147,11 +150,8 @@ async def resolve_active(session: AsyncSession, *, source: str, kind: str, subje
         select(Alert).where(Alert.source == source, Alert.kind == kind, Alert.subject == subject, ACTIVE)
         .with_for_update()
     )
-    if alert is None:
-        return None
-    alert.status, alert.resolved_at, alert.resolved_by = "resolved", utcnow(), by
-    await session.flush()
-    announce(session, alert, created=False)
+    if alert is not None:
+        await _mark_resolved(session, alert, by=by)
     return alert
 
 

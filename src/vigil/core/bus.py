@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from loguru import logger
@@ -57,10 +57,6 @@ class Bus:
     @property
     def enabled(self) -> bool:
         return bool(self.bootstrap_servers)
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
 
     async def start(self) -> None:
         if self.enabled and self._task is None:
@@ -123,9 +119,6 @@ class Bus:
     ) -> None:
         """Send one record and wait for the broker's acknowledgement."""
         await (await self.send(topic, value, key=key, headers=headers))
-
-    async def publish_json(self, topic: str, payload: Any, *, key: str | None = None) -> None:
-        await self.publish(topic, dumps(payload), key=key.encode() if key else None)
 
     async def ping(self, timeout: float) -> None:
         """Fetch cluster metadata: proves the broker answers now, not just that we once connected."""
@@ -402,9 +395,7 @@ def emit(
     session: AsyncSession, type_: str, data: dict[str, Any], *, key: str | None = None, topic: str = EVENTS_TOPIC
 ) -> None:
     """Announce an event once the caller's transaction commits (never before, never if it rolls back)."""
-    payload = envelope(type_, json.loads(dumps(data)))
-    session.add(OutboxEvent(topic=topic, key=key, payload=payload))
-    session.info["outbox_dirty"] = True
+    enqueue(session, topic, envelope(type_, data), key=key)
 
 
 def enqueue(session: AsyncSession, topic: str, payload: dict[str, Any], *, key: str | None = None) -> None:
@@ -449,9 +440,6 @@ class OutboxRelay:
         self.route = route or (lambda topic: "kafka")
         self._wake = asyncio.Event()
         self._stopping = False
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def _listen(self) -> None:
         """Wake on NOTIFY from any process; polling stays as the fallback if this connection drops."""
@@ -540,5 +528,5 @@ class OutboxRelay:
 
 __all__ = [
     "EVENTS_TOPIC", "Bus", "BrokerUnavailable", "ConsumerRecord", "ConsumerRunner", "ConsumerSpec", "OutboxEvent",
-    "OutboxRelay", "PoisonMessage", "TopicPartition", "emit", "enqueue", "ensure_topics", "envelope", "parse_json",
+    "OutboxRelay", "PoisonMessage", "emit", "enqueue", "ensure_topics", "envelope", "parse_json",
 ]

@@ -13,7 +13,6 @@ import ctypes
 import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import stat
@@ -90,10 +89,6 @@ class ServiceProcess:
                 raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f}s; see {self.log_path}")
             time.sleep(0.05)
         logger.info("{} ready on 127.0.0.1:{} (pid {})", self.name, self.port, self.proc.pid)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -313,6 +308,3 @@ class DevStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def remove_data_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -37,10 +37,6 @@ class DomainError(Exception):
         self.extra = extra
 
 
-class BadRequest(DomainError):
-    status, title = 400, "Bad request"
-
-
 class Unauthorized(DomainError):
     status, title = 401, "Unauthorized"
 

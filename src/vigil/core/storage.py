@@ -72,9 +72,10 @@ class LocalBlobStore:
 
     def _check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        probe = self.root / ".health"
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        # A private probe file: concurrent health checks must not delete each other's.
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-") as probe:
+            probe.write(b"ok")
+            probe.flush()
 
     async def check(self) -> None:
         await asyncio.to_thread(self._check)
