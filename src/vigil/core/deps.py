@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.core.cache import Cache
 from vigil.core.config import Settings
 from vigil.core.db import session_scope
+from vigil.core.storage import BlobStore
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -27,8 +28,13 @@ def get_cache(request: Request) -> Cache:
     return request.app.state.ctx.cache
 
 
+def get_storage(request: Request) -> BlobStore:
+    return request.app.state.ctx.storage
+
+
 # scope="function": the commit happens before the response is sent, so a failed commit is an error
 # response rather than a 201 for a row that was never stored.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
+StorageDep = Annotated[BlobStore, Depends(get_storage)]

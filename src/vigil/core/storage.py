@@ -16,7 +16,11 @@ from typing import Protocol
 
 def content_key(data: bytes, *, prefix: str, ext: str) -> str:
     """`<prefix>/<aa>/<sha256>.<ext>`: stable for the same bytes, spread over 256 folders."""
-    digest = hashlib.sha256(data).hexdigest()
+    return key_for_digest(hashlib.sha256(data).hexdigest(), prefix=prefix, ext=ext)
+
+
+def key_for_digest(digest: str, *, prefix: str, ext: str) -> str:
+    """content_key for bytes whose SHA-256 the caller already has (large files: hash once, off the loop)."""
     return f"{prefix}/{digest[:2]}/{digest}.{ext.lstrip('.')}"
 
 

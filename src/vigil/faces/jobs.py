@@ -1,8 +1,8 @@
 """Cluster recompute jobs: a worker task per app instance claims queued jobs and runs them.
 
 A job is a row (`face_cluster_jobs`), so any instance may run it and any instance can report its
-progress. The worker wakes when a request that queued a job commits (a SQLAlchemy `after_commit`
-hook, as the outbox relay does) and otherwise polls every `VIGIL_FACES_JOB_POLL_INTERVAL_S`, which
+progress. The worker wakes when a request that queued a job commits (`core.db.after_commit`, through
+`FacesRuntime.wake_jobs`) and otherwise polls every `VIGIL_FACES_JOB_POLL_INTERVAL_S`, which
 also picks up jobs queued elsewhere or left behind by an instance that stopped mid-run.
 """
 
@@ -12,9 +12,7 @@ import asyncio
 import uuid
 
 from loguru import logger
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from vigil.core.db import session_scope, utcnow
 from vigil.faces import encoder, service
@@ -22,28 +20,13 @@ from vigil.faces import encoder, service
 PROGRESS_EVERY_S = 0.5  # how often a running job writes its progress
 STALE_AFTER_S = 600.0  # a running job whose progress has not moved for this long is taken over
 
-_wakers: set[asyncio.Event] = set()
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_workers(session: Session) -> None:
-    if session.info.pop(service.JOBS_QUEUED, False):
-        for waker in _wakers:
-            waker.set()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(service.JOBS_QUEUED, None)
-
-
 class ClusterJobWorker:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, threshold: float,
-                 poll_interval_s: float) -> None:
+                 poll_interval_s: float, wake: asyncio.Event | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.threshold = threshold
         self.poll_interval_s = poll_interval_s
-        self.wake = asyncio.Event()
+        self.wake = wake or asyncio.Event()
         self._stopping = False
 
     def stop(self) -> None:
@@ -51,23 +34,19 @@ class ClusterJobWorker:
         self.wake.set()
 
     async def run(self) -> None:
-        _wakers.add(self.wake)
-        try:
-            while not self._stopping:
-                try:
-                    ran = await self.run_next()
-                except Exception as exc:  # the database may be down: log, wait, try again
-                    logger.opt(exception=exc).error("face cluster worker failed to claim a job")
-                    ran = False
-                if ran:
-                    continue
-                try:
-                    await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
-                except TimeoutError:
-                    pass
-                self.wake.clear()
-        finally:
-            _wakers.discard(self.wake)
+        while not self._stopping:
+            self.wake.clear()  # before claiming: a job queued from now on wakes the next round
+            try:
+                ran = await self.run_next()
+            except Exception as exc:  # the database may be down: log, wait, try again
+                logger.opt(exception=exc).error("face cluster worker failed to claim a job")
+                ran = False
+            if ran:
+                continue
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
+            except TimeoutError:
+                pass
 
     async def run_next(self) -> bool:
         """Claim and run one job; False when none is waiting."""

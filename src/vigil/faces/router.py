@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import Field, TypeAdapter, ValidationError
 
-from vigil.core.deps import SessionDep
+from vigil.core.deps import SessionDep, StorageDep
 from vigil.core.errors import ValidationFailed
 from vigil.core.pagination import MAX_OFFSET, Page, PageDep
-from vigil.core.storage import BlobStore
 from vigil.faces import service
 from vigil.faces.runtime import EXTENSION, FacesRuntime
 from vigil.faces.schemas import (
@@ -31,15 +30,10 @@ EVENT_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown even
 CodePath = Annotated[str, Path(max_length=64, description="The event's `code`.")]
 
 
-def _storage(request: Request) -> BlobStore:
-    return request.app.state.ctx.storage
-
-
 def _runtime(request: Request) -> FacesRuntime:
     return request.app.state.ctx.extensions[EXTENSION]
 
 
-StorageDep = Annotated[BlobStore, Depends(_storage)]
 RuntimeDep = Annotated[FacesRuntime, Depends(_runtime)]
 IMAGE_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown image"}}
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -92,9 +86,9 @@ async def replace_event(code: CodePath, body: EventReplace, session: SessionDep)
 
 
 @router.delete("/events/{code}", status_code=204, responses=EVENT_404)
-async def delete_event(code: CodePath, session: SessionDep, request: Request) -> Response:
+async def delete_event(code: CodePath, session: SessionDep, storage: StorageDep) -> Response:
     """Delete the event with its images, faces, clusters and image files."""
-    await service.delete_event(session, storage=_storage(request), code=code)
+    await service.delete_event(session, storage=storage, code=code)
     return Response(status_code=204)
 
 
@@ -171,10 +165,11 @@ async def list_clusters(
 @router.post("/clusters/recompute", status_code=202, response_model=ClusterJobRead, responses={
     404: {"description": "Unknown event code"}, 409: {"description": "A recompute of this event is already active"},
 })
-async def recompute_clusters(session: SessionDep, event_code: Annotated[str, Query(max_length=64)]) -> Any:
+async def recompute_clusters(session: SessionDep, runtime: RuntimeDep,
+                             event_code: Annotated[str, Query(max_length=64)]) -> Any:
     """Re-cluster every face of the event (Chinese whispers over 'L2 distance <= threshold') in the
     background. Follow it at `GET /faces/clusters/jobs/{id}`; cluster ids change when it is done."""
-    return await service.request_recompute(session, event_code=event_code)
+    return await service.request_recompute(session, event_code=event_code, on_queued=runtime.wake_jobs)
 
 
 @router.get("/clusters/jobs/{job_id}", response_model=ClusterJobRead, responses={404: {"description": "Unknown job"}})

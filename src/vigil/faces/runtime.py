@@ -42,6 +42,10 @@ class FacesRuntime:
         self._limit = asyncio.Semaphore(self.workers)
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+        self.jobs_queued = asyncio.Event()  # set after a recompute request commits; the job worker waits on it
+
+    async def wake_jobs(self) -> None:
+        self.jobs_queued.set()
 
     def options(self, *, largest_only: bool = False) -> encoder.AnalyseOptions:
         s = self.settings
@@ -94,7 +98,7 @@ async def faces_runtime(ctx: AppContext) -> AsyncIterator[FacesRuntime]:
 
     runtime = FacesRuntime(ctx.settings)
     worker = ClusterJobWorker(ctx.sessionmaker, threshold=ctx.settings.faces_match_threshold,
-                              poll_interval_s=ctx.settings.faces_job_poll_interval_s)
+                              poll_interval_s=ctx.settings.faces_job_poll_interval_s, wake=runtime.jobs_queued)
     tasks = TaskSet()
     ctx.extensions[EXTENSION] = runtime
     tasks.spawn("faces-cluster-jobs", worker.run())

@@ -76,16 +76,12 @@ async def find_by_global_id(session: AsyncSession, *, global_id: int) -> Person 
     return await session.scalar(select(Person).where(Person.global_id == global_id))
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def list_people(session: AsyncSession, *, page: PageParams, q: str | None = None,
                       zone_id: str | None = None) -> dict:
     """By `global_id`; `q` matches anywhere in the name, case-insensitively."""
     stmt = select(Person)
     if q:
-        stmt = stmt.where(Person.name.ilike(f"%{_escape_like(q)}%", escape="\\"))
+        stmt = stmt.where(Person.name.icontains(q, autoescape=True))
     if zone_id is not None:
         stmt = stmt.where(Person.zone_id == zone_id)
     return await paginate(session, stmt.order_by(Person.global_id), page)

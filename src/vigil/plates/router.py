@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.deps import SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
@@ -72,10 +72,6 @@ INGEST_BODY: dict[str, Any] = {
 }
 
 
-def _storage(request: Request) -> BlobStore:
-    return request.app.state.ctx.storage
-
-
 def _parse_event(raw: bytes | str, loc: tuple[str, ...]) -> PlateEventCreate:
     try:
         return PlateEventCreate.model_validate_json(raw)
@@ -132,13 +128,13 @@ async def _read_request(request: Request, max_image_bytes: int) -> tuple[PlateEv
 )
 @requires("ingest")
 async def ingest_event(
-    request: Request, response: Response, session: SessionDep, settings: SettingsDep
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> Any:
     """Store a plate read (201), or return the first event for a known `event_uid` (200)."""
     event_in, images = await _read_request(request, settings.plate_image_max_bytes)
     event, created = await service.ingest_event(
         session,
-        storage=_storage(request),
+        storage=storage,
         event_in=event_in,
         images=images,
         max_image_bytes=settings.plate_image_max_bytes,
@@ -186,10 +182,8 @@ async def get_event(event_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_event(session, event_id=event_id)
 
 
-async def _image(request: Request, session: SessionDep, event_id: uuid.UUID, part: str) -> Response:
-    data, media_type = await service.get_image(
-        session, storage=_storage(request), event_id=event_id, part=part
-    )
+async def _image(storage: BlobStore, session: SessionDep, event_id: uuid.UUID, part: str) -> Response:
+    data, media_type = await service.get_image(session, storage=storage, event_id=event_id, part=part)
     # Content-addressed: the bytes behind an event never change.
     return Response(
         data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400, immutable"}
@@ -197,13 +191,13 @@ async def _image(request: Request, session: SessionDep, event_id: uuid.UUID, par
 
 
 @router.get("/events/{event_id}/frame", responses=NOT_FOUND, response_class=Response)
-async def get_frame(event_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
-    return await _image(request, session, event_id, "frame")
+async def get_frame(event_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
+    return await _image(storage, session, event_id, "frame")
 
 
 @router.get("/events/{event_id}/crop", responses=NOT_FOUND, response_class=Response)
-async def get_crop(event_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
-    return await _image(request, session, event_id, "crop")
+async def get_crop(event_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
+    return await _image(storage, session, event_id, "crop")
 
 
 @router.post(
