@@ -57,8 +57,11 @@ class UnknownCamera(ValidationFailed):
     title = "Unknown camera"
 
 
-def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
-    """The validated GeoJSON Polygon of a create/update body, or None when it gives no shape."""
+async def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
+    """The validated GeoJSON Polygon of a create/update body, or None when it gives no shape.
+
+    Validation is shapely work that grows with the points (about 1.6 s at the 1M-point limit), so big
+    polygons are validated in a thread, as big `contains` batches are."""
     corners = shape.corners()
     if corners is not None:
         rings, where = geometry.rings_from_corners(corners), ["body", "x1..y4"]
@@ -67,7 +70,10 @@ def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
     else:
         return None
     try:
-        geometry.polygon_from_rings(rings)
+        if sum(len(ring) for ring in rings) > INLINE_POINTS:
+            await asyncio.to_thread(geometry.polygon_from_rings, rings)
+        else:
+            geometry.polygon_from_rings(rings)
     except geometry.PolygonError as exc:
         raise InvalidPolygon(f"Invalid polygon: {exc.message}.",
                              errors=[{"loc": where, "msg": exc.message, "type": exc.rule}]) from exc
@@ -126,7 +132,7 @@ async def list_zones(session: AsyncSession, *, page: PageParams, kind: str | Non
 
 
 async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cache) -> Zone:
-    geojson = _geojson(zone_in)
+    geojson = await _geojson(zone_in)
     if await zone_exists(session, zone_id=zone_in.zone_id):
         raise ZoneAlreadyExists(f"Zone {zone_in.zone_id} already exists.")
     await _check_camera(session, zone_in.camera_id)
@@ -141,7 +147,7 @@ async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cach
 
 async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdate, cache: Cache) -> Zone:
     zone = await get_zone(session, zone_id=zone_id, lock=True)
-    geojson = _geojson(zone_in)
+    geojson = await _geojson(zone_in)
     if geojson is not None:
         zone.geometry = geojson
     if "camera_id" in zone_in.model_fields_set and zone_in.camera_id != zone.camera_id:
@@ -191,7 +197,9 @@ async def contains(session: AsyncSession, *, zone_id: str, points: list[list[flo
 
 async def stats(session: AsyncSession) -> dict[str, Any]:
     """Every zone with its number of people, plus how many people have no zone."""
-    zones = (await session.scalars(select(Zone).order_by(Zone.zone_id))).all()
+    # Not the geometry: stats never shows it, and a polygon may hold up to a million points.
+    zones = (await session.execute(
+        select(Zone.zone_id, Zone.name, Zone.kind, Zone.camera_id).order_by(Zone.zone_id))).all()
     counts = await people_service.count_by_zone(session)
     items = [{"zone_id": z.zone_id, "name": z.name, "kind": z.kind, "camera_id": z.camera_id,
               "people": counts.get(z.zone_id, 0)} for z in zones]
