@@ -13,14 +13,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomqtt
 import httpx
 from aiokafka import AIOKafkaProducer
 
 from vigil.core.bus import Bus, ensure_topics
-from vigil.exporters.ssrf import AllowList, TargetRefused, check_target
+from vigil.exporters.ssrf import AllowList, TargetRefused, check_endpoints
 
 USER_AGENT = "vigil-exporter/1"
 
@@ -100,18 +99,7 @@ class Senders:
 
     async def _guard(self, target: Target) -> None:
         """Checked again at send time: a name that resolved to a public address may not any more."""
-        config = target.config
-        if target.kind == "webhook":
-            parts = urlsplit(config["url"])
-            await check_target(
-                parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), self.allow
-            )
-        elif target.kind == "mqtt":
-            await check_target(config["host"], config.get("port", 1883), self.allow)
-        elif target.kind == "kafka" and config.get("bootstrap_servers"):
-            for server in config["bootstrap_servers"].split(","):
-                host, _, port = server.strip().rpartition(":")
-                await check_target(host.strip("[]"), int(port), self.allow)
+        await check_endpoints(target.kind, target.config, self.allow)
 
     async def _webhook(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
         assert self.http is not None, "Senders used outside `async with`"

@@ -9,7 +9,6 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from loguru import logger
 from pydantic import ValidationError
@@ -25,7 +24,7 @@ from vigil.core.pagination import PageParams, paginate
 from vigil.exporters.models import Delivery, Exporter
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, unmask_config
 from vigil.exporters.senders import Outgoing, Senders, Target
-from vigil.exporters.ssrf import AllowList, TargetRefused, check_target
+from vigil.exporters.ssrf import AllowList, TargetRefused, check_endpoints
 
 
 class ExporterNotFound(NotFound):
@@ -46,20 +45,9 @@ async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -
         raise ValidationFailed(f"The {kind} config is not valid.", errors=errors) from None
     clean = parsed.model_dump(exclude_none=True)
     try:
-        if kind == "webhook":
-            parts = urlsplit(clean["url"])
-            await check_target(
-                parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow
-            )
-        elif kind == "mqtt":
-            await check_target(clean["host"], clean["port"], allow)
-        elif kind == "kafka":
-            if "bootstrap_servers" in clean:
-                for server in clean["bootstrap_servers"].split(","):
-                    host, _, port = server.strip().rpartition(":")
-                    await check_target(host.strip("[]"), int(port), allow)
-            elif clean["topic"] == EVENTS_TOPIC:
-                raise ValidationFailed("Exporting to the app's own event topic would loop.")
+        await check_endpoints(kind, clean, allow)
+        if kind == "kafka" and "bootstrap_servers" not in clean and clean["topic"] == EVENTS_TOPIC:
+            raise ValidationFailed("Exporting to the app's own event topic would loop.")
     except TargetRefused as exc:
         raise ValidationFailed(
             f"Target refused: {exc}.", errors=[{"loc": ["body", "config"], "msg": str(exc), "type": "ssrf"}]

@@ -6,6 +6,8 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -71,3 +73,25 @@ async def check_target(host: str, port: int, allow: AllowList) -> None:
                 f"{host!r} resolves to {address}, an internal address; "
                 "list it in VIGIL_EXPORTER_ALLOWED_HOSTS to allow it"
             )
+
+
+def endpoints(kind: str, config: dict[str, Any]) -> list[tuple[str, int]]:
+    """The (host, port) pairs an exporter of `kind` connects to; none for Kafka on the app's own broker."""
+    if kind == "webhook":
+        parts = urlsplit(config["url"])
+        return [(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))]
+    if kind == "mqtt":
+        return [(config["host"], config.get("port", 1883))]
+    if kind == "kafka" and config.get("bootstrap_servers"):
+        pairs = []
+        for server in config["bootstrap_servers"].split(","):
+            host, _, port = server.strip().rpartition(":")
+            pairs.append((host.strip("[]"), int(port)))
+        return pairs
+    return []
+
+
+async def check_endpoints(kind: str, config: dict[str, Any], allow: AllowList) -> None:
+    """Refuse (TargetRefused) if any endpoint of the exporter is a forbidden address."""
+    for host, port in endpoints(kind, config):
+        await check_target(host, port, allow)
