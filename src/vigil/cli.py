@@ -96,24 +96,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def runner_settings(settings: Settings) -> Settings:
-    """The environment's services, else the ones the dev stack wrote to devstack.json."""
-    import json
-
-    updates: dict[str, object] = {}
-    if settings.devstack_file.exists() and not (settings.database_url and settings.kafka_bootstrap_servers):
-        info = json.loads(settings.devstack_file.read_text())
-        for key in ("database_url", "kafka_bootstrap_servers", "redpanda_brokers"):
-            if not getattr(settings, key) and info.get(key):
-                updates[key] = info[key]
-    return settings.model_copy(update=updates)
-
-
 def cmd_runner(args: argparse.Namespace) -> int:
     """Process scenario jobs from Kafka until SIGINT/SIGTERM."""
     from vigil.scenarios.runner import run_runner
 
-    settings = runner_settings(get_settings())
+    settings = get_settings().with_devstack()
     if not settings.database_url or not settings.kafka_bootstrap_servers:
         print("error: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or start the dev stack (`make run`) first",
               file=sys.stderr)
@@ -161,20 +148,6 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_redis_url() -> str:
-    """REDIS_URL, else the URL the dev stack wrote to devstack.json."""
-    import json
-
-    settings = get_settings()
-    if settings.redis_url:
-        return settings.redis_url
-    if settings.devstack_file.exists():
-        url = json.loads(settings.devstack_file.read_text()).get("redis_url")
-        if url:
-            return url
-    raise RuntimeError("No Redis: set REDIS_URL or start the dev stack (`make run`) first.")
-
-
 def cmd_seed(args: argparse.Namespace) -> int:
     """Load the demo cameras, zones, people and alerts (idempotent)."""
     from vigil.core.cache import Cache, create_redis
@@ -182,7 +155,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from vigil.core.migrations import resolve_database_url
     from vigil.seed import seed
 
-    database_url, redis_url = resolve_database_url(), _resolve_redis_url()
+    database_url, redis_url = resolve_database_url(), get_settings().with_devstack().redis_url
+    if not redis_url:
+        raise RuntimeError("No Redis: set REDIS_URL or start the dev stack (`make run`) first.")
 
     async def run() -> dict[str, int]:
         # Redis too: the seed's writes invalidate the cached people directory.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -194,6 +195,16 @@ class Settings(BaseSettings):
     @property
     def devstack_file(self) -> Path:
         return self.data_dir / "devstack.json"
+
+    def with_devstack(self) -> Settings:
+        """These settings, with every service URL they leave unset taken from a running dev stack's
+        devstack.json (how `vigil runner`, `seed`, `migrate`, `create-key` and Alembic find `make run`)."""
+        if not self.devstack_file.exists():
+            return self
+        info = json.loads(self.devstack_file.read_text())
+        updates = {key: info[key] for key in ("database_url", "redis_url", "kafka_bootstrap_servers",
+                                               "redpanda_brokers") if not getattr(self, key) and info.get(key)}
+        return self.model_copy(update=updates)
 
     @property
     def redpanda(self) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -19,17 +18,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 def resolve_database_url(explicit: str | None = None) -> str:
     """DATABASE_URL, else the URL the dev stack wrote to devstack.json."""
-    if explicit:
-        return explicit
-    settings = get_settings()
-    if settings.database_url:
-        return settings.database_url
-    devstack = settings.devstack_file
-    if devstack.exists():
-        url = json.loads(devstack.read_text()).get("database_url")
-        if url:
-            return url
-    raise RuntimeError("No database: set DATABASE_URL or start the dev stack (`make run`) first.")
+    url = explicit or get_settings().with_devstack().database_url
+    if not url:
+        raise RuntimeError("No database: set DATABASE_URL or start the dev stack (`make run`) first.")
+    return url
 
 
 def alembic_config(database_url: str | None = None) -> Config:
