@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.core.security import SCOPES
+from vigil.core.security import Scope
 
 
 class Schema(BaseModel):
@@ -17,12 +17,7 @@ class Schema(BaseModel):
 
 class ApiKeyCreate(Schema):
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[Literal["admin", "write", "read", "ingest"]] = Field(min_length=1)
-
-    @field_validator("scopes")
-    @classmethod
-    def _dedupe(cls, value: list[str]) -> list[str]:
-        return sorted(set(value), key=SCOPES.index)
+    scopes: list[Scope] = Field(min_length=1, description="Deduplicated and ordered when stored.")
 
 
 class ApiKeyRead(Schema):
