@@ -135,3 +135,21 @@ async def test_cross_event_search_uses_the_hnsw_index(server, client):
         rows = (await conn.execute(service.nearest_stmt([0.0] * 128, model="dlib_resnet_v1", event_id=None,
                                                         top_k=10))).all()
         assert len(rows) == 10 and [r.distance for r in rows] == sorted(r.distance for r in rows)
+
+
+async def test_vectors_of_another_model_are_never_searched(server, client):
+    """Issue 7: never mix vectors of two models in one search. A face of another model with the very
+    same vector (distance 0) must not show up, within an event (exact) or across events (HNSW)."""
+    await make_event(client)
+    uploaded = (await upload(client, images.astronaut())).json()
+    face_id = uploaded["faces"][0]["id"]
+    async with server.ctx.engine.begin() as conn:
+        vector = json.loads(await conn.scalar(text("SELECT embedding::text FROM faces WHERE id = :id"), {"id": face_id}))
+        foreign = await conn.scalar(text(
+            "INSERT INTO faces (id, image_id, event_id, seq, x, y, w, h, det_score, model, alignment, embedding,"
+            " created_at) SELECT gen_random_uuid(), image_id, event_id, 99, x, y, w, h, det_score, 'other_model',"
+            " 'other', embedding, now() FROM faces WHERE id = :id RETURNING id"), {"id": face_id})
+    for scope in ({"event_code": "wedding-2026"}, {}):
+        body = (await search(client, embedding=vector, top_k=10, **scope)).json()
+        found = {m["face_id"] for m in body["matches"]}
+        assert face_id in found and str(foreign) not in found, (scope, body)
