@@ -49,6 +49,8 @@ def _start_runners(stack: DevStack, settings: Settings) -> None:
                         ("REDPANDA_BROKERS", settings.redpanda_brokers)):
         if value:
             env[name] = value
+    if settings.runner_source:  # from .env too: the runners' default source for source-less scenarios
+        env["VIGIL_RUNNER_SOURCE"] = settings.runner_source
     for i in range(1, settings.dev_runners + 1):
         runner = ServiceProcess(
             f"runner-{i}", [sys.executable, "-m", "vigil.cli", "runner", "--name", f"dev-runner-{i}"], 0,
@@ -105,6 +107,8 @@ def cmd_runner(args: argparse.Namespace) -> int:
         print("error: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or start the dev stack (`make run`) first",
               file=sys.stderr)
         return 2
+    if args.source:
+        settings = settings.model_copy(update={"runner_source": args.source})
     asyncio.run(run_runner(settings, name=args.name))
     return 0
 
@@ -188,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         fn=cmd_seed)
     runner = sub.add_parser("runner", help="process scenario jobs (consumer group runners_group)")
     runner.add_argument("--name", help="this runner's name in runs and logs (default host-pid)")
+    runner.add_argument("--source", help="default video source for scenarios created without one "
+                        "(VIGIL_RUNNER_SOURCE)")
     runner.set_defaults(fn=cmd_runner)
     key = sub.add_parser("create-key", help="create an API key and print it once")
     key.add_argument("--name", required=True)

@@ -212,4 +212,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in registry.ws_routers():
         ws.include_router(router)
     app.include_router(ws)
+    compat = APIRouter(dependencies=[Depends(authorize)])
+    for router in registry.compat_routers(settings.compat_seeds):
+        compat.include_router(router)
+    app.include_router(compat)
     return app

@@ -51,6 +51,16 @@ def ws_routers() -> list[APIRouter]:
     return [ws_router, alerts_ws, plates_ws, assets_ws, scenarios_ws]
 
 
+def compat_routers(seeds: list[str]) -> list[APIRouter]:
+    """The seed-compatible adapters chosen by VIGIL_COMPAT, mounted at the root behind the same
+    authorization as /api/v1 (their HTTP and WebSocket routes alike)."""
+    from vigil.compat import anpr, assets, kanta, reid, scenarios
+
+    modules = {"reid": [reid.router], "anpr": [anpr.router, anpr.ws_router], "assets": [assets.router],
+               "kanta": [kanta.router], "scenarios": [scenarios.router]}
+    return [router for seed in seeds for router in modules[seed]]
+
+
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
     from vigil.assets.consumers import consumer_specs as assets_consumers

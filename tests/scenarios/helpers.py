@@ -37,7 +37,7 @@ def make_video(path: Path, *, frames: int = 6, fps: float = 10.0, size: tuple[in
 class RunnerProcess:
     """One `vigil runner` subprocess with its own log file."""
 
-    def __init__(self, name: str, settings, workdir: Path, **env: str) -> None:  # noqa: ANN001
+    def __init__(self, name: str, settings, workdir: Path, *args: str, **env: str) -> None:  # noqa: ANN001
         self.name = name
         self.log_path = workdir / f"runner-{name}.log"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
@@ -50,7 +50,7 @@ class RunnerProcess:
         })
         log = open(self.log_path, "ab")  # noqa: SIM115
         # cwd outside the repo: no developer's .env is read.
-        self.proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "runner", "--name", name], cwd=workdir,
+        self.proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "runner", "--name", name, *args], cwd=workdir,
                                      env=environ, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 

@@ -62,8 +62,12 @@ async def test_create_get_and_defaults(client):
     assert default["params"]["detectors"] == ["face", "person"]
 
 
+async def test_a_scenario_without_source_waits_for_the_runners_default(client):
+    body = (await client.post(API, json={})).json()
+    assert body["source"] is None and body["status"] == "init_startup"
+
+
 @pytest.mark.parametrize("payload", [
-    {},
     {"source": ""},
     {"source": "   "},
     {"source": "/videos/a\x00b.avi"},

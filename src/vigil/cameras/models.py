@@ -21,9 +21,10 @@ class Camera(UUIDPrimaryKey, Timestamps, Base):
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
     rtsp_url: Mapped[str] = mapped_column(String(2000))
-    fps: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
+    # Unknown (null) until someone says: the ANPR seed registered cameras by name and URL alone.
+    fps: Mapped[int | None] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     zone_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list, server_default="{}")

@@ -40,9 +40,9 @@ def _zone_ids(value: list[str] | None) -> list[str] | None:
 class CameraCreate(Schema):
     name: str = Name
     rtsp_url: str = Field(max_length=2000)
-    fps: int = Field(ge=1, le=120)
-    width: int = Field(gt=0, le=100_000)
-    height: int = Field(gt=0, le=100_000)
+    fps: int | None = Field(None, ge=1, le=120, description="Unknown (null) if not given.")
+    width: int | None = Field(None, gt=0, le=100_000)
+    height: int | None = Field(None, gt=0, le=100_000)
     location: Location | None = None
     zone_ids: list[str] = Field(default_factory=list, max_length=100)
     enabled: bool = True
@@ -73,9 +73,9 @@ class CameraRead(Schema):
     id: uuid.UUID
     name: str
     rtsp_url: str
-    fps: int
-    width: int
-    height: int
+    fps: int | None
+    width: int | None
+    height: int | None
     location: Location | None
     zone_ids: list[str]
     enabled: bool

@@ -11,6 +11,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+COMPAT_SEEDS = ("reid", "anpr", "assets", "kanta", "scenarios")
+
+
 def _env(*names: str) -> AliasChoices:
     """Accept the documented env var name and the field's own name (handy in tests)."""
     return AliasChoices(*names)
@@ -176,6 +179,28 @@ class Settings(BaseSettings):
 
     # --- dev stack ----------------------------------------------------------------------
     dev_runners: int = Field(1, ge=0, validation_alias=_env("VIGIL_DEV_RUNNERS", "dev_runners"))
+    # A runner's own default source, for scenarios created without one (`vigil runner --source`).
+    runner_source: str | None = Field(None, max_length=2048,
+                                      validation_alias=_env("VIGIL_RUNNER_SOURCE", "runner_source"))
+
+    # --- seed-compatible routes -----------------------------------------------------------
+    compat: str = Field("reid,anpr,assets,kanta,scenarios", validation_alias=_env("VIGIL_COMPAT", "compat"))
+
+    @field_validator("compat")
+    @classmethod
+    def _known_compat(cls, value: str) -> str:
+        """`none` (or empty) turns every seed adapter off; otherwise a comma-separated list of seeds."""
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        if names in ([], ["none"]):
+            return "none"
+        unknown = sorted(set(names) - set(COMPAT_SEEDS))
+        if unknown:
+            raise ValueError(f"unknown VIGIL_COMPAT seeds: {', '.join(unknown)} (known: {', '.join(COMPAT_SEEDS)})")
+        return ",".join(dict.fromkeys(names))
+
+    @property
+    def compat_seeds(self) -> list[str]:
+        return [] if self.compat == "none" else self.compat.split(",")
 
     @field_validator("database_url")
     @classmethod

@@ -50,6 +50,11 @@ def invalidate_directory(session: AsyncSession, *, cache: Cache) -> None:
     after_commit(session, lambda: cache.invalidate(DIRECTORY_CACHE))
 
 
+async def invalidate_directory_now(*, cache: Cache) -> None:
+    """Drop the cached directory at once (an operator's explicit invalidate, not a write)."""
+    await cache.invalidate(DIRECTORY_CACHE)
+
+
 async def _check_zone(session: AsyncSession, zone_id: str | None) -> None:
     if zone_id is not None and not await zones_service.zone_exists(session, zone_id=zone_id):
         error = {"loc": ["body", "zone_id"], "msg": "unknown zone", "type": "unknown_zone"}
@@ -74,6 +79,14 @@ async def get_person(session: AsyncSession, *, person_id: uuid.UUID) -> Person:
 
 async def find_by_global_id(session: AsyncSession, *, global_id: int) -> Person | None:
     return await session.scalar(select(Person).where(Person.global_id == global_id))
+
+
+async def get_by_global_id(session: AsyncSession, *, global_id: int) -> Person:
+    """The person with this natural key (the seed's `/users/{id}`), or 404."""
+    person = await find_by_global_id(session, global_id=global_id)
+    if person is None:
+        raise PersonNotFound(f"No person has global_id {global_id}.")
+    return person
 
 
 async def list_people(session: AsyncSession, *, page: PageParams, q: str | None = None,

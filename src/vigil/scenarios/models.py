@@ -52,7 +52,7 @@ class Scenario(UUIDPrimaryKey, Timestamps, Base):
 
     __tablename__ = "scenarios"
 
-    source: Mapped[str] = mapped_column(String(2048))
+    source: Mapped[str | None] = mapped_column(String(2048))  # None: the runner's default source
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     status: Mapped[str] = mapped_column(String(32), default="init_startup", server_default="init_startup")
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -180,7 +180,8 @@ class ScenarioRunner:
             logger.info("runner {} skips scenario {} run {}: {}", self.name, job.scenario_id, job.run_id, claim.reason)
             return
         logger.info("runner {} runs scenario {} run {} attempt {} on {}{}", self.name, job.scenario_id, job.run_id,
-                    job.attempt, mask_source(job.source), f" ({claim.reason})" if claim.reason else "")
+                    job.attempt, mask_source(job.source or self.settings.runner_source),
+                    f" ({claim.reason})" if claim.reason else "")
         try:
             await self._execute(job)
         except asyncio.CancelledError:
@@ -203,7 +204,10 @@ class ScenarioRunner:
         except ValidationError as exc:
             raise ValueError(f"invalid params: {exc.errors(include_url=False)}") from exc
         sample_fps = params.sample_fps or self.settings.scenario_sample_fps
-        source = await _blocking(lambda: VideoSource(job.source, sample_fps=sample_fps, max_frames=params.max_frames,
+        path = job.source or self.settings.runner_source
+        if not path:
+            raise SourceError("the scenario has no source and this runner has no default (vigil runner --source)")
+        source = await _blocking(lambda: VideoSource(path, sample_fps=sample_fps, max_frames=params.max_frames,
                                                      realtime=params.realtime, min_confidence=params.min_confidence))
         try:
             detectors = await _blocking(lambda: Detectors(params.detectors))

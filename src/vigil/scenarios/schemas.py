@@ -21,8 +21,10 @@ SOURCE_SCHEMES = frozenset({"file", "http", "https", "rtsp", "rtsps", "rtmp", "r
 _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@", re.IGNORECASE)
 
 
-def mask_source(source: str) -> str:
+def mask_source(source: str | None) -> str:
     """`rtsp://user:secret@host/x` -> `rtsp://user:***@host/x`: passwords never leave in responses or logs."""
+    if source is None:
+        return "(the runner's default source)"
     return _URL_PASSWORD.sub(r"\1***@", source)
 
 
@@ -72,13 +74,15 @@ class ScenarioParams(BaseModel):
 class ScenarioCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(max_length=MAX_SOURCE_LENGTH + 100)
+    source: str | None = Field(None, max_length=MAX_SOURCE_LENGTH + 100,
+                               description="Video file or URL; unset = the runner's own default source "
+                                           "(`vigil runner --source`).")
     params: ScenarioParams = Field(default_factory=ScenarioParams)
 
     @field_validator("source")
     @classmethod
-    def _source(cls, value: str) -> str:
-        return check_source(value)
+    def _source(cls, value: str | None) -> str | None:
+        return None if value is None else check_source(value)
 
 
 class StatusChange(BaseModel):
@@ -111,7 +115,7 @@ class ScenarioRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    source: str
+    source: str | None
     params: dict[str, Any]
     status: Status
     version: int
@@ -121,8 +125,8 @@ class ScenarioRead(BaseModel):
     updated_at: datetime
 
     @field_serializer("source")
-    def _masked(self, source: str) -> str:
-        return mask_source(source)
+    def _masked(self, source: str | None) -> str | None:
+        return None if source is None else mask_source(source)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -186,7 +190,7 @@ class Job(BaseModel):
 
     scenario_id: uuid.UUID
     run_id: uuid.UUID
-    source: str = Field(min_length=1, max_length=MAX_SOURCE_LENGTH)
+    source: str | None = Field(None, min_length=1, max_length=MAX_SOURCE_LENGTH)  # None: the runner's default
     params: dict[str, Any] = Field(default_factory=dict)
     attempt: int = Field(ge=1)
 

@@ -92,6 +92,26 @@ async def get_zone(session: AsyncSession, *, zone_id: str, lock: bool = False) -
     return zone
 
 
+async def resolve_zone_key(session: AsyncSession, *, key: str) -> str:
+    """The `zone_id` named by a key that is either a zone_id or the zone's UUID `id` (seed clients
+    address zones by the `id` they were given), or 404."""
+    if await zone_exists(session, zone_id=key):
+        return key
+    try:
+        zone_uuid = uuid.UUID(key)
+    except ValueError:
+        zone_uuid = None
+    found = await session.scalar(select(Zone.zone_id).where(Zone.id == zone_uuid)) if zone_uuid else None
+    if found is None:
+        raise ZoneNotFound(f"Zone {key} does not exist.")
+    return found
+
+
+def new_zone_id() -> str:
+    """A server-made `zone_id` for clients that create zones without one (the ANPR seed did)."""
+    return f"ZONE_{uuid.uuid4().hex[:12].upper()}"
+
+
 async def zone_exists(session: AsyncSession, *, zone_id: str) -> bool:
     return await session.scalar(select(Zone.id).where(Zone.zone_id == zone_id)) is not None
 
