@@ -22,7 +22,7 @@ if "--no-cache" in sys.argv:
     Cache.get_or_set = _compute_only  # every directory read goes to PostgreSQL
 
 if "--fetch-wait-ms" in sys.argv:
-    from vigil.core.bus import ConsumerRunner
+    from vigil.core.messaging import ConsumerRunner
 
     wait_ms = int(sys.argv[sys.argv.index("--fetch-wait-ms") + 1])
     original = ConsumerRunner._make_consumer

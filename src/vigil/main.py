@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from loguru import logger
 
 from vigil import __version__, registry
-from vigil.core.bus import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
+from vigil.core.messaging import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
@@ -53,10 +54,17 @@ class Runtime:
             poll_interval_s=ctx.settings.outbox_poll_interval_s,
             batch_size=ctx.settings.outbox_batch_size,
             route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
+            on_parked=registry.outbox_parked_hook(ctx),
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
         self.domains = AsyncExitStack()  # registry.lifespan_hooks, closed in reverse order
+
+    def consumer_status(self) -> dict[str, dict[str, Any]]:
+        """Each consumer's state for /health: running, or waiting/starting with the reason."""
+        if not self.consumers_started.is_set() and not self.consumers:
+            return {}
+        return {r.spec.name: r.status() for r in self.consumers}
 
     def fanout_spec(self) -> ConsumerSpec:
         hub = self.ctx.hub
@@ -102,7 +110,8 @@ class Runtime:
             # Dead letters go back to the broker the record came from (observations live on Redpanda).
             dlq_bus = ctx.redpanda if spec.bootstrap_servers == ctx.redpanda.bootstrap_servers else ctx.bus
             runner = ConsumerRunner(spec, dlq_bus, max_retries=ctx.settings.consumer_max_retries,
-                                    retry_backoff_s=ctx.settings.consumer_retry_backoff_s)
+                                    retry_backoff_s=ctx.settings.consumer_retry_backoff_s,
+                                    max_backoff_s=ctx.settings.consumer_max_backoff_s)
             self.consumers.append(runner)
             self.tasks.spawn(f"consumer:{spec.name}", runner.run())
         await asyncio.gather(*(r.started.wait() for r in self.consumers))
@@ -138,6 +147,7 @@ def build_context(settings: Settings) -> AppContext:
         raise RuntimeError("DATABASE_URL is not set (use `vigil dev` to run on embedded services).")
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (use `vigil dev` to run on embedded services).")
+    set_max_payload_bytes(settings.outbox_max_payload_bytes)
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,
                            max_overflow=settings.db_max_overflow)
     redis = create_redis(settings.redis_url, timeout_s=settings.dependency_timeout_s)

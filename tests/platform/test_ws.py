@@ -9,7 +9,7 @@ import websockets
 from pydantic import SecretStr
 
 from tests.conftest import ADMIN_KEY, auth, start_server, stop_server
-from vigil.core.bus import emit
+from vigil.core.messaging import emit
 from vigil.core.db import session_scope
 from vigil.core.devstack import free_port
 

@@ -16,7 +16,7 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from vigil.alerts import service as alerts_service
-from vigil.core.bus import ConsumerRecord, ConsumerSpec, parse_json
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 from vigil.people import service
