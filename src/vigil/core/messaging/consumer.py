@@ -290,7 +290,8 @@ class ConsumerRunner:
         self.outages += 1
         delay = self._backoff()
         self.state = "waiting"
-        self.reason = f"{type(retry.exc).__name__}: {retry.exc}"[:300]
+        first_line = (str(retry.exc).strip().splitlines() or [""])[0]
+        self.reason = f"{type(retry.exc).__name__}: {first_line}"[:300]
         logger.warning("consumer {} paused {:.1f}s: {}[{}]@{} could not be handled ({}); it will be retried",
                        spec.name, delay, failed.topic, failed.partition, failed.offset, self.reason)
         CONSUMER_MESSAGES.labels(failed.topic, spec.group or "-", "retried").inc()
@@ -391,6 +392,7 @@ class ConsumerRunner:
             ("x-original-topic", record.topic.encode()),
             ("x-original-partition", str(record.partition).encode()),
             ("x-original-offset", str(record.offset).encode()),
+            ("x-original-timestamp", str(record.timestamp).encode()),
             ("x-consumer-group", group.encode()),
             ("x-failed-at", utcnow().isoformat().encode()),
         ]
