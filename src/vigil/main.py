@@ -72,7 +72,8 @@ class Runtime:
         async def to_websockets(record: ConsumerRecord) -> None:
             message = json.loads(record.value)
             if isinstance(message, dict) and "type" in message:
-                hub.dispatch(message)
+                # The record is the frame: compact JSON written by the relay, so it is sent as is.
+                hub.dispatch(message, text=record.value.decode())
 
         return ConsumerSpec(
             name="ws-fanout", topics=[EVENTS_TOPIC], handler=to_websockets, group=None,
