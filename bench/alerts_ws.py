@@ -110,7 +110,7 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = {"global_id": 10_000_000 + seq, "kind": "bench", "zone_id": "Z1", "bench_run": run, "seq": seq,
+            body = {"global_id": 10_000_000 + seq, "kind": f"bench_{run}", "zone_id": "Z1", "bench_run": run, "seq": seq,
                     "sent_wall": time.time()}
             pending.append(await producer.send(TOPIC, json.dumps(body).encode(), key=str(seq).encode()))
         await asyncio.gather(*pending)
@@ -127,14 +127,29 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
         await producer.stop()
         for ws in sockets:
             await ws.close()
+    stored = await drain(server, f"bench_{run}", n)
     flat = [v for per in latencies for v in per]
     expected = n * clients
     return {
         "clients": clients, "rate_per_s": rate, "alerts": n, "produce_s": round(produce_s, 2),
-        "frames_expected": expected, "frames_received": len(flat), "lost": expected - len(flat),
+        "alerts_stored": stored, "frames_expected": expected, "frames_received": len(flat), "lost": expected - len(flat),
         "p50_ms": round(pct(flat, 50), 1) if flat else None, "p90_ms": round(pct(flat, 90), 1) if flat else None,
         "p99_ms": round(pct(flat, 99), 1) if flat else None, "max_ms": round(max(flat), 1) if flat else None,
     }
+
+
+async def drain(server: Server, kind: str, n: int, timeout_s: float = 240) -> int:
+    """Wait until every alert of this scenario is stored, so the next one starts with no backlog."""
+    async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": KEY}, timeout=30) as c:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        total = 0
+        while loop.time() < deadline:
+            total = (await c.get("/api/v1/alerts", params={"kind": kind, "limit": 1})).json()["total"]
+            if total >= n:
+                break
+            await asyncio.sleep(1)
+        return total
 
 
 async def main() -> None:
@@ -144,7 +159,7 @@ async def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "alerts_ws.json"))
     parser.add_argument("--label", default="", help="a note saved with the results (e.g. 'before')")
     args = parser.parse_args()
-    scenarios = [tuple(map(float, s.split("x"))) for s in (args.scenario or ["10x500", "100x50", "50x300"])]
+    scenarios = [tuple(map(float, s.split("x"))) for s in (args.scenario or ["100x50", "10x500", "50x300"])]
     results: dict = {"machine": machine(), "label": args.label, "seconds": args.seconds, "scenarios": []}
     with tempfile.TemporaryDirectory(prefix="vigil-bench-ws-") as tmp:
         stack = DevStack(Path(tmp) / "stack")
@@ -159,7 +174,7 @@ async def main() -> None:
                 r["load_average_after"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(r), flush=True)
                 results["scenarios"].append(r)
-                await asyncio.sleep(3)  # let the backlog of one scenario drain before the next
+                await asyncio.sleep(2)
         finally:
             if server is not None:
                 server.stop()

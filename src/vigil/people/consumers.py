@@ -113,11 +113,14 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
         people: dict[int, Any] = {}
         zones: dict[str, Any] = {}
         done = []
-        for record, msg in pairs:
-            if not await service.claim_reid_message(session, digest=record_digest(record)):
+        digests = [record_digest(record) for record, _ in pairs]
+        fresh = await service.claim_reid_messages(session, digests=digests)
+        for (record, msg), digest in zip(pairs, digests, strict=True):
+            if digest not in fresh:
                 logger.info("reid record {}[{}]@{} already handled; skipped", record.topic, record.partition,
                             record.offset)
                 continue
+            fresh.discard(digest)  # the same record twice in one batch is handled once
             if msg.global_id not in people:
                 people[msg.global_id] = await service.find_by_global_id(session, global_id=msg.global_id)
             if msg.zone_id and msg.zone_id not in zones:
