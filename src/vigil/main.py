@@ -28,6 +28,9 @@ from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
 
 SHUTDOWN_GRACE_S = 5.0
+# The live path (ReID alert -> vigil.events -> WebSocket) has two broker hops; the embedded broker holds
+# each fetch this long even when data arrives, so it bounds the latency of each hop.
+LIVE_FETCH_WAIT_MS = 20
 
 
 def open_qdrant(settings: Settings) -> Any:
@@ -78,6 +81,7 @@ class Runtime:
         return ConsumerSpec(
             name="ws-fanout", topics=[EVENTS_TOPIC], handler=to_websockets, group=None,
             bootstrap_servers=self.ctx.settings.kafka_bootstrap_servers or "", from_beginning=False, dlq=False,
+            fetch_max_wait_ms=LIVE_FETCH_WAIT_MS,
         )
 
     async def start(self) -> None:

@@ -128,7 +128,14 @@ class Hub:
             while True:
                 text = await queue.get()
                 try:
-                    await asyncio.wait_for(websocket.send_text(text), timeout_s)
+                    async with asyncio.timeout(timeout_s) as deadline:
+                        await websocket.send_text(text)
+                        # Whatever queued meanwhile goes out in the same wake-up: no task switch per
+                        # frame while the socket takes them (a send that must wait yields anyway).
+                        # The timeout is per frame.
+                        while not queue.empty() and not client.kicked.is_set():
+                            deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
+                            await websocket.send_text(queue.get_nowait())
                 except TimeoutError:
                     client.kicked.set()
                     WS_DROPPED.labels(client.path).inc()

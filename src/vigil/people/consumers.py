@@ -160,4 +160,5 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
     return [ConsumerSpec(
         name="reid-alerts", topics=[TOPIC], handler=handle, batch_handler=handle_batch, group=GROUP,
         bootstrap_servers=settings.kafka_bootstrap_servers or "", from_beginning=True,
+        fetch_max_wait_ms=20,  # a live path: this bounds the broker hop's latency (see main.LIVE_FETCH_WAIT_MS)
     )]

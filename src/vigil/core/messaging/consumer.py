@@ -317,7 +317,11 @@ class ConsumerRunner:
         try:
             while not self._stopping.is_set() and loop.time() < until:
                 # Paused partitions return nothing; polling keeps our place in the group.
-                await consumer.getmany(timeout_ms=int(max(10, min(250, (until - loop.time()) * 1000))))
+                got = await consumer.getmany(timeout_ms=int(max(10, min(250, (until - loop.time()) * 1000))))
+                for part, records in got.items():  # assigned by a rebalance meanwhile: not paused
+                    consumer.seek(part, records[0].offset)
+                    consumer.pause(part)
+                    paused.append(part)
         finally:
             current = consumer.assignment()
             consumer.resume(*[p for p in paused if p in current])
