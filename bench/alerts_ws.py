@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import websockets
 from aiokafka import AIOKafkaProducer
 
@@ -67,6 +68,12 @@ class Server:
         self.proc.wait(30)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: the cost of the work, whatever the machine's load."""
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 async def scenario(server: Server, bootstrap: str, clients: int, rate: float, seconds: float) -> dict:
     n = int(rate * seconds)
     run = int(time.time() * 1000)
@@ -104,6 +111,7 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
         await asyncio.wait_for(asyncio.gather(*(w.wait() for w in warm)), 90)
         loop = asyncio.get_running_loop()
         start = loop.time()
+        server_cpu0, bench_cpu0 = cpu_s(server.proc.pid), cpu_s(os.getpid())
         pending = []
         for seq in range(n):
             due = start + seq / rate
@@ -119,6 +127,7 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
             await asyncio.wait_for(asyncio.gather(*readers), 60)
         except TimeoutError:
             pass
+        server_cpu, bench_cpu = cpu_s(server.proc.pid) - server_cpu0, cpu_s(os.getpid()) - bench_cpu0
         done.set()
     finally:
         for r in readers:
@@ -132,7 +141,11 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
     expected = n * clients
     return {
         "clients": clients, "rate_per_s": rate, "alerts": n, "produce_s": round(produce_s, 2),
-        "alerts_stored": stored, "frames_expected": expected, "frames_received": len(flat), "lost": expected - len(flat),
+        "alerts_stored": stored, "frames_expected": expected,
+        # CPU the app process spent while this scenario's frames were produced and delivered (until
+        # every client had its frames or 60 s passed): comparable across runs on a loaded machine.
+        "server_cpu_s": round(server_cpu, 2), "server_cpu_ms_per_frame": round(server_cpu * 1000 / max(len(flat), 1), 3),
+        "bench_cpu_s": round(bench_cpu, 2), "frames_received": len(flat), "lost": expected - len(flat),
         "p50_ms": round(pct(flat, 50), 1) if flat else None, "p90_ms": round(pct(flat, 90), 1) if flat else None,
         "p99_ms": round(pct(flat, 99), 1) if flat else None, "max_ms": round(max(flat), 1) if flat else None,
     }

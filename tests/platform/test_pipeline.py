@@ -272,3 +272,45 @@ async def test_dead_letters_are_listed_and_replayed_once(server, client, make_ke
         assert (await client.post(f"/api/v1/admin/dlq/{REID_TOPIC}/replay", headers=auth(reader))).status_code == 403
     finally:
         await producer.stop()
+
+
+def test_cli_lists_and_replays_dead_letters(stack):
+    """`vigil dlq list` and `vigil dlq replay TOPIC --limit N` against the same broker."""
+    import os
+    import subprocess
+    import sys
+
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    topic = f"cli-{uuid.uuid4().hex[:6]}"
+
+    async def put_dead_letters():
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for i in range(3):
+                await producer.send_and_wait(f"{topic}.dlq", json.dumps({"n": i}).encode(),
+                                             headers=[("x-original-topic", topic.encode())])
+        finally:
+            await producer.stop()
+
+    asyncio.run(put_dead_letters())
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDPANDA_BROKERS": bootstrap,
+           "REDIS_URL": stack.settings.redis_url, "VIGIL_DATA_DIR": "/nonexistent-vigil-cli-test"}
+
+    def vigil(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "vigil.cli", "dlq", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def waiting() -> int:
+        rows = dict(line.split("\t") for line in vigil("list").splitlines() if "\t" in line)
+        return int(rows[topic])
+
+    assert waiting() == 3
+    assert vigil("replay", topic, "--limit", "2").strip() == "replayed 2"
+    assert waiting() == 1
+    assert vigil("replay", f"{topic}.dlq").strip() == "replayed 1"
+    assert vigil("replay", topic).strip() == "replayed 0"
+    back = asyncio.run(read_all(bootstrap, topic, 3))
+    assert sorted(json.loads(r.value)["n"] for r in back) == [0, 1, 2]
