@@ -39,7 +39,7 @@ TOPIC = "person_reid_alerts"
 
 
 class Server:
-    def __init__(self, settings: Settings, data_dir: Path) -> None:
+    def __init__(self, settings: Settings, data_dir: Path, serve_args: list[str] | None = None) -> None:
         self.port = free_port()
         env = os.environ | {
             "DATABASE_URL": settings.database_url or "", "REDIS_URL": settings.redis_url or "",
@@ -48,7 +48,8 @@ class Server:
             "VIGIL_ADMIN_KEY": KEY, "PORT": str(self.port), "VIGIL_LOG_LEVEL": "WARNING",
             "VIGIL_WS_QUEUE_SIZE": "100000",  # measure latency, not the slow-client cut-off
         }
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_serve.py")], env=env, cwd=data_dir)
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_serve.py"), *(serve_args or [])],
+                                     env=env, cwd=data_dir)
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def ready(self) -> None:
@@ -171,16 +172,18 @@ async def main() -> None:
     parser.add_argument("--scenario", action="append", help="CLIENTSxRATE, e.g. 10x500 (repeatable)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "alerts_ws.json"))
     parser.add_argument("--label", default="", help="a note saved with the results (e.g. 'before')")
+    parser.add_argument("--no-deflate", action="store_true", help="serve without permessage-deflate")
     args = parser.parse_args()
     scenarios = [tuple(map(float, s.split("x"))) for s in (args.scenario or ["100x50", "10x500", "50x300"])]
-    results: dict = {"machine": machine(), "label": args.label, "seconds": args.seconds, "scenarios": []}
+    results: dict = {"machine": machine(), "label": args.label, "seconds": args.seconds,
+                     "deflate": not args.no_deflate, "scenarios": []}
     with tempfile.TemporaryDirectory(prefix="vigil-bench-ws-") as tmp:
         stack = DevStack(Path(tmp) / "stack")
         settings = stack.start(Settings(_env_file=None))
         server = None
         try:
             upgrade(settings.database_url or "")
-            server = Server(settings, Path(tmp))
+            server = Server(settings, Path(tmp), ["--no-deflate"] if args.no_deflate else [])
             await server.ready()
             for clients, rate in scenarios:
                 r = await scenario(server, settings.kafka_bootstrap_servers or "", int(clients), rate, args.seconds)

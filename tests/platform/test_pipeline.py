@@ -213,6 +213,9 @@ async def test_admin_lists_parked_outbox_rows_and_raises_a_platform_alert(server
     reader = await make_key("read", "write")
     r = await client.get("/api/v1/admin/outbox", headers=auth(reader))
     assert r.status_code == 403
+    consumers = (await client.get("/health")).json()["consumers"]
+    assert {"ws-fanout", "reid-alerts"} <= set(consumers)
+    assert consumers["reid-alerts"]["status"] == "running" and consumers["reid-alerts"]["topics"] == ["person_reid_alerts"]
 
 
 async def test_dead_letters_are_listed_and_replayed_once(server, client, make_key):
