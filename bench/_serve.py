@@ -1,6 +1,6 @@
 """Serve the app for a benchmark, optionally with the people directory cache switched off.
 
-    python bench/_serve.py [--no-cache] [--fetch-wait-ms N]     (settings come from the environment)
+    python bench/_serve.py [--no-cache] [--fetch-wait-ms N] [--no-deflate]   (settings from the environment)
 
 `--fetch-wait-ms` sets fetch_max_wait_ms on every consumer (the core fan-out one too), to show what
 the embedded broker's fetch holding costs per hop.
@@ -22,7 +22,7 @@ if "--no-cache" in sys.argv:
     Cache.get_or_set = _compute_only  # every directory read goes to PostgreSQL
 
 if "--fetch-wait-ms" in sys.argv:
-    from vigil.core.bus import ConsumerRunner
+    from vigil.core.messaging import ConsumerRunner
 
     wait_ms = int(sys.argv[sys.argv.index("--fetch-wait-ms") + 1])
     original = ConsumerRunner._make_consumer
@@ -35,5 +35,6 @@ if "--fetch-wait-ms" in sys.argv:
 
 settings = Settings()
 setup_logging("WARNING")
+extra = {"ws_per_message_deflate": False} if "--no-deflate" in sys.argv else {}
 uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-            lifespan="on", ws="websockets-sansio")
+            lifespan="on", ws="websockets-sansio", **extra)

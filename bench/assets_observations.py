@@ -35,7 +35,7 @@ from vigil.assets import service
 from vigil.assets.locate import Reading, distance_to_rssi, locate, smooth
 from vigil.assets.models import Asset, LocationEstimate, Observation
 from vigil.assets.schemas import AssetCreate, GatewayCreate, SiteCreate
-from vigil.core.bus import ensure_topics
+from vigil.core.messaging import ensure_topics
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.core.devstack import DevStack, free_port

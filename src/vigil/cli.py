@@ -1,4 +1,4 @@
-"""The `vigil` command: dev, serve, migrate, runner, seed, create-key."""
+"""The `vigil` command: dev, serve, migrate, runner, seed, create-key, dlq."""
 
 from __future__ import annotations
 
@@ -179,6 +179,53 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """`vigil dlq list` and `vigil dlq replay TOPIC [--limit N]`, against the configured brokers."""
+    from vigil import registry
+    from vigil.core.cache import create_redis
+    from vigil.core.messaging import Bus, dlq
+
+    settings = get_settings().with_devstack()
+    brokers = [b for b in dict.fromkeys((settings.kafka_bootstrap_servers, settings.redpanda)) if b]
+    if not brokers:
+        print("error: no broker configured (KAFKA_BOOTSTRAP_SERVERS) and no dev stack running", file=sys.stderr)
+        return 2
+
+    async def listing() -> list[dlq.DeadLetterTopic]:
+        out: list[dlq.DeadLetterTopic] = []
+        for bootstrap in brokers:
+            out += await dlq.dead_letter_counts(bootstrap)
+        return out
+
+    async def replay() -> int:
+        original = args.topic.removesuffix(dlq.DLQ_SUFFIX)
+        bootstrap = (settings.redpanda if original in registry.REDPANDA_TOPICS else None) \
+            or settings.kafka_bootstrap_servers or brokers[0]
+        bus = Bus(bootstrap, name="dlq-replay")
+        await bus.start()
+        redis = create_redis(settings.redis_url, timeout_s=2) if settings.redis_url else None
+        lock = redis.lock(f"vigil:dlq-replay:{original}", timeout=120, blocking_timeout=30) if redis else None
+        try:
+            if not await bus.wait_ready(10):
+                raise RuntimeError(f"broker {bootstrap} not reachable")
+            if lock is not None and not await lock.acquire():
+                raise RuntimeError(f"a replay of {original} is already running")
+            return await dlq.replay_dead_letters(bus, bootstrap, original, limit=args.limit)
+        finally:
+            if lock is not None and await lock.owned():
+                await lock.release()
+            if redis is not None:
+                await redis.aclose()
+            await bus.stop()
+
+    if args.action == "list":
+        for d in asyncio.run(listing()):
+            print(f"{d.topic}\t{d.count}")
+        return 0
+    print(f"replayed {asyncio.run(replay())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_argument("--source", help="default video source for scenarios created without one "
                         "(VIGIL_RUNNER_SOURCE)")
     runner.set_defaults(fn=cmd_runner)
+    dlq = sub.add_parser("dlq", help="dead letters: list topics with counts, or replay one topic")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    dlq_sub.add_parser("list", help="every <topic>.dlq with the dead letters not replayed yet")
+    rep = dlq_sub.add_parser("replay", help="send a topic's dead letters back to it (each once)")
+    rep.add_argument("topic", help="the original topic (or its .dlq name)")
+    rep.add_argument("--limit", type=int, default=None, help="at most N dead letters")
+    dlq.set_defaults(fn=cmd_dlq)
     key = sub.add_parser("create-key", help="create an API key and print it once")
     key.add_argument("--name", required=True)
     key.add_argument("--scopes", required=True, help="comma-separated: admin,write,read,ingest")

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from loguru import logger
 
 from vigil import __version__, registry
-from vigil.core.bus import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
+from vigil.core.messaging import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
@@ -27,6 +28,9 @@ from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
 
 SHUTDOWN_GRACE_S = 5.0
+# The live path (ReID alert -> vigil.events -> WebSocket) has two broker hops; the embedded broker holds
+# each fetch this long even when data arrives, so it bounds the latency of each hop.
+LIVE_FETCH_WAIT_MS = 20
 
 
 def open_qdrant(settings: Settings) -> Any:
@@ -53,10 +57,17 @@ class Runtime:
             poll_interval_s=ctx.settings.outbox_poll_interval_s,
             batch_size=ctx.settings.outbox_batch_size,
             route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
+            on_parked=registry.outbox_parked_hook(ctx),
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
         self.domains = AsyncExitStack()  # registry.lifespan_hooks, closed in reverse order
+
+    def consumer_status(self) -> dict[str, dict[str, Any]]:
+        """Each consumer's state for /health: running, or waiting/starting with the reason."""
+        if not self.consumers_started.is_set() and not self.consumers:
+            return {}
+        return {r.spec.name: r.status() for r in self.consumers}
 
     def fanout_spec(self) -> ConsumerSpec:
         hub = self.ctx.hub
@@ -64,11 +75,13 @@ class Runtime:
         async def to_websockets(record: ConsumerRecord) -> None:
             message = json.loads(record.value)
             if isinstance(message, dict) and "type" in message:
-                hub.dispatch(message)
+                # The record is the frame: compact JSON written by the relay, so it is sent as is.
+                hub.dispatch(message, text=record.value.decode())
 
         return ConsumerSpec(
             name="ws-fanout", topics=[EVENTS_TOPIC], handler=to_websockets, group=None,
             bootstrap_servers=self.ctx.settings.kafka_bootstrap_servers or "", from_beginning=False, dlq=False,
+            fetch_max_wait_ms=LIVE_FETCH_WAIT_MS,
         )
 
     async def start(self) -> None:
@@ -102,7 +115,8 @@ class Runtime:
             # Dead letters go back to the broker the record came from (observations live on Redpanda).
             dlq_bus = ctx.redpanda if spec.bootstrap_servers == ctx.redpanda.bootstrap_servers else ctx.bus
             runner = ConsumerRunner(spec, dlq_bus, max_retries=ctx.settings.consumer_max_retries,
-                                    retry_backoff_s=ctx.settings.consumer_retry_backoff_s)
+                                    retry_backoff_s=ctx.settings.consumer_retry_backoff_s,
+                                    max_backoff_s=ctx.settings.consumer_max_backoff_s)
             self.consumers.append(runner)
             self.tasks.spawn(f"consumer:{spec.name}", runner.run())
         await asyncio.gather(*(r.started.wait() for r in self.consumers))
@@ -138,6 +152,7 @@ def build_context(settings: Settings) -> AppContext:
         raise RuntimeError("DATABASE_URL is not set (use `vigil dev` to run on embedded services).")
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (use `vigil dev` to run on embedded services).")
+    set_max_payload_bytes(settings.outbox_max_payload_bytes)
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,
                            max_overflow=settings.db_max_overflow)
     redis = create_redis(settings.redis_url, timeout_s=settings.dependency_timeout_s)

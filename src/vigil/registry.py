@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from vigil.core.bus import EVENTS_TOPIC, ConsumerSpec
+from vigil.core.messaging import EVENTS_TOPIC, ConsumerSpec
+from vigil.core.messaging.outbox import OnParked
 from vigil.core.context import AppContext
 from vigil.core.tasks import background_service, cancelled_on_exit
 
@@ -32,12 +33,13 @@ def api_routers() -> list[APIRouter]:
     from vigil.exporters.router import router as exporters
     from vigil.faces.router import router as faces
     from vigil.people.router import router as people
+    from vigil.platform.admin import router as admin
     from vigil.platform.router import api_router
     from vigil.plates.router import router as plates
     from vigil.scenarios.router import router as scenarios
     from vigil.zones.router import router as zones
 
-    return [api_router, alerts, people, zones, cameras, plates, exporters, assets, faces, scenarios]
+    return [api_router, admin, alerts, people, zones, cameras, plates, exporters, assets, faces, scenarios]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -80,3 +82,13 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     from vigil.faces.runtime import faces_runtime
 
     return [background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime]
+
+
+def outbox_parked_hook(ctx: AppContext) -> OnParked:
+    """What the outbox relay calls when it parks rows: a `platform` alert (core knows no domain)."""
+    from vigil.platform.service import outbox_parked_alert
+
+    async def on_parked(parked: list[Any]) -> None:
+        await outbox_parked_alert(ctx, parked=parked)
+
+    return on_parked

@@ -9,7 +9,7 @@ import websockets
 from pydantic import SecretStr
 
 from tests.conftest import ADMIN_KEY, auth, start_server, stop_server
-from vigil.core.bus import emit
+from vigil.core.messaging import emit
 from vigil.core.db import session_scope
 from vigil.core.devstack import free_port
 
@@ -84,3 +84,57 @@ async def test_slow_client_is_closed_with_1013_and_others_continue(server):
         # The fast client was never disturbed.
         hub.dispatch({"type": "flood", "data": {"i": -1}, "ts": "t"})
         assert (await recv_json(fast))["data"]["i"] == -1
+
+
+async def test_a_client_stalled_at_the_socket_is_cut_and_its_connection_freed(server):
+    """A client that stops reading at the TCP level (tiny receive window, never reads): the hub's send
+    to it stops completing, so it is kicked and the connection is dropped, not held for ever."""
+    import base64
+    import socket
+    import time
+
+    import psutil
+
+    hub = server.ctx.hub
+    port = int(server.url.rsplit(":", 1)[1])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(sock, (
+        f"GET /ws/events?type=stall HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {ADMIN_KEY}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    client_port = sock.getsockname()[1]
+
+    def held() -> bool:  # the server (this process) still has the connection open
+        return any(c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == client_port
+                   for c in psutil.Process().net_connections(kind="tcp"))
+
+    try:
+        for _ in range(100):
+            if any(c.types == ("stall",) for c in hub.clients):
+                break
+            await asyncio.sleep(0.02)
+        assert held()
+        big = os.urandom(16384).hex()
+        started = time.monotonic()
+        i = 0
+        # A few frames a second, far fewer than the queue holds: only the socket stall can cut it.
+        while time.monotonic() - started < 30 and (held() or any(c.types == ("stall",) for c in hub.clients)):
+            if i < hub.queue_size // 2:
+                hub.dispatch({"type": "stall", "data": {"i": i, "pad": big}, "ts": "t"})
+                i += 1
+            await asyncio.sleep(0.2)
+        elapsed = time.monotonic() - started
+        assert not any(c.types == ("stall",) for c in hub.clients), "the stalled client is still served"
+        assert not held(), f"the connection is still open after {elapsed:.1f}s"
+        assert i < hub.queue_size, "cut by the stalled send, not by a full queue"
+    finally:
+        sock.close()

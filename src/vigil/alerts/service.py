@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert
 from vigil.alerts.schemas import AlertRead
-from vigil.core.bus import emit
+from vigil.core.messaging import emit
 from vigil.core.db import utcnow
 from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate

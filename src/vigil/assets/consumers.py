@@ -5,7 +5,7 @@ from __future__ import annotations
 from vigil.assets import service, tracking
 from vigil.assets.metrics import OBSERVATIONS
 from vigil.assets.schemas import ObservationIn, ObservationMessage
-from vigil.core.bus import ConsumerRecord, ConsumerSpec, PoisonMessage, parse_json
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, PoisonMessage, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 

@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         0.5, gt=0, validation_alias=_env("VIGIL_OUTBOX_POLL_INTERVAL_S", "outbox_poll_interval_s")
     )
     outbox_batch_size: int = Field(200, ge=1, validation_alias=_env("VIGIL_OUTBOX_BATCH_SIZE", "outbox_batch_size"))
+    # Largest event the outbox accepts: below the broker's 1 MiB record limit, so no row is written
+    # that the broker would refuse (the request gets 413 instead).
+    outbox_max_payload_bytes: int = Field(
+        900_000, ge=1024, le=1_000_000,
+        validation_alias=_env("VIGIL_OUTBOX_MAX_PAYLOAD_BYTES", "outbox_max_payload_bytes"),
+    )
+    # A consumer whose handler hits an outage pauses and retries with jittered backoff up to this.
+    consumer_max_backoff_s: float = Field(
+        10.0, gt=0, validation_alias=_env("VIGIL_CONSUMER_MAX_BACKOFF_S", "consumer_max_backoff_s")
+    )
 
     # --- HTTP ---------------------------------------------------------------------------
     max_request_bytes: int = Field(

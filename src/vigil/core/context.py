@@ -12,7 +12,7 @@ from vigil.core.config import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from vigil.core.bus import Bus
+    from vigil.core.messaging import Bus
     from vigil.core.cache import Cache
     from vigil.core.storage import BlobStore
     from vigil.core.ws import Hub

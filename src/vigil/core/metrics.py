@@ -20,6 +20,9 @@ CONSUMER_MESSAGES = Counter(
 )
 CONSUMER_LAG = Gauge("vigil_consumer_lag", "Messages behind the partition head", ["topic", "group", "partition"])
 OUTBOX_PUBLISHED = Counter("vigil_outbox_published_total", "Outbox events published", ["topic"])
+OUTBOX_PARKED = Counter(
+    "vigil_outbox_parked_total", "Outbox events parked because the broker refused them for good", ["topic"]
+)
 OUTBOX_PENDING = Gauge("vigil_outbox_pending", "Outbox events waiting to be published")
 CACHE_REQUESTS = Counter("vigil_cache_requests_total", "Cache lookups", ["name", "result"])
 

@@ -1,13 +1,17 @@
 """WebSocket hub: every event from `vigil.events` goes to the matching local clients.
 
-Each client has a bounded queue and its own sender task; a client whose queue is full is closed
-with 1013 (try again later) instead of slowing the others or growing memory without bound.
+Each client has a bounded queue and its own sender task; a frame is encoded once for all clients.
+A client that falls behind is closed with 1013 (try again later) instead of slowing the others or
+growing memory without bound: when its queue is full, or when one send has not completed within
+`send_timeout_s` (a client stalled at the socket level: it stopped reading and the TCP window is
+full). If even the close frame cannot be written, the connection is aborted so its fd is freed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +23,10 @@ from vigil.core.metrics import WS_CONNECTIONS, WS_DROPPED
 from vigil.core.middleware import route_template
 
 WS_TRY_AGAIN_LATER = 1013
+# A kicked client is gone within SEND_TIMEOUT_S + CLOSE_TIMEOUT_S + CLOSE_GRACE_S (< 10 s) of stalling.
+SEND_TIMEOUT_S = 4.0  # one frame not taken by the client's socket in this long: it is stalled
+CLOSE_TIMEOUT_S = 3.0  # the close frame gets this long to be queued, else the connection is aborted
+CLOSE_GRACE_S = 2.0  # and this long to be flushed: a client that reads again sees its 1013
 
 Matcher = Callable[[dict[str, Any]], bool]
 
@@ -54,18 +62,22 @@ class Client:
 class Hub:
     """Local fan-out to WebSocket clients; fed by the `vigil.events` consumer."""
 
-    def __init__(self, queue_size: int = 256) -> None:
+    def __init__(self, queue_size: int = 256, *, send_timeout_s: float = SEND_TIMEOUT_S) -> None:
         self.queue_size = queue_size
+        self.send_timeout_s = send_timeout_s
         self.clients: set[Client] = set()
 
-    def dispatch(self, message: dict[str, Any]) -> int:
-        """Queue a message for every interested client; returns how many got it."""
-        text: str | None = None
+    def dispatch(self, message: dict[str, Any], *, text: str | None = None) -> int:
+        """Queue a message for every interested client; returns how many got it.
+
+        `text` is the message already encoded (the record's JSON, as read from the broker), so the
+        frame is not encoded again; otherwise it is encoded once, for the first client that wants it."""
         delivered = 0
-        for client in list(self.clients):
+        for client in tuple(self.clients):
             if client.kicked.is_set() or not client.wants(message):
                 continue
-            text = text or json.dumps(message, separators=(",", ":"))
+            if text is None:
+                text = json.dumps(message, separators=(",", ":"))
             try:
                 client.queue.put_nowait(text)
                 delivered += 1
@@ -81,10 +93,11 @@ class Hub:
         path = route_template(websocket.scope)
         client = Client(websocket, path, types, match or (lambda _: True), asyncio.Queue(self.queue_size))
         await websocket.accept()
+        _bound_send_buffer(websocket)
         self.clients.add(client)
         WS_CONNECTIONS.labels(path).inc()
         tasks = {
-            asyncio.create_task(self._send_queued(client), name="ws-send"),
+            asyncio.create_task(self._send_queued(client, self.send_timeout_s), name="ws-send"),
             asyncio.create_task(self._drain_incoming(websocket), name="ws-receive"),
             asyncio.create_task(client.kicked.wait(), name="ws-kick"),
         }
@@ -99,15 +112,36 @@ class Hub:
             code = WS_TRY_AGAIN_LATER if client.kicked.is_set() else 1000
             if websocket.application_state != WebSocketState.DISCONNECTED:
                 try:  # a stalled client may never read the close frame; do not wait on it for ever
-                    await asyncio.wait_for(websocket.close(code, "client too slow" if code != 1000 else None), 10)
+                    await asyncio.wait_for(websocket.close(code, "client too slow" if code != 1000 else None),
+                                           CLOSE_TIMEOUT_S)
                 except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
-                    pass
+                    _abort(websocket)
+            if client.kicked.is_set():
+                # A graceful close waits for the buffer to drain, for ever if the client never reads:
+                # give it a moment, then drop the connection so its fd is freed.
+                asyncio.get_running_loop().call_later(CLOSE_GRACE_S, _abort, websocket)
 
     @staticmethod
-    async def _send_queued(client: Client) -> None:
+    async def _send_queued(client: Client, timeout_s: float) -> None:
+        queue, websocket = client.queue, client.websocket
         try:
             while True:
-                await client.websocket.send_text(await client.queue.get())
+                text = await queue.get()
+                try:
+                    async with asyncio.timeout(timeout_s) as deadline:
+                        await websocket.send_text(text)
+                        # Whatever queued meanwhile goes out in the same wake-up: no task switch per
+                        # frame while the socket takes them (a send that must wait yields anyway).
+                        # The timeout is per frame.
+                        while not queue.empty() and not client.kicked.is_set():
+                            deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
+                            await websocket.send_text(queue.get_nowait())
+                except TimeoutError:
+                    client.kicked.set()
+                    WS_DROPPED.labels(client.path).inc()
+                    logger.warning("websocket client on {} took more than {:.0f}s to take one frame; "
+                                   "closing with 1013", client.path, timeout_s)
+                    return
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
 
@@ -130,3 +164,50 @@ class Hub:
             except (TimeoutError, RuntimeError, OSError):
                 pass
         self.clients.clear()
+
+
+SEND_BUFFER_BYTES = 64 * 1024
+
+
+def _transport(websocket: WebSocket) -> Any:
+    """The asyncio transport under this WebSocket: the server protocol's `send` is a bound method,
+    possibly wrapped by middleware closures (Starlette's exception handling wraps it once)."""
+    cached = websocket.scope.get("vigil.transport")
+    if cached is not None:
+        return cached
+    todo, seen = [getattr(websocket, "_send", None)], 0
+    while todo and seen < 20:
+        fn = todo.pop()
+        seen += 1
+        transport = getattr(getattr(fn, "__self__", None), "transport", None)
+        if transport is not None:
+            websocket.scope["vigil.transport"] = transport
+            return transport
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if callable(value):
+                todo.append(value)
+    return None
+
+
+def _bound_send_buffer(websocket: WebSocket) -> None:
+    """A fixed, small kernel send buffer (no autotuning to megabytes), so a client that stops reading
+    fills it in seconds and its stall shows as a send that does not complete."""
+    transport = _transport(websocket)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        except OSError:
+            pass
+
+
+def _abort(websocket: WebSocket) -> None:
+    """Drop the connection without waiting for its write buffer to drain (uvicorn's protocol owns the
+    transport; a graceful close would wait for a client that is not reading)."""
+    transport = _transport(websocket)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()

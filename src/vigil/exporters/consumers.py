@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from vigil.core.bus import EVENTS_TOPIC, ConsumerRecord, ConsumerSpec, parse_json
+from vigil.core.messaging import EVENTS_TOPIC, ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
 from vigil.exporters import service

@@ -18,7 +18,7 @@ import aiomqtt
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from vigil.core.bus import Bus, ensure_topics
+from vigil.core.messaging import Bus, ensure_topics
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_endpoints
 
 USER_AGENT = "vigil-exporter/1"

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
-from vigil.core.bus import EVENTS_TOPIC
+from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from vigil.core.bus import emit
+from vigil.core.messaging import emit
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import PageParams, paginate

@@ -16,7 +16,7 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from vigil.alerts import service as alerts_service
-from vigil.core.bus import ConsumerRecord, ConsumerSpec, parse_json
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 from vigil.people import service
@@ -29,9 +29,17 @@ PRUNE_EVERY = 500  # records between two prunes of the idempotency ledger
 
 
 def record_digest(record: ConsumerRecord) -> str:
-    """Same record delivered again -> same digest; the same JSON produced again -> a new one."""
+    """Same record delivered again -> same digest; the same JSON produced again -> a new one.
+
+    A dead letter replayed from `<topic>.dlq` carries its original coordinates in headers: it gets
+    the digest of the record it was, so replaying it twice changes nothing twice."""
+    headers = dict(record.headers or ())
+    identity: tuple[object, ...] = (record.topic, record.partition, record.offset, record.timestamp)
+    if b"" != headers.get("x-original-offset", b"") and "x-replayed-from" in headers:
+        identity = tuple(headers.get(k, b"").decode() for k in (
+            "x-original-topic", "x-original-partition", "x-original-offset", "x-original-timestamp"))
     h = hashlib.sha256()
-    for part in (record.topic, record.partition, record.offset, record.timestamp):
+    for part in identity:
         h.update(f"{part}\x1f".encode())
     h.update(record.value or b"")
     return h.hexdigest()
@@ -91,32 +99,66 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
     settings = ctx.settings
     handled = 0
 
-    async def handle(record: ConsumerRecord) -> None:
-        nonlocal handled
+    async def remember(record: ConsumerRecord) -> None:
         try:
             await alerts_service.remember_message(ctx.redis, message=raw_message(record),
                                                   keep=settings.alert_recent_messages)
         except RedisError as exc:  # a debugging aid: never lose the alert over it
             logger.warning("cannot keep raw message {}[{}]@{}: {!r}", record.topic, record.partition,
                            record.offset, exc)
-        msg = parse_json(record, ReidAlertMessage)  # PoisonMessage -> DLQ
-        async with session_scope(ctx.sessionmaker) as session:
-            if not await service.claim_reid_message(session, digest=record_digest(record)):
+
+    async def handle_parsed(session: Any, pairs: list[tuple[ConsumerRecord, ReidAlertMessage]]) -> list[Any]:
+        """Raise the alerts of many records in one unit of work; people and zones looked up once each."""
+        nonlocal handled
+        people: dict[int, Any] = {}
+        zones: dict[str, Any] = {}
+        done = []
+        digests = [record_digest(record) for record, _ in pairs]
+        fresh = await service.claim_reid_messages(session, digests=digests)
+        for (record, msg), digest in zip(pairs, digests, strict=True):
+            if digest not in fresh:
                 logger.info("reid record {}[{}]@{} already handled; skipped", record.topic, record.partition,
                             record.offset)
-                return
-            person = await service.find_by_global_id(session, global_id=msg.global_id)
-            zone = await zones_service.find_zone(session, zone_id=msg.zone_id) if msg.zone_id else None
-            fields = alert_fields(msg, person=person, zone=zone)
+                continue
+            fresh.discard(digest)  # the same record twice in one batch is handled once
+            if msg.global_id not in people:
+                people[msg.global_id] = await service.find_by_global_id(session, global_id=msg.global_id)
+            if msg.zone_id and msg.zone_id not in zones:
+                zones[msg.zone_id] = await zones_service.find_zone(session, zone_id=msg.zone_id)
+            zone = zones.get(msg.zone_id) if msg.zone_id else None
+            fields = alert_fields(msg, person=people[msg.global_id], zone=zone)
             alert, created = await alerts_service.raise_alert(session, **fields)
+            done.append((msg, alert.id, created, alert.count))
             handled += 1
             if handled % PRUNE_EVERY == 0:
                 await service.prune_reid_ledger(session)
-        logger.info("reid alert {} {} (global_id {}, zone {}, camera {}, count {})", alert.id,
-                    "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id,
-                    alert.count)
+        return done
+
+    def log(done: list[Any]) -> None:
+        for msg, alert_id, created, count in done:
+            logger.info("reid alert {} {} (global_id {}, zone {}, camera {}, count {})", alert_id,
+                        "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id, count)
+
+    async def handle(record: ConsumerRecord) -> None:
+        await remember(record)
+        msg = parse_json(record, ReidAlertMessage)  # PoisonMessage -> DLQ
+        async with session_scope(ctx.sessionmaker) as session:
+            done = await handle_parsed(session, [(record, msg)])
+        log(done)
+
+    async def handle_batch(records: list[ConsumerRecord]) -> None:
+        # All or nothing: a record that does not parse fails the batch, and the runner handles the
+        # records one by one (so only that one is dead-lettered); raw messages are kept once the
+        # whole batch parses, so the fallback does not keep them twice.
+        pairs = [(record, parse_json(record, ReidAlertMessage)) for record in records]
+        for record in records:
+            await remember(record)
+        async with session_scope(ctx.sessionmaker) as session:
+            done = await handle_parsed(session, pairs)
+        log(done)
 
     return [ConsumerSpec(
-        name="reid-alerts", topics=[TOPIC], handler=handle, group=GROUP,
+        name="reid-alerts", topics=[TOPIC], handler=handle, batch_handler=handle_batch, group=GROUP,
         bootstrap_servers=settings.kafka_bootstrap_servers or "", from_beginning=True,
+        fetch_max_wait_ms=20,  # a live path: this bounds the broker hop's latency (see main.LIVE_FETCH_WAIT_MS)
     )]

@@ -241,6 +241,18 @@ async def claim_reid_message(session: AsyncSession, *, digest: str) -> bool:
     return claimed is not None
 
 
+async def claim_reid_messages(session: AsyncSession, *, digests: Sequence[str]) -> set[str]:
+    """Record many consumed records in one statement; returns the digests not handled before."""
+    if not digests:
+        return set()
+    now = utcnow()
+    claimed = await session.scalars(
+        insert(ReidMessage).values([{"digest": d, "seen_at": now} for d in dict.fromkeys(digests)])
+        .on_conflict_do_nothing(index_elements=[ReidMessage.digest]).returning(ReidMessage.digest)
+    )
+    return set(claimed.all())
+
+
 async def prune_reid_ledger(session: AsyncSession) -> int:
     """Forget records older than the window; a redelivery comes within seconds, not days."""
     cutoff = utcnow() - timedelta(days=REID_LEDGER_DAYS)

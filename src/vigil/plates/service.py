@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.cameras import service as cameras
-from vigil.core.bus import emit
+from vigil.core.messaging import emit
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, content_key

@@ -24,7 +24,9 @@ ws_router = APIRouter(tags=["platform"])
 @public_router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(request: Request) -> JSONResponse:
     """Per-dependency status and latency; 503 when the database is down."""
-    result = await service.health(request.app.state.ctx)
+    runtime = getattr(request.app.state, "runtime", None)
+    result = await service.health(request.app.state.ctx,
+                                  consumers=runtime.consumer_status() if runtime is not None else None)
     return JSONResponse(result.model_dump(mode="json"), status_code=503 if result.status == "down" else 200)
 
 

@@ -37,10 +37,22 @@ class DependencyCheck(BaseModel):
     error: str | None = None
 
 
+class ConsumerStatus(BaseModel):
+    status: Literal["starting", "running", "waiting", "stopped"]
+    reason: str | None = None
+    topics: list[str]
+    group: str | None = None
+    processed: int = 0
+    dead_lettered: int = 0
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
     version: str
     checks: dict[str, DependencyCheck]
+    consumers: dict[str, ConsumerStatus] = Field(
+        default_factory=dict, description="Each Kafka consumer: running, or waiting (with the reason) during an outage."
+    )
 
 
 class CacheStats(BaseModel):
@@ -49,3 +61,25 @@ class CacheStats(BaseModel):
     misses: int
     keys: int
     caches: dict[str, dict[str, int]]
+
+
+class OutboxRow(Schema):
+    id: int
+    topic: str
+    key: str | None
+    status: Literal["pending", "parked"]
+    reason: str | None
+    created_at: datetime
+    parked_at: datetime | None
+    event_type: str | None = Field(None, description="The event's `type`, for events on vigil.events.")
+    payload_bytes: int = Field(description="Size of the encoded payload.")
+
+
+class DeadLetters(BaseModel):
+    topic: str = Field(description="The original topic; its dead letters are on `<topic>.dlq`.")
+    dlq_topic: str
+    count: int = Field(description="Dead letters not replayed yet.")
+
+
+class Replayed(BaseModel):
+    replayed: int

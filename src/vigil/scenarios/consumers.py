@@ -6,7 +6,7 @@ import asyncio
 
 from loguru import logger
 
-from vigil.core.bus import ConsumerRecord, ConsumerSpec, parse_json
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
 from vigil.scenarios import service

@@ -25,7 +25,8 @@ from loguru import logger
 from pydantic import ValidationError
 
 from vigil import registry
-from vigil.core.bus import Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics, parse_json
+from vigil.core.messaging import Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics, parse_json
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.scenarios import service
@@ -86,6 +87,7 @@ class ScenarioRunner:
             raise RuntimeError("the runner needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.name = name or default_name()
+        set_max_payload_bytes(settings.outbox_max_payload_bytes)
         self.engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
         self.sessionmaker = create_sessionmaker(self.engine)
         self.bus = Bus(settings.kafka_bootstrap_servers, name="kafka")

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from vigil.alerts import service as alerts
-from vigil.core.bus import emit, enqueue
+from vigil.core.messaging import emit, enqueue
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, InvalidState, NotFound
 from vigil.core.pagination import PageParams, paginate
