@@ -37,6 +37,15 @@ class RequestLogMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._instruments: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # bounded: templates x statuses
+
+    def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        instruments = self._instruments.get((method, route, status))
+        if instruments is None:
+            instruments = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route))
+            self._instruments[(method, route, status)] = instruments
+        instruments[0].inc()
+        instruments[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,9 +75,8 @@ class RequestLogMiddleware:
                 elapsed = time.perf_counter() - start
                 route = route_template(scope)
                 method = scope["method"]
-                if route not in ("/metrics",):
-                    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-                    HTTP_LATENCY.labels(method, route).observe(elapsed)
+                if route != "/metrics":
+                    self._observe(method, route, status, elapsed)
                 logger.info("{} {} {} {:.1f}ms", method, route if route != "unmatched" else scope["path"],
                             status, elapsed * 1000)
 
