@@ -156,6 +156,7 @@ def build_context(settings: Settings) -> AppContext:
     keys = KeyCache(read_sessionmaker, admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
                     redis=redis, ttl_s=settings.key_cache_ttl_s)
     keys.on_revoke.append(hub.close_key)  # a deleted key's WebSockets close with 1008
+    keys.stream_keys = lambda: {client.key_id for client in hub.clients}
     return AppContext(
         settings=settings,
         engine=engine,

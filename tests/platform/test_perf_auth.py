@@ -193,3 +193,21 @@ def test_logging_setup_never_turns_on_uvicorn_trace_middleware(base_settings):
             assert MessageLoggerMiddleware not in chain, chain
     finally:
         setup_logging(os.environ.get("VIGIL_TEST_LOG_LEVEL", "WARNING"))
+
+
+async def test_streams_of_keys_deleted_while_the_channel_was_down_close_on_reconnect(server, client, make_key):
+    from sqlalchemy import delete
+
+    from vigil.core.db import session_scope
+    from vigil.core.security import ApiKey
+
+    key = await make_key("read")
+    kid = uuid.UUID((await client.get("/api/v1/auth/keys")).json()["items"][-1]["id"])
+    async with websockets.connect(f"{server.ws_url}/ws/alerts", additional_headers=auth(key)) as ws:
+        await asyncio.sleep(0.2)
+        async with session_scope(server.ctx.sessionmaker) as session:  # deleted with no message sent
+            await session.execute(delete(ApiKey).where(ApiKey.id == kid))
+        await server.ctx.keys._sweep_streams()  # what a reconnect of the revocation channel runs
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd.code == 1008

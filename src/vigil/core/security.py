@@ -217,6 +217,8 @@ class KeyCache:
         self.ttl_s, self.negative_ttl_s, self.max_entries = ttl_s, negative_ttl_s, max_entries
         self.entries: OrderedDict[str, tuple[Principal | None, float]] = OrderedDict()
         self.on_revoke: list[Callable[[uuid.UUID], Awaitable[None] | None]] = []
+        # Key ids of the open streams (the hub's clients), re-checked after the channel was lost.
+        self.stream_keys: Callable[[], set[uuid.UUID]] = set
         self.subscribed = redis is None  # no Redis at all (tests of one instance): local revocation only
         self._epoch = 0  # bumped by every revocation: a lookup that raced one is not cached
 
@@ -268,14 +270,27 @@ class KeyCache:
                 logger.error("could not announce the revocation of key {}: {!r}", key_id, exc)
         logger.info("api key {} revoked", key_id)
 
+    async def _sweep_streams(self) -> None:
+        """Close the streams of keys deleted while revocation messages could not arrive."""
+        open_ids = {k for k in self.stream_keys() if k is not None}
+        if not open_ids:
+            return
+        async with self.sessionmaker() as session:
+            alive = set(await session.scalars(select(ApiKey.id).where(ApiKey.id.in_(open_ids))))
+        for key_id in open_ids - alive:
+            await self._revoked_here(key_id)
+
     async def listen(self, *, reconnect_s: float = 0.5) -> None:
         """Apply revocations announced by any instance; runs for the app's lifetime."""
+        lost = False
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(REVOKED_CHANNEL)
                 self.entries.clear()  # anything cached while unsubscribed may have missed a revocation
-                self.subscribed = True
+                if lost:
+                    await self._sweep_streams()
+                self.subscribed, lost = True, False
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
@@ -289,7 +304,7 @@ class KeyCache:
             except Exception as exc:
                 if self.subscribed:
                     logger.warning("key revocation channel lost, not caching keys until it is back: {!r}", exc)
-                self.subscribed = False
+                self.subscribed, lost = False, True
                 self.entries.clear()
                 await asyncio.sleep(reconnect_s)
             finally:
