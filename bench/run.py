@@ -3,7 +3,7 @@
     make bench                                   # all of them
     .venv/bin/python bench/run.py foundation faces_bench   # some (file names without .py)
 
-Scripts: bench_foundation (HTTP, outbox -> WebSocket latency), people_reid (Kafka -> WebSocket, directory
+Scripts: http (request path vs bare and hand-written apps, needs wrk), bench_foundation (HTTP, outbox -> WebSocket latency), people_reid (Kafka -> WebSocket, directory
 cache), plates_ingest (events/s with images), scenarios_runner (frames/s, dispatch latency),
 faces_bench (encode time, HNSW recall/latency), assets_observations (observations/s, locate error).
 Each starts its own embedded stack; numbers are only comparable on the same machine and load.
@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"run", "common", "_serve"}
+NOT_BENCHMARKS = {"run", "common"}  # and every _helper.py
 
 
 def main() -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if p.stem not in NOT_BENCHMARKS)
+    scripts = sorted(p for p in HERE.glob("*.py") if p.stem not in NOT_BENCHMARKS and not p.stem.startswith("_"))
     wanted = set(sys.argv[1:])
     failed = []
     for path in scripts:

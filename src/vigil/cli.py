@@ -24,16 +24,53 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def uvicorn_config(settings: Settings):  # noqa: ANN201 - uvicorn is imported lazily
+    """The uvicorn Config `vigil serve` runs: one app instance, or `settings.workers` processes on one port.
+
+    With several workers each process builds its own full app (lifespan, consumers, relay, WebSocket hub)
+    from the environment, which `export_settings` has filled in.
+    """
+    import uvicorn
+
+    options = dict(host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=True,
+                   lifespan="on", timeout_graceful_shutdown=10, ws="websockets-sansio")
+    if settings.workers > 1:
+        return uvicorn.Config("vigil.main:app_from_environment", factory=True, workers=settings.workers,
+                              **options)
+    from vigil.main import create_app
+
+    return uvicorn.Config(create_app(settings), **options)
+
+
+def export_settings(settings: Settings) -> None:
+    """Put every setting that differs from the environment's into it, for worker processes to read."""
+    import os
+
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is None or value == getattr(defaults, name):
+            continue
+        env_name = next(c for c in field.validation_alias.choices if c.isupper())  # type: ignore[union-attr]
+        os.environ[env_name] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+
+
 def _serve(settings: Settings) -> None:
     """Serve the app with uvicorn until SIGINT/SIGTERM; the lifespan drains everything it started."""
     import uvicorn
 
-    from vigil.main import create_app
+    config = uvicorn_config(settings)
+    if settings.workers > 1:
+        export_settings(settings)
+        logger.info("serving with {} worker processes on {}:{}", settings.workers, settings.host, settings.port)
+        from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-        proxy_headers=True, lifespan="on", timeout_graceful_shutdown=10, ws="websockets-sansio",
-    )
+        sock = config.bind_socket()
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            sock.close()
+        return
     uvicorn.Server(config).run()
 
 
@@ -91,8 +128,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve against the services named in the environment (production)."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    settings = get_settings()
+    if args.workers:
+        settings = settings.model_copy(update={"workers": max(1, args.workers)})
     try:
-        _serve(get_settings())
+        _serve(settings)
     except KeyboardInterrupt:
         pass
     return 0
@@ -230,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run on embedded services (what `make run` does)").set_defaults(fn=cmd_dev)
-    sub.add_parser("serve", help="serve against DATABASE_URL, REDIS_URL, ...").set_defaults(fn=cmd_serve)
+    serve = sub.add_parser("serve", help="serve against DATABASE_URL, REDIS_URL, ...")
+    serve.add_argument("--workers", type=int, help="processes behind one port (default VIGIL_WORKERS, 1)")
+    serve.set_defaults(fn=cmd_serve)
     mig = sub.add_parser("migrate", help="alembic upgrade/downgrade/check")
     mig.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "downgrade", "check"])
     mig.add_argument("revision", nargs="?")

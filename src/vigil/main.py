@@ -18,11 +18,12 @@ from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
-from vigil.core.db import create_engine, create_sessionmaker
+from vigil.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from vigil.core.errors import install_error_handlers
-from vigil.core.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
-from vigil.core.security import authorize
+from vigil.core.ratelimit import RateLimiter
+from vigil.core.security import KeyCache, authorize
 from vigil.core.storage import LocalBlobStore
 from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
@@ -90,6 +91,9 @@ class Runtime:
         if ctx.redpanda is not ctx.bus:
             await ctx.redpanda.start()
         self.tasks.spawn("outbox-relay", self.relay.run())
+        self.tasks.spawn("cache-stats", ctx.cache.run_stats_flusher())
+        if ctx.keys is not None and ctx.keys.redis is not None:
+            self.tasks.spawn("key-revocations", ctx.keys.listen())
         for hook in registry.lifespan_hooks():
             await self.domains.enter_async_context(hook(ctx))
         if ctx.bus.enabled:
@@ -133,6 +137,9 @@ class Runtime:
         ctx = self.ctx
         await self.domains.aclose()
         self.relay.stop()
+        for name in ("cache-stats", "key-revocations"):  # loops for the app's lifetime: nothing to finish
+            if (loop := self.tasks.tasks.get(name)) is not None:
+                loop.cancel()
         bootstrap = self.tasks.tasks.get("consumers-bootstrap")
         if bootstrap is not None and not bootstrap.done():
             bootstrap.cancel()  # still waiting for the broker or the topics: nothing to drain
@@ -158,17 +165,27 @@ def build_context(settings: Settings) -> AppContext:
     redis = create_redis(settings.redis_url, timeout_s=settings.dependency_timeout_s)
     bus = Bus(settings.kafka_bootstrap_servers, name="kafka")
     redpanda = bus if settings.redpanda == settings.kafka_bootstrap_servers else Bus(settings.redpanda, name="redpanda")
+    sessionmaker = create_sessionmaker(engine)
+    read_sessionmaker = create_read_sessionmaker(engine)
+    hub = Hub(settings.ws_queue_size)
+    keys = KeyCache(read_sessionmaker, admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
+                    redis=redis, ttl_s=settings.key_cache_ttl_s)
+    keys.on_revoke.append(hub.close_key)  # a deleted key's WebSockets close with 1008
+    keys.stream_keys = lambda: {client.key_id for client in hub.clients}
     return AppContext(
         settings=settings,
         engine=engine,
-        sessionmaker=create_sessionmaker(engine),
+        sessionmaker=sessionmaker,
         redis=redis,
         cache=Cache(redis, default_ttl_s=settings.cache_ttl_s),
         bus=bus,
         redpanda=redpanda,
-        hub=Hub(settings.ws_queue_size),
+        hub=hub,
         storage=LocalBlobStore(settings.blob_dir),
         qdrant=None,
+        read_sessionmaker=read_sessionmaker,
+        keys=keys,
+        limiter=RateLimiter(redis, per_key=settings.rate_limit_per_key, ingest=settings.rate_limit_ingest),
     )
 
 
@@ -213,7 +230,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Outermost first on the way in: request id and log line, then the key check (before any body is
+    # read), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AuthMiddleware)
     app.add_middleware(RequestLogMiddleware)
 
     from vigil.platform.router import public_router
@@ -232,3 +252,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         compat.include_router(router)
     app.include_router(compat)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """App factory of each `vigil serve --workers N` process: settings and logging from the environment."""
+    from vigil.core.config import get_settings
+    from vigil.core.logging import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -7,6 +7,7 @@ computed from the database and the request still succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,16 +29,66 @@ def create_redis(url: str, *, timeout_s: float = 2.0) -> Redis:
     )
 
 
+_GET = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+return {gen, redis.call('GET', ARGV[1] .. ':' .. gen .. ':' .. ARGV[2])}
+"""
+_SET_IF_GEN = """
+if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
 class Cache:
-    """Named JSON caches on Redis."""
+    """Named JSON caches on Redis.
+
+    A hit is one round trip (a Lua script reads the generation and the value together); hit/miss counts
+    are kept in process and flushed to the shared stats hash every few seconds (and before `stats()`).
+    """
 
     def __init__(self, redis: Redis, *, default_ttl_s: int = 300) -> None:
         self.redis = redis
         self.default_ttl_s = default_ttl_s
+        self._get = redis.register_script(_GET)
+        self._set_if_gen = redis.register_script(_SET_IF_GEN)
+        self._pending: dict[str, int] = {}
 
     async def _generation(self, name: str) -> int:
         raw = await self.redis.get(f"{PREFIX}:{name}:gen")
         return int(raw) if raw else 0
+
+    async def get_or_set_json(
+        self,
+        name: str,
+        key: str,
+        compute: Callable[[], Awaitable[Any]],
+        *,
+        ttl_s: int | None = None,
+    ) -> bytes:
+        """The cached value of (name, key) as JSON bytes, computing and storing it on a miss."""
+        try:
+            found = await self._get(keys=[f"{PREFIX}:{name}:gen"], args=[f"{PREFIX}:{name}", key])
+        except RedisError as exc:
+            logger.warning("cache {} unavailable, computing without it: {!r}", name, exc)
+            CACHE_REQUESTS.labels(name, "bypass").inc()
+            return json.dumps(await compute(), default=str).encode()
+        gen = found[0]
+        if len(found) > 1 and found[1] is not None:
+            self._count(name, "hits")
+            return found[1]
+        raw = json.dumps(await compute(), default=str).encode()
+        self._count(name, "misses")
+        try:
+            # Only store if nobody invalidated while we computed; otherwise we would cache stale data.
+            gen_text = gen.decode() if isinstance(gen, bytes) else str(gen)
+            await self._set_if_gen(keys=[f"{PREFIX}:{name}:gen", f"{PREFIX}:{name}:{gen_text}:{key}"],
+                                   args=[gen_text, raw, ttl_s or self.default_ttl_s])
+        except RedisError as exc:
+            logger.warning("cache {} store failed: {!r}", name, exc)
+        return raw
 
     async def get_or_set(
         self,
@@ -48,26 +99,7 @@ class Cache:
         ttl_s: int | None = None,
     ) -> Any:
         """Return the cached JSON value of (name, key), computing and storing it on a miss."""
-        try:
-            gen = await self._generation(name)
-            full_key = f"{PREFIX}:{name}:{gen}:{key}"
-            raw = await self.redis.get(full_key)
-        except RedisError as exc:
-            logger.warning("cache {} unavailable, computing without it: {!r}", name, exc)
-            CACHE_REQUESTS.labels(name, "bypass").inc()
-            return await compute()
-        if raw is not None:
-            await self._count(name, "hits")
-            return json.loads(raw)
-        value = await compute()
-        await self._count(name, "misses")
-        try:
-            # Only store if nobody invalidated while we computed; otherwise we would cache stale data.
-            if await self._generation(name) == gen:
-                await self.redis.set(full_key, json.dumps(value, default=str), ex=ttl_s or self.default_ttl_s)
-        except RedisError as exc:
-            logger.warning("cache {} store failed: {!r}", name, exc)
-        return value
+        return json.loads(await self.get_or_set_json(name, key, compute, ttl_s=ttl_s))
 
     async def invalidate(self, name: str) -> None:
         """Drop every entry of one named cache."""
@@ -77,15 +109,37 @@ class Cache:
             # The entries expire by TTL; say so loudly because readers may see stale data until then.
             logger.error("cache {} invalidation failed, stale for up to {}s: {!r}", name, self.default_ttl_s, exc)
 
-    async def _count(self, name: str, field: str) -> None:
+    def _count(self, name: str, field: str) -> None:
         CACHE_REQUESTS.labels(name, field[:-1]).inc()
+        stat = f"{name}:{field}"
+        self._pending[stat] = self._pending.get(stat, 0) + 1
+
+    async def flush_stats(self) -> None:
+        """Add the counts of this process to the shared stats hash (kept if Redis is down)."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
         try:
-            await self.redis.hincrby(STATS_KEY, f"{name}:{field}", 1)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stat, n in pending.items():
+                    pipe.hincrby(STATS_KEY, stat, n)
+                await pipe.execute()
         except RedisError:
-            pass
+            for stat, n in pending.items():
+                self._pending[stat] = self._pending.get(stat, 0) + n
+
+    async def run_stats_flusher(self, interval_s: float = 2.0) -> None:
+        """Flush the hit/miss counts every few seconds for the app's lifetime (and once when cancelled)."""
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                await self.flush_stats()
+        finally:
+            await self.flush_stats()
 
     async def stats(self) -> dict[str, Any]:
         """Hits, misses and key counts, overall and per named cache."""
+        await self.flush_stats()
         raw = await self.redis.hgetall(STATS_KEY)
         per: dict[str, dict[str, int]] = {}
         for field, value in raw.items():

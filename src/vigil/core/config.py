@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("VIGIL_LOG_LEVEL", "log_level"))
     log_json: bool = Field(False, validation_alias=_env("VIGIL_LOG_JSON", "log_json"))
     instance_id: str | None = Field(None, validation_alias=_env("VIGIL_INSTANCE_ID", "instance_id"))
+    workers: int = Field(1, ge=1, le=64, validation_alias=_env("VIGIL_WORKERS", "workers"))
 
     # --- dependencies: a URL given here replaces the embedded service ----------------------
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "database_url"))
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
 
     # --- auth ---------------------------------------------------------------------------
     admin_key: SecretStr | None = Field(None, validation_alias=_env("VIGIL_ADMIN_KEY", "admin_key"))
+    key_cache_ttl_s: float = Field(10.0, ge=0, validation_alias=_env("VIGIL_KEY_CACHE_TTL_S", "key_cache_ttl_s"))
+    rate_limit_per_key: int | None = Field(
+        None, ge=1, validation_alias=_env("VIGIL_RATE_LIMIT_PER_KEY", "rate_limit_per_key")
+    )
+    rate_limit_ingest: int | None = Field(
+        None, ge=1, validation_alias=_env("VIGIL_RATE_LIMIT_INGEST", "rate_limit_ingest")
+    )
 
     # --- messaging ----------------------------------------------------------------------
     consumer_max_retries: int = Field(

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from vigil.core.messaging import Bus
     from vigil.core.cache import Cache
+    from vigil.core.ratelimit import RateLimiter
+    from vigil.core.security import KeyCache
     from vigil.core.storage import BlobStore
     from vigil.core.ws import Hub
 
@@ -30,5 +32,8 @@ class AppContext:
     hub: Hub
     storage: BlobStore
     qdrant: Any  # AsyncQdrantClient; opened lazily by the domains that need it
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None  # autocommit, for GET/HEAD
+    keys: KeyCache | None = None  # resolved API keys, revoked across instances
+    limiter: RateLimiter | None = None
     # Resources a domain opens in its lifespan hook (registry.lifespan_hooks), by domain name.
     extensions: dict[str, Any] = field(default_factory=dict)

@@ -48,12 +48,17 @@ class Timestamps:
 
 
 def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    """The app's one engine: asyncpg, pre-ping so a restarted database does not fail the first request."""
+    """The app's one engine: asyncpg, no ping per checkout.
+
+    A ping on every checkout is a round trip on every request. Without it, the first statement on a
+    connection the database dropped fails once: SQLAlchemy then invalidates every connection opened before
+    that moment, the request answers 503 (errors.py), and the next checkouts open fresh connections.
+    """
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"timeout": 5, "server_settings": {"application_name": "vigil", "timezone": "UTC"}},
     )
@@ -62,6 +67,15 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: responses are shaped from objects after the unit of work commits.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for read-only requests: autocommit, so a read is one round trip (no BEGIN, no COMMIT).
+
+    Same pool as the engine's; each statement sees committed data as of its own start.
+    """
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+                              autoflush=False)
 
 
 _AFTER_COMMIT = "vigil_after_commit"

@@ -14,9 +14,20 @@ from vigil.core.db import session_scope
 from vigil.core.storage import BlobStore
 
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Unit of work per request: commit when the handler returns, roll back when it raises."""
-    async with session_scope(request.app.state.ctx.sessionmaker) as session:
+    """Unit of work per request: commit when the handler returns, roll back when it raises.
+
+    GET/HEAD only read: they get an autocommit session (no BEGIN/COMMIT round trips, no unit of work).
+    """
+    ctx = request.app.state.ctx
+    if request.method in READ_ONLY_METHODS and ctx.read_sessionmaker is not None:
+        async with ctx.read_sessionmaker() as session:
+            yield session
+        return
+    async with session_scope(ctx.sessionmaker) as session:
         yield session
 
 

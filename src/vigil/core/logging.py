@@ -10,21 +10,29 @@ from typing import Any
 
 from loguru import logger
 
-# API keys in query strings (WebSocket `?token=`), headers echoed by libraries, and URL passwords.
-_REDACTIONS = [
-    (re.compile(r"(?i)\b(token|api_key|apikey|key|password|secret)=([^&\s\"']+)"), r"\1=***"),
-    (re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"), r"\1***"),
-    (re.compile(r"(?i)(x-api-key:\s*)\S+"), r"\1***"),
-    (re.compile(r"\b(vgl_[0-9a-f]{12})_[A-Za-z0-9_\-]+"), r"\1_***"),
-    (re.compile(r"([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@"), r"\1***@"),
-]
+# API keys in query strings (WebSocket `?token=`), headers echoed by libraries, and URL passwords: one
+# pattern, one pass. Each alternative keeps its named prefix and masks what follows.
+_REDACT = re.compile(
+    r"(?P<kv>(?i:\b(?:token|api_key|apikey|key|password|secret))=)[^&\s\"']+"
+    r"|(?P<bearer>(?i:authorization:\s*bearer\s+))\S+"
+    r"|(?P<xkey>(?i:x-api-key:\s*))\S+"
+    r"|(?P<vgl>\bvgl_[0-9a-f]{12})_[A-Za-z0-9_\-]+"
+    r"|(?P<url>[a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@"
+)
+_SUFFIX = {"kv": "***", "bearer": "***", "xkey": "***", "vgl": "_***", "url": "***@"}
+
+
+def _mask(match: re.Match[str]) -> str:
+    group = match.lastgroup or "kv"
+    return match.group(group) + _SUFFIX[group]
 
 
 def redact(text: str) -> str:
     """Strip credentials from a log line."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
+    # Every secret pattern needs "=", ":" or "vgl_": most lines (the access line) skip the regex entirely.
+    if "=" not in text and ":" not in text and "vgl_" not in text:
+        return text
+    return _REDACT.sub(_mask, text)
 
 
 class InterceptHandler(logging.Handler):
@@ -54,16 +62,29 @@ _FORMAT = (
 )
 
 
+def stdlib_level(level: str) -> int:
+    """The stdlib level for a loguru level name (TRACE is 5, as uvicorn defines it)."""
+    name = level.upper()
+    if name == "TRACE":
+        return 5
+    return logging.getLevelNamesMapping().get(name, logging.INFO)
+
+
 def setup_logging(level: str = "INFO", *, json: bool = False) -> None:
     """Configure loguru once per process and take over the stdlib root logger."""
     logger.remove()
     logger.configure(patcher=_patch)  # type: ignore[arg-type]
     logger.add(sys.stderr, level=level.upper(), format=_FORMAT, serialize=json, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # The stdlib level follows ours. Level 0 (NOTSET) would pass every record to loguru only to drop it, and
+    # uvicorn, seeing its logger at or below TRACE, would wrap the app in MessageLoggerMiddleware and format
+    # every ASGI message of every request.
+    std_level = stdlib_level(level)
+    logging.basicConfig(handlers=[InterceptHandler()], level=std_level, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
         std = logging.getLogger(name)
         std.handlers = [InterceptHandler()]
         std.propagate = False
+        std.setLevel(std_level)
     # Vigil logs one line per request itself; uvicorn's access log would duplicate it (and its query strings).
     logging.getLogger("uvicorn.access").disabled = True
     for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "httpx", "httpcore", "asyncio", "alembic.runtime"):

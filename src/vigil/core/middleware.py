@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from loguru import logger
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from vigil.core.ratelimit import retry_after_header
+from vigil.core.security import PRINCIPAL_SCOPE_KEY, presented_key
 
 
 def route_template(scope: Scope) -> str:
@@ -33,6 +37,15 @@ class RequestLogMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._instruments: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # bounded: templates x statuses
+
+    def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        instruments = self._instruments.get((method, route, status))
+        if instruments is None:
+            instruments = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route))
+            self._instruments[(method, route, status)] = instruments
+        instruments[0].inc()
+        instruments[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,9 +75,8 @@ class RequestLogMiddleware:
                 elapsed = time.perf_counter() - start
                 route = route_template(scope)
                 method = scope["method"]
-                if route not in ("/metrics",):
-                    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-                    HTTP_LATENCY.labels(method, route).observe(elapsed)
+                if route != "/metrics":
+                    self._observe(method, route, status, elapsed)
                 logger.info("{} {} {} {:.1f}ms", method, route if route != "unmatched" else scope["path"],
                             status, elapsed * 1000)
 
@@ -115,3 +127,132 @@ class BodyLimitMiddleware:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class _RouteAuth:
+    """What one route needs: matched by its compiled path regex, with its methods and endpoint marks."""
+
+    __slots__ = ("kind", "regex", "methods", "public", "scope")
+
+    def __init__(self, kind: str, regex: Any, methods: frozenset[str], endpoint: Any) -> None:
+        self.kind, self.regex, self.methods = kind, regex, methods
+        self.public = bool(getattr(endpoint, "__vigil_public__", False))
+        self.scope: str | None = getattr(endpoint, "__vigil_scope__", None)
+
+    def needed(self, method: str | None) -> str:
+        if self.scope:
+            return self.scope
+        if self.kind == "websocket":
+            return "read"
+        return {"GET": "read", "HEAD": "read", "OPTIONS": "read"}.get(method or "", "write")
+
+
+def route_table(routes: list[Any], prefixes: tuple[str, ...]) -> dict[str, list[_RouteAuth]]:
+    """Every route under `prefixes`, indexed by its first path segment after the prefix, in routing order."""
+    from fastapi.routing import APIRoute, APIWebSocketRoute
+
+    try:  # FastAPI keeps included routers nested; this walks them with their full paths
+        from fastapi.routing import _iter_routes_with_context
+        pairs = list(_iter_routes_with_context(routes))
+    except ImportError:  # older FastAPI flattened included routers
+        pairs = [(r, None) for r in routes]
+    table: dict[str, list[_RouteAuth]] = {}
+    for route, ctx in pairs:
+        if isinstance(route, APIWebSocketRoute):
+            target = ctx.starlette_route if ctx is not None and ctx.starlette_route is not None else route
+            kind, methods, endpoint = "websocket", frozenset(), route.endpoint
+        elif isinstance(route, APIRoute):
+            target = ctx if ctx is not None else route
+            kind, methods, endpoint = "http", frozenset(target.methods or ()), target.endpoint or route.endpoint
+        else:
+            continue
+        path = getattr(target, "path_format", "") or getattr(target, "path", "")
+        prefix = next((p for p in prefixes if path.startswith(p + "/") or path == p), None)
+        if prefix is None:
+            continue
+        first = path[len(prefix):].lstrip("/").split("/", 1)[0]
+        table.setdefault("*" if "{" in first else first, []).append(_RouteAuth(kind, target.path_regex, methods,
+                                                                                 endpoint))
+    return table
+
+
+class AuthMiddleware:
+    """Checks the API key of every `/api/v1` and `/ws` request before its body is read.
+
+    The route (and so the scope it needs) is found from a table built once from `app.routes` and the
+    `requires`/`public` marks. No key or an unknown key is 401, a key without the scope 403 (WebSockets:
+    closed with 1008 before accept), a key over its rate limit 429; each refusal closes the connection, so a
+    large body that was announced is never read. The principal is left in the scope for `authorize`, the
+    global dependency that still guards every route (deny by default).
+    """
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/api/v1", "/ws")) -> None:
+        self.app = app
+        self.prefixes = prefixes
+        self._table: dict[str, list[_RouteAuth]] | None = None
+
+    def _route(self, scope: Scope) -> _RouteAuth | None:
+        if self._table is None:
+            self._table = route_table(scope["app"].routes, self.prefixes)
+        path: str = scope["path"]
+        kind = scope["type"]
+        prefix = "/ws" if kind == "websocket" else "/api/v1"
+        first = path[len(prefix):].lstrip("/").split("/", 1)[0]
+        method = scope.get("method")
+        for entry in (*self._table.get(first, ()), *self._table.get("*", ())):
+            if entry.kind != kind or not entry.regex.match(path):
+                continue
+            if kind == "websocket" or method in entry.methods or (method == "HEAD" and "GET" in entry.methods):
+                return entry
+        return None  # 404 or 405: routing answers without reading the body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        entry = self._route(scope)
+        if entry is None or entry.public:
+            await self.app(scope, receive, send)
+            return
+        ctx = scope["app"].state.ctx
+        conn = HTTPConnection(scope)
+        key = presented_key(conn)
+        principal = await ctx.keys.resolve(key) if key else None
+        if principal is None:
+            await self._refuse(scope, send, 401, "Unauthorized",
+                               "A valid API key is required (Authorization: Bearer <key> or X-API-Key).",
+                               {"WWW-Authenticate": "Bearer"})
+            return
+        needed = entry.needed(scope.get("method"))
+        if not principal.allows(needed):
+            await self._refuse(scope, send, 403, "Forbidden", f"This key lacks the '{needed}' scope this route "
+                               "requires." if scope["type"] == "http" else f"scope '{needed}' required")
+            return
+        limiter = ctx.limiter
+        if limiter is not None and limiter.enabled:
+            identity = str(principal.key_id) if principal.key_id else "env-admin"
+            wait = await limiter.hit(identity, principal.scopes)
+            if wait is not None:
+                await self._refuse(scope, send, 429, "Too many requests",
+                                   "This key is over its request rate; slow down.",
+                                   {"Retry-After": retry_after_header(wait)})
+                return
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, status: int, title: str, detail: str,
+                      headers: dict[str, str] | None = None) -> None:
+        if scope["type"] == "websocket":
+            reason = "missing or invalid API key" if status == 401 else detail
+            await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
+            return
+        from vigil.core.errors import problem
+
+        response = problem(status, title, detail, headers={**(headers or {}), "Connection": "close"},
+                           instance=scope["path"])
+
+        async def no_body() -> Message:  # the body is never read: the connection closes after the answer
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_body, send)

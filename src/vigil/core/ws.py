@@ -49,6 +49,8 @@ class Client:
     match: Matcher
     queue: asyncio.Queue[str]
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
+    key_id: Any = None  # the API key it authenticated with (uuid.UUID; None for the env admin key)
+    close_code: int | None = None  # set with `kicked` when the server ends the stream for a reason
 
     def wants(self, message: dict[str, Any]) -> bool:
         type_ = message.get("type", "")
@@ -92,6 +94,8 @@ class Hub:
         """Accept a client and stream it matching messages until it leaves or falls behind."""
         path = route_template(websocket.scope)
         client = Client(websocket, path, types, match or (lambda _: True), asyncio.Queue(self.queue_size))
+        principal = websocket.scope.get("vigil.principal")
+        client.key_id = getattr(principal, "key_id", None)
         await websocket.accept()
         _bound_send_buffer(websocket)
         self.clients.add(client)
@@ -109,11 +113,11 @@ class Hub:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            code = WS_TRY_AGAIN_LATER if client.kicked.is_set() else 1000
+            code = client.close_code or (WS_TRY_AGAIN_LATER if client.kicked.is_set() else 1000)
+            reason = {1000: None, WS_TRY_AGAIN_LATER: "client too slow", 1008: "API key revoked"}.get(code)
             if websocket.application_state != WebSocketState.DISCONNECTED:
                 try:  # a stalled client may never read the close frame; do not wait on it for ever
-                    await asyncio.wait_for(websocket.close(code, "client too slow" if code != 1000 else None),
-                                           CLOSE_TIMEOUT_S)
+                    await asyncio.wait_for(websocket.close(code, reason), CLOSE_TIMEOUT_S)
                 except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
                     _abort(websocket)
             if client.kicked.is_set():
@@ -155,6 +159,18 @@ class Hub:
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
+
+    def close_key(self, key_id: Any, code: int = 1008) -> int:
+        """Close every stream opened with one API key (it was revoked); returns how many."""
+        closed = 0
+        for client in list(self.clients):
+            if key_id is not None and client.key_id == key_id and not client.kicked.is_set():
+                client.close_code = code
+                client.kicked.set()
+                closed += 1
+        if closed:
+            logger.info("closed {} websocket(s) of revoked key {} with {}", closed, key_id, code)
+        return closed
 
     async def close_all(self) -> None:
         """Shutdown: tell every client we are going away."""

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
@@ -64,11 +63,11 @@ async def list_people(
 
 
 @router.get("/directory", response_model=dict[str, DirectoryEntry])
-async def directory(session: SessionDep, cache: CacheDep) -> JSONResponse:
+async def directory(session: SessionDep, cache: CacheDep) -> Response:
     """{"<global_id>": {"name", "zone_id"}} for everyone; served from the cache (`people.directory`)."""
-    # Returned as is: the service built it from typed rows, and re-validating every entry on each
-    # cache hit would cost more than the hit saves.
-    return JSONResponse(await service.directory(session, cache=cache))
+    # The cached JSON bytes as they are: the service built them from typed rows, and decoding,
+    # re-validating and re-encoding every entry on each hit would cost more than the hit saves.
+    return Response(await service.directory_json(session, cache=cache), media_type="application/json")
 
 
 @router.get("/stats", response_model=PeopleStats)

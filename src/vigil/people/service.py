@@ -144,13 +144,18 @@ async def delete_person(session: AsyncSession, *, person_id: uuid.UUID, cache: C
 
 async def directory(session: AsyncSession, *, cache: Cache) -> dict[str, dict[str, Any]]:
     """{"<global_id>": {"name", "zone_id"}} for everyone, from the cache when it is warm."""
+    return await cache.get_or_set(DIRECTORY_CACHE, "all", lambda: _build_directory(session))
 
-    async def build() -> dict[str, dict[str, Any]]:
-        stmt = select(Person.global_id, Person.name, Person.zone_id).order_by(Person.global_id)
-        rows = await session.execute(stmt)
-        return {str(g): {"name": n, "zone_id": z} for g, n, z in rows}
 
-    return await cache.get_or_set(DIRECTORY_CACHE, "all", build)
+async def _build_directory(session: AsyncSession) -> dict[str, dict[str, Any]]:
+    stmt = select(Person.global_id, Person.name, Person.zone_id).order_by(Person.global_id)
+    rows = await session.execute(stmt)
+    return {str(g): {"name": n, "zone_id": z} for g, n, z in rows}
+
+
+async def directory_json(session: AsyncSession, *, cache: Cache) -> bytes:
+    """The directory as JSON bytes, straight from the cache on a hit (no decode and re-encode)."""
+    return await cache.get_or_set_json(DIRECTORY_CACHE, "all", lambda: _build_directory(session))
 
 
 async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:

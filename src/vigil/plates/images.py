@@ -34,10 +34,11 @@ class ImageInfo:
 
 
 def inspect_image(data: bytes, *, part: str, max_bytes: int, max_pixels: int) -> ImageInfo:
-    """Decode the whole image to prove it is one; blocking, so callers run it in a thread.
+    """Read the image header (format, width, height) to prove it is a JPEG, PNG or WebP within the limits.
 
-    The pixel limit is checked from the header before decoding, so a small file that would expand to
-    gigabytes (a decompression bomb) is refused without allocating it.
+    Pillow's `Image.open` is lazy: it parses the header and decodes no pixels, so this costs microseconds
+    and may run on the event loop. The pixel limit comes from the header too, so a decompression bomb is
+    refused without allocating it. Whoever needs the pixels later decodes them off the loop.
     """
     if len(data) > max_bytes:
         raise ImageTooLarge(f"'{part}' is {len(data)} bytes; the limit is {max_bytes}.")
@@ -48,7 +49,6 @@ def inspect_image(data: bytes, *, part: str, max_bytes: int, max_pixels: int) ->
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageTooLarge(f"'{part}' is {width}x{height} pixels; the limit is {max_pixels} pixels.")
-            img.load()
             fmt = img.format or ""
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"'{part}' has too many pixels: {exc}") from None
@@ -58,5 +58,18 @@ def inspect_image(data: bytes, *, part: str, max_bytes: int, max_pixels: int) ->
         ) from None
     if fmt not in FORMATS:
         raise NotAnImage(f"'{part}' is {fmt or 'an unknown format'}; only JPEG, PNG and WebP are accepted.")
+    if not _complete(fmt, data):
+        raise NotAnImage(f"'{part}' is a truncated {fmt} image.")
     ext, media_type = FORMATS[fmt]
     return ImageInfo(ext, media_type, width, height)
+
+
+def _complete(fmt: str, data: bytes) -> bool:
+    """Whether the file ends the way its format ends (the header alone cannot tell a cut-off upload)."""
+    if fmt == "JPEG":
+        return data.rstrip(b"\x00")[-2:] == b"\xff\xd9"  # EOI; some encoders pad with zeros
+    if fmt == "PNG":
+        return data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND"
+    if fmt == "WEBP":
+        return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True

@@ -18,7 +18,7 @@ from vigil.core.messaging import emit
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, content_key
-from vigil.plates.images import ImageInfo, inspect_image
+from vigil.plates.images import inspect_image
 from vigil.plates.models import PlateEvent, WatchlistEntry
 from vigil.plates.normalize import normalize_plate, within_distance
 from vigil.plates.schemas import PlateEventCreate, PlateEventRead, WatchlistCreate, WatchlistUpdate
@@ -47,21 +47,22 @@ async def _by_uid(session: AsyncSession, event_uid: str) -> PlateEvent | None:
     return await session.scalar(select(PlateEvent).where(PlateEvent.event_uid == event_uid))
 
 
-async def _store_images(
-    storage: BlobStore, images: dict[str, bytes], *, max_bytes: int, max_pixels: int
-) -> dict[str, tuple[str, str]]:
-    """Check every image first (nothing is stored if one is bad), then store under content keys."""
-    infos: dict[str, ImageInfo] = {}
+def _check_images(images: dict[str, bytes], *, max_bytes: int, max_pixels: int) -> dict[str, tuple[str, str]]:
+    """(content key, media type) per image part, after checking each (nothing is stored if one is bad).
+
+    The check reads only the image headers (format, size), which costs microseconds, so it runs inline;
+    the pixels are never decoded at ingest.
+    """
+    checked = {}
     for part, data in images.items():
-        infos[part] = await asyncio.to_thread(
-            inspect_image, data, part=part, max_bytes=max_bytes, max_pixels=max_pixels
-        )
-    stored = {}
-    for part, data in images.items():
-        key = content_key(data, prefix=f"plates/{part}s", ext=infos[part].ext)
-        await storage.put(key, data)
-        stored[part] = (key, infos[part].media_type)
-    return stored
+        info = inspect_image(data, part=part, max_bytes=max_bytes, max_pixels=max_pixels)
+        checked[part] = (content_key(data, prefix=f"plates/{part}s", ext=info.ext), info.media_type)
+    return checked
+
+
+async def _store_images(storage: BlobStore, images: dict[str, bytes], keys: dict[str, tuple[str, str]]) -> None:
+    """Write the blobs concurrently, off the event loop."""
+    await asyncio.gather(*(storage.put(keys[part][0], data) for part, data in images.items()))
 
 
 async def ingest_event(
@@ -75,9 +76,14 @@ async def ingest_event(
 ) -> tuple[PlateEvent, bool]:
     """Store one event; returns (event, created). A known `event_uid` returns the first event untouched.
 
-    Blobs are written before the row; they are content-addressed, so a rolled-back request leaves at
-    most an unreferenced file that the same bytes would reuse.
+    Images are checked before the first query (a bad one never touches the database); blobs are
+    written, concurrently, only for a new event, before its row. They are content-addressed, so a
+    rolled-back request leaves at most an unreferenced file that the same bytes would reuse.
     """
+    unknown = set(images) - set(IMAGE_PARTS)
+    if unknown:
+        raise ValidationFailed(f"Unknown image part(s): {', '.join(sorted(unknown))}.")
+    stored = _check_images(images, max_bytes=max_image_bytes, max_pixels=max_image_pixels)
     try:
         camera = await cameras.get_camera(session, camera_id=event_in.camera_id)
     except cameras.CameraNotFound:
@@ -85,10 +91,7 @@ async def ingest_event(
     if event_in.event_uid and (first := await _by_uid(session, event_in.event_uid)) is not None:
         logger.info("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
         return first, False
-    unknown = set(images) - set(IMAGE_PARTS)
-    if unknown:
-        raise ValidationFailed(f"Unknown image part(s): {', '.join(sorted(unknown))}.")
-    stored = await _store_images(storage, images, max_bytes=max_image_bytes, max_pixels=max_image_pixels)
+    await _store_images(storage, images, stored)
     values: dict[str, Any] = event_in.model_dump(exclude={"vehicle"})
     values["vehicle"] = event_in.vehicle.model_dump(exclude_none=True) if event_in.vehicle else None
     values["plate_normalized"] = normalize_plate(event_in.plate)

@@ -66,9 +66,9 @@ async def get_api_keys(session: SessionDep, page: PageDep) -> dict:
 
 @api_router.delete("/auth/keys/{key_id}", status_code=204)
 @requires("admin")
-async def delete_api_key(key_id: uuid.UUID, session: SessionDep) -> Response:
-    """Revoke a key; it stops working at once."""
-    await delete_key(session, key_id=key_id)
+async def delete_api_key(key_id: uuid.UUID, session: SessionDep, request: Request) -> Response:
+    """Revoke a key; it stops working at once, here and (within a second) on every instance."""
+    await delete_key(session, key_id=key_id, keys=request.app.state.ctx.keys)
     return Response(status_code=204)
 
 
