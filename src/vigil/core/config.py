@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     scenario_stale_run_s: float = Field(
         15.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_RUN_S", "scenario_stale_run_s")
     )
+    # Local video files a scenario may open: only under this directory (default <data dir>/media).
+    media_root: Path | None = Field(None, validation_alias=_env("VIGIL_MEDIA_ROOT", "media_root"))
+    # Network sources (rtsp, http...) on internal addresses: refused unless listed (hosts or CIDRs).
+    scenario_allowed_hosts: str = Field(
+        "", validation_alias=_env("VIGIL_SCENARIO_ALLOWED_HOSTS", "scenario_allowed_hosts")
+    )
 
     # --- assets -------------------------------------------------------------------------
     assets_debounce_s: float = Field(
@@ -191,6 +197,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where scenario file sources must live: VIGIL_MEDIA_ROOT, else `<data dir>/media`."""
+        return self.media_root if self.media_root is not None else self.data_dir / "media"
 
     @property
     def devstack_file(self) -> Path:

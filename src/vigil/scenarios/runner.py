@@ -31,6 +31,7 @@ from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.scenarios import service
 from vigil.scenarios.detect import Detectors, SourceError, VideoSource
 from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
+from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
 
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ class ScenarioRunner:
         if not settings.database_url or not settings.kafka_bootstrap_servers:
             raise RuntimeError("the runner needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
+        self.sources = SourcePolicy.from_settings(settings)
         self.name = name or default_name()
         self.engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
         self.sessionmaker = create_sessionmaker(self.engine)
@@ -203,7 +205,11 @@ class ScenarioRunner:
         except ValidationError as exc:
             raise ValueError(f"invalid params: {exc.errors(include_url=False)}") from exc
         sample_fps = params.sample_fps or self.settings.scenario_sample_fps
-        source = await _blocking(lambda: VideoSource(job.source, sample_fps=sample_fps, max_frames=params.max_frames,
+        try:  # again here: this runner's media root and allow-list are the ones that count
+            target = await vet_source(job.source, self.sources)
+        except SourceRefused as exc:
+            raise SourceError(f"source refused: {exc}") from None
+        source = await _blocking(lambda: VideoSource(target, sample_fps=sample_fps, max_frames=params.max_frames,
                                                      realtime=params.realtime, min_confidence=params.min_confidence))
         try:
             detectors = await _blocking(lambda: Detectors(params.detectors))
