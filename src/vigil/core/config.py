@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     # --- auth ---------------------------------------------------------------------------
     admin_key: SecretStr | None = Field(None, validation_alias=_env("VIGIL_ADMIN_KEY", "admin_key"))
 
+    # --- audit log ------------------------------------------------------------------------
+    audit_retention_days: float = Field(
+        90.0, gt=0, validation_alias=_env("VIGIL_AUDIT_RETENTION_DAYS", "audit_retention_days")
+    )
+    audit_purge_interval_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_AUDIT_PURGE_INTERVAL_S", "audit_purge_interval_s")
+    )
+    audit_flush_interval_s: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("VIGIL_AUDIT_FLUSH_INTERVAL_S", "audit_flush_interval_s")
+    )
+
     # --- messaging ----------------------------------------------------------------------
     consumer_max_retries: int = Field(
         3, ge=0, validation_alias=_env("VIGIL_CONSUMER_MAX_RETRIES", "consumer_max_retries")
