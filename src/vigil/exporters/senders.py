@@ -208,15 +208,21 @@ class Senders:
         bootstrap = config.get("bootstrap_servers")
         auth = kafka_auth(config)
         servers = bootstrap or self.bus.bootstrap_servers or ""
+        producer = None
         if bootstrap:
             # Producer first: its metadata is checked before any client talks to an advertised broker.
-            await self._producer(bootstrap, auth)
+            producer = await self._producer(bootstrap, auth)
         if (servers, config["topic"]) not in self._topics_ready:
             if bootstrap:
                 await self._ensure_foreign_topic(bootstrap, config["topic"], auth)
             else:
                 await ensure_topics(servers, {config["topic"]: 1}, timeout_s=self.timeout_s)
             self._topics_ready.add((servers, config["topic"]))
+        if producer is not None:
+            # The topic's partition leaders, fetched from an already vetted broker, are vetted before the
+            # producer opens a connection to any of them.
+            await asyncio.wait_for(producer.partitions_for(config["topic"]), self.timeout_s)
+            await self._check_brokers(producer)
         for item in items:
             headers = [
                 ("x-vigil-delivery", str(item.delivery_id).encode()),
@@ -224,8 +230,7 @@ class Senders:
             ]
             key, value = str(item.delivery_id).encode(), body_of(item.payload)
             async with asyncio.timeout(self.timeout_s):
-                if bootstrap:
-                    producer = await self._producer(bootstrap, auth)
+                if producer is not None:
                     await (await producer.send(config["topic"], value=value, key=key, headers=headers))
                 else:  # the app's own broker: the shared producer
                     await self.bus.publish(config["topic"], value, key=key, headers=headers)
