@@ -135,3 +135,18 @@ def test_secret_rules_are_a_table_every_kind_has_a_row_in():
     for kind, rule in SECRET_RULES.items():
         fields = set(CONFIG_MODELS[kind].model_fields)
         assert set(rule.target) | set(rule.secrets) | set(rule.urls) <= fields, kind
+
+
+def test_a_kind_whose_url_is_the_secret_keeps_it_only_when_sent_back_masked(monkeypatch):
+    """A row as H7's slack/teams kinds add it: the masked URL alone means 'keep'; a new URL is a new secret."""
+    from vigil.exporters import schemas
+
+    monkeypatch.setitem(schemas.SECRET_RULES, "slack", schemas.SecretRule(target=("url",), secrets=("url",)))
+    stored = {"url": "https://hooks.slack.com/services/T/B/XYZ", "template": "a"}
+    shown = schemas.mask_config(stored, "slack")
+    assert shown == {"url": "***", "template": "a"}
+    assert schemas.merge_secrets("slack", {**shown, "template": "b"}, "slack", stored) == (
+        {**stored, "template": "b"}, [])
+    assert schemas.merge_secrets("slack", shown, "webhook", stored)[1] == [["url"]], "kind changed"
+    new = {"url": "https://hooks.slack.com/services/T/B/NEW"}
+    assert schemas.merge_secrets("slack", new, "slack", stored) == (new, [])

@@ -126,7 +126,9 @@ CONFIG_MODELS: dict[str, type[Schema]] = {"webhook": WebhookConfig, "mqtt": Mqtt
 class SecretRule:
     """Per exporter kind: `target` keys say where a message goes; `secrets` keys hold credentials for
     that target; `headers` names a dict whose credential-like entries are secrets; `urls` are keys whose
-    URL may carry secrets (userinfo password, token-like query parameters). Kinds add a row."""
+    URL may carry secrets (userinfo password, token-like query parameters). Kinds add a row, e.g.
+    email `SecretRule(target=("host", "port"), secrets=("password",))`, slack/teams (the URL is the
+    secret) `SecretRule(target=("url",), secrets=("url",))`, telegram `SecretRule(secrets=("bot_token",))`."""
 
     target: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
@@ -186,9 +188,14 @@ def mask_config(config: dict[str, Any], kind: str | None = None) -> dict[str, An
     return out
 
 
-def _target_of(rule: SecretRule, config: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(_url_target(config[k]) if k in rule.urls and isinstance(config.get(k), str) else config.get(k)
-                 for k in rule.target)
+def _target_of(rule: SecretRule, config: dict[str, Any], stored: dict[str, Any]) -> tuple[Any, ...]:
+    """The values that say where messages go; a target key that is itself a secret (a Slack webhook URL)
+    and comes back masked stands for the stored value."""
+    out = []
+    for key in rule.target:
+        value = stored.get(key) if config.get(key) == MASK else config.get(key)
+        out.append(_url_target(value) if key in rule.urls and isinstance(value, str) else value)
+    return tuple(out)
 
 
 def _unmask_url(new: str, old: str | None) -> str | None:
@@ -237,7 +244,7 @@ def merge_secrets(
     (URL, host/port, bootstrap servers) and the kind are unchanged. Returns the config and the paths
     (e.g. ['headers', 'Authorization']) of masked values that cannot be kept: they must be sent again."""
     rule = SECRET_RULES.get(kind, SecretRule())
-    same = kind == old_kind and _target_of(rule, new) == _target_of(rule, old)
+    same = kind == old_kind and _target_of(rule, new, old) == _target_of(rule, old, old)
     out = dict(new)
     missing: list[list[str]] = []
     for key in rule.secrets:

@@ -17,7 +17,6 @@ from typing import Any
 import aiomqtt
 import httpx
 from aiokafka import AIOKafkaProducer
-
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
