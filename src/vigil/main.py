@@ -235,6 +235,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(RequestLogMiddleware)
+    for middleware in registry.middlewares():
+        app.add_middleware(middleware)
 
     from vigil.platform.router import public_router
 

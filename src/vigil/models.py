@@ -5,6 +5,7 @@ Alembic's env.py and the tests import it; add each new domain's models here.
 
 from vigil.alerts.models import Alert  # noqa: F401
 from vigil.assets import models as assets_models  # noqa: F401
+from vigil.audit.models import AuditEntry  # noqa: F401
 from vigil.cameras.models import Camera, ModelConfig, Sensor  # noqa: F401
 from vigil.core.messaging import OutboxEvent  # noqa: F401
 from vigil.core.db import Base

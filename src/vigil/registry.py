@@ -29,6 +29,7 @@ def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
     from vigil.alerts.router import router as alerts
     from vigil.assets.router import router as assets
+    from vigil.audit.router import router as audit
     from vigil.cameras.router import router as cameras
     from vigil.exporters.router import router as exporters
     from vigil.faces.router import router as faces
@@ -39,7 +40,7 @@ def api_routers() -> list[APIRouter]:
     from vigil.scenarios.router import router as scenarios
     from vigil.zones.router import router as zones
 
-    return [api_router, admin, alerts, people, zones, cameras, plates, exporters, assets, faces, scenarios]
+    return [api_router, admin, alerts, people, zones, cameras, plates, exporters, assets, faces, scenarios, audit]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -78,10 +79,11 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     and exited in reverse order when it stops. A hook publishes what its routes need in
     `ctx.extensions[<domain>]` and owns every task it starts."""
     from vigil.assets.tasks import background_tasks as assets_tasks
+    from vigil.audit.service import audit_runtime
     from vigil.exporters.worker import DeliveryWorker
     from vigil.faces.runtime import faces_runtime
 
-    return [background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime]
+    return [audit_runtime, background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime]
 
 
 def outbox_parked_hook(ctx: AppContext) -> OnParked:
@@ -92,3 +94,10 @@ def outbox_parked_hook(ctx: AppContext) -> OnParked:
         await outbox_parked_alert(ctx, parked=parked)
 
     return on_parked
+
+
+def middlewares() -> list[type]:
+    """Pure-ASGI middleware of the domains, added outermost (after core's) in this order."""
+    from vigil.audit.middleware import AuditMiddleware
+
+    return [AuditMiddleware]

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from vigil.exporters.schemas import MASK, mask_config, unmask_config
+from vigil.exporters.schemas import MASK, mask_config, merge_secrets
 from vigil.exporters.senders import signature
 from vigil.exporters.service import subscribes
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_target, is_internal
@@ -61,8 +61,8 @@ def test_masking_round_trip():
         "secret": MASK,
         "headers": {"Authorization": MASK, "X-Team": "ops"},
     }
-    assert unmask_config(masked, config) == config
-    assert unmask_config({**masked, "secret": "new"}, config)["secret"] == "new"
+    assert merge_secrets("webhook", masked, "webhook", config) == (config, [])
+    assert merge_secrets("webhook", {**masked, "secret": "new"}, "webhook", config)[0]["secret"] == "new"
     assert mask_config({"host": "h", "password": "p", "username": "u"})["password"] == MASK
 
 

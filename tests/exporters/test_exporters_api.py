@@ -35,19 +35,25 @@ async def test_crud_masks_secrets_and_keeps_them_on_update(server, client):
     assert exp["retry"] == {"max_attempts": 3, "backoff_seconds": 0.5} and exp["enabled"] is True
     for resp in (await client.get(f"{URL}/{exp['id']}"), await client.get(URL)):
         assert "s3cr3t-key" not in resp.text and "tok-123" not in resp.text
-    # Sending the masked config back (with one change) keeps the stored secrets.
+    # The masked config sent back to a new URL does not carry the stored secrets there (issue 12).
+    moved = await client.patch(f"{URL}/{exp['id']}", json={"config": exp["config"] | {"url": "http://127.0.0.1:8/h"}})
+    assert moved.status_code == 422, moved.text
+    assert {tuple(e["loc"]) for e in moved.json()["errors"]} == {
+        ("body", "config", "secret"), ("body", "config", "headers", "Authorization")}
+    # To the same target, the masked config (with another change) keeps the stored secrets.
     patched = await client.patch(
         f"{URL}/{exp['id']}",
-        json={"config": exp["config"] | {"url": "http://127.0.0.1:8/h"}, "retry": {"max_attempts": 7}},
+        json={"config": exp["config"] | {"headers": {"Authorization": "***", "X-Team": "sec"}},
+              "retry": {"max_attempts": 7}},
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["retry"] == {"max_attempts": 7, "backoff_seconds": 0.5}
     async with server.ctx.sessionmaker() as session:
         stored = await session.get(Exporter, uuid.UUID(exp["id"]))
         assert stored.config == {
-            "url": "http://127.0.0.1:8/h",
+            "url": "http://127.0.0.1:9/hook",
             "secret": "s3cr3t-key",
-            "headers": {"Authorization": "Bearer tok-123", "X-Team": "ops"},
+            "headers": {"Authorization": "Bearer tok-123", "X-Team": "sec"},
         }
     assert (await client.post(URL, json=body)).status_code == 409
     listed = (await client.get(URL, params={"kind": "webhook"})).json()

@@ -46,7 +46,7 @@ class RunnerProcess:
             "REDPANDA_BROKERS": settings.redpanda_brokers or settings.kafka_bootstrap_servers,
             "VIGIL_DATA_DIR": str(workdir / "data"), "VIGIL_LOG_LEVEL": "INFO",
             "VIGIL_SCENARIO_STALE_RUN_S": "2", "VIGIL_SCENARIO_BATCH_FRAMES": "4",
-            "VIGIL_OUTBOX_POLL_INTERVAL_S": "0.2", **env,
+            "VIGIL_OUTBOX_POLL_INTERVAL_S": "0.2", "VIGIL_MEDIA_ROOT": str(settings.media_dir), **env,
         })
         log = open(self.log_path, "ab")  # noqa: SIM115
         # cwd outside the repo: no developer's .env is read.

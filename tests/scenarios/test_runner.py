@@ -19,8 +19,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("runners")
+def workdir(base_settings, tmp_path_factory):
+    """Under the media root: file sources elsewhere are refused (issue 12)."""
+    path = base_settings.media_dir / tmp_path_factory.mktemp("runners").name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +175,7 @@ async def test_two_runners_share_a_burst_and_do_each_job_once(client, runners, w
 async def test_unopenable_source_is_retried_then_failed_with_an_alert(client, runners, workdir):
     garbage = workdir / "garbage.avi"
     garbage.write_bytes(b"this is not a video" * 100)
-    for source in ("/nonexistent/camera-7.avi", str(garbage)):
+    for source in (str(workdir / "nonexistent" / "camera-7.avi"), str(garbage)):
         sid = await start_scenario(client, source, detectors=["face"])
         body = await wait_for(lambda sid=sid: scenario(client, sid), lambda b: b["status"] == "failed", timeout=60)
         assert body["attempts"] == 3 and body["latest_run"]["status"] == "failed"

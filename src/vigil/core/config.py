@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         None, ge=1, validation_alias=_env("VIGIL_RATE_LIMIT_INGEST", "rate_limit_ingest")
     )
 
+    # --- audit log ------------------------------------------------------------------------
+    audit_retention_days: float = Field(
+        90.0, gt=0, validation_alias=_env("VIGIL_AUDIT_RETENTION_DAYS", "audit_retention_days")
+    )
+    audit_purge_interval_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_AUDIT_PURGE_INTERVAL_S", "audit_purge_interval_s")
+    )
+    audit_flush_interval_s: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("VIGIL_AUDIT_FLUSH_INTERVAL_S", "audit_flush_interval_s")
+    )
+
     # --- messaging ----------------------------------------------------------------------
     consumer_max_retries: int = Field(
         3, ge=0, validation_alias=_env("VIGIL_CONSUMER_MAX_RETRIES", "consumer_max_retries")
@@ -169,6 +180,12 @@ class Settings(BaseSettings):
     scenario_stale_run_s: float = Field(
         15.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_RUN_S", "scenario_stale_run_s")
     )
+    # Local video files a scenario may open: only under this directory (default <data dir>/media).
+    media_root: Path | None = Field(None, validation_alias=_env("VIGIL_MEDIA_ROOT", "media_root"))
+    # Network sources (rtsp, http...) on internal addresses: refused unless listed (hosts or CIDRs).
+    scenario_allowed_hosts: str = Field(
+        "", validation_alias=_env("VIGIL_SCENARIO_ALLOWED_HOSTS", "scenario_allowed_hosts")
+    )
 
     # --- assets -------------------------------------------------------------------------
     assets_debounce_s: float = Field(
@@ -234,6 +251,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where scenario file sources must live: VIGIL_MEDIA_ROOT, else `<data dir>/media`."""
+        return self.media_root if self.media_root is not None else self.data_dir / "media"
 
     @property
     def devstack_file(self) -> Path:

@@ -184,12 +184,12 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
         if is_ws:
             raise WebSocketException(status.WS_1008_POLICY_VIOLATION, "missing or invalid API key")
         raise Unauthorized("A valid API key is required (Authorization: Bearer <key> or X-API-Key).")
+    conn.state.principal = principal  # set before the scope check: the audit log names who was refused
     needed = required_scope(conn)
     if not principal.allows(needed):
         if is_ws:
             raise WebSocketException(status.WS_1008_POLICY_VIOLATION, f"scope '{needed}' required")
         raise Forbidden(f"This key lacks the '{needed}' scope this route requires.")
-    conn.state.principal = principal
     return principal
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Kind = Literal["webhook", "mqtt", "kafka"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 MASK = "***"
-SECRET_KEYS = frozenset({"secret", "password"})
-# Header values under these names are credentials: masked like secrets.
-_SENSITIVE_HEADER = re.compile(r"(?i)(auth|token|secret|key|cookie|password|signature)")
+# Header values and URL query parameters under these names are credentials: masked like secrets.
+_SENSITIVE_HEADER = re.compile(r"(?i)(auth|token|secret|key|cookie|passw|signature|sig$|^code$|session)")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
 _RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding", "connection"})
 _EVENT_TYPE = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.?)$")
@@ -81,6 +81,21 @@ class KafkaConfig(Schema):
         description="host:port[,host:port]; the app's own broker when unset",
     )
     topic: str
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = Field(None, min_length=1, max_length=200)
+    sasl_password: str | None = Field(None, min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _sasl(self) -> KafkaConfig:
+        sasl = (self.security_protocol or "").startswith("SASL")
+        if sasl and not (self.sasl_username and self.sasl_password):
+            raise ValueError("SASL needs sasl_username and sasl_password")
+        if not sasl and (self.sasl_username or self.sasl_password or self.sasl_mechanism):
+            raise ValueError("sasl_* settings need security_protocol SASL_PLAINTEXT or SASL_SSL")
+        if (self.security_protocol or "PLAINTEXT") != "PLAINTEXT" and not self.bootstrap_servers:
+            raise ValueError("security settings apply to a foreign broker: set bootstrap_servers")
+        return self
 
     @field_validator("topic")
     @classmethod
@@ -104,28 +119,159 @@ class KafkaConfig(Schema):
 CONFIG_MODELS: dict[str, type[Schema]] = {"webhook": WebhookConfig, "mqtt": MqttConfig, "kafka": KafkaConfig}
 
 
-def mask_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as shown to clients: passwords, secrets and credential-like header values replaced."""
+# --- secrets: which config keys are credentials, and which name the target they are for -----------
+
+
+@dataclass(frozen=True)
+class SecretRule:
+    """Per exporter kind: `target` keys say where a message goes; `secrets` keys hold credentials for
+    that target; `headers` names a dict whose credential-like entries are secrets; `urls` are keys whose
+    URL may carry secrets (userinfo password, token-like query parameters). Kinds add a row, e.g.
+    email `SecretRule(target=("host", "port"), secrets=("password",))`, slack/teams (the URL is the
+    secret) `SecretRule(target=("url",), secrets=("url",))`, telegram `SecretRule(secrets=("bot_token",))`."""
+
+    target: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    headers: str | None = None
+    urls: tuple[str, ...] = ()
+
+
+SECRET_RULES: dict[str, SecretRule] = {
+    "webhook": SecretRule(target=("url",), secrets=("secret",), headers="headers", urls=("url",)),
+    "mqtt": SecretRule(target=("host", "port"), secrets=("password",)),
+    "kafka": SecretRule(target=("bootstrap_servers",), secrets=("sasl_password",)),
+}
+_ANY_KIND = SecretRule(
+    secrets=tuple(sorted({k for r in SECRET_RULES.values() for k in r.secrets})), headers="headers", urls=("url",)
+)
+
+
+def _mask_url(url: str) -> str:
+    """`https://u:pw@h/p?token=t&x=1` -> `https://u:***@h/p?token=***&x=1`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:{MASK}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SENSITIVE_HEADER.search(k) for k, _ in pairs):
+            query = urlencode([(k, MASK if _SENSITIVE_HEADER.search(k) else v) for k, v in pairs], safe="*",
+                              quote_via=quote)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _url_target(url: str) -> str:
+    """The URL with its secrets taken out: what identifies where a message goes."""
+    parts = urlsplit(url)
+    hostport = parts.netloc.rpartition("@")[2]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode([(k, v) for k, v in pairs if not _SENSITIVE_HEADER.search(k)])
+    return urlunsplit((parts.scheme.lower(), (parts.username or "") + "@" + hostport.lower(), parts.path, query, ""))
+
+
+def mask_config(config: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """The config as shown to clients: secrets, credential-like header values and URL secrets replaced."""
+    rule = SECRET_RULES.get(kind or "", _ANY_KIND) if kind else _ANY_KIND
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if key in SECRET_KEYS and value is not None:
+        if key in rule.secrets and value is not None:
             out[key] = MASK
-        elif key == "headers" and isinstance(value, dict):
+        elif key == rule.headers and isinstance(value, dict):
             out[key] = {h: MASK if _SENSITIVE_HEADER.search(h) else v for h, v in value.items()}
+        elif key in rule.urls and isinstance(value, str):
+            out[key] = _mask_url(value)
         else:
             out[key] = value
     return out
 
 
-def unmask_config(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """A config sent back with masked values keeps the stored secrets for them."""
+def _target_of(rule: SecretRule, config: dict[str, Any], stored: dict[str, Any]) -> tuple[Any, ...]:
+    """The values that say where messages go; a target key that is itself a secret (a Slack webhook URL)
+    and comes back masked stands for the stored value."""
+    out = []
+    for key in rule.target:
+        value = stored.get(key) if config.get(key) == MASK else config.get(key)
+        out.append(_url_target(value) if key in rule.urls and isinstance(value, str) else value)
+    return tuple(out)
+
+
+def _unmask_url(new: str, old: str | None) -> str | None:
+    """`new` with each masked part taken from `old`; None if a masked part has no stored value."""
+    parts = urlsplit(new)
+    stored = urlsplit(old) if old else None
+    netloc = parts.netloc
+    if parts.password == MASK:
+        if stored is None or stored.password is None:
+            return None
+        netloc = f"{stored.netloc.rpartition('@')[0]}@{netloc.rpartition('@')[2]}"
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(v == MASK for _, v in pairs):
+        old_pairs = dict(parse_qsl(stored.query, keep_blank_values=True)) if stored else {}
+        restored = []
+        for k, v in pairs:
+            if v == MASK:
+                if k not in old_pairs:
+                    return None
+                v = old_pairs[k]
+            restored.append((k, v))
+        query = urlencode(restored)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _has_masked_url_part(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.password == MASK or any(v == MASK for _, v in parse_qsl(parts.query, keep_blank_values=True))
+
+
+def masked_fields(kind: str, config: dict[str, Any]) -> list[list[str]]:
+    """Where a config still holds the mask `***` in a secret position (a create must send real values)."""
+    rule = SECRET_RULES.get(kind, SecretRule())
+    found = [[k] for k in rule.secrets if config.get(k) == MASK]
+    if rule.headers and isinstance(config.get(rule.headers), dict):
+        found += [[rule.headers, h] for h, v in config[rule.headers].items() if v == MASK]
+    found += [[k] for k in rule.urls if isinstance(config.get(k), str) and _has_masked_url_part(config[k])]
+    return found
+
+
+def merge_secrets(
+    kind: str, new: dict[str, Any], old_kind: str, old: dict[str, Any]
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """Resolve masked values (`***`) a PATCH sent back: each keeps its stored secret only when the target
+    (URL, host/port, bootstrap servers) and the kind are unchanged. Returns the config and the paths
+    (e.g. ['headers', 'Authorization']) of masked values that cannot be kept: they must be sent again."""
+    rule = SECRET_RULES.get(kind, SecretRule())
+    same = kind == old_kind and _target_of(rule, new, old) == _target_of(rule, old, old)
     out = dict(new)
-    for key in SECRET_KEYS:
-        if out.get(key) == MASK and key in old:
-            out[key] = old[key]
-    if isinstance(out.get("headers"), dict) and isinstance(old.get("headers"), dict):
-        out["headers"] = {h: old["headers"].get(h, v) if v == MASK else v for h, v in out["headers"].items()}
-    return out
+    missing: list[list[str]] = []
+    for key in rule.secrets:
+        if out.get(key) == MASK:
+            if same and old.get(key) is not None:
+                out[key] = old[key]
+            else:
+                missing.append([key])
+    if rule.headers and isinstance(out.get(rule.headers), dict):
+        stored = old.get(rule.headers) if isinstance(old.get(rule.headers), dict) else {}
+        headers = {}
+        for name, value in out[rule.headers].items():
+            if value == MASK:
+                if same and name in stored:
+                    value = stored[name]
+                else:
+                    missing.append([rule.headers, name])
+            headers[name] = value
+        out[rule.headers] = headers
+    for key in rule.urls:
+        if isinstance(out.get(key), str) and _has_masked_url_part(out[key]):
+            restored = _unmask_url(out[key], old.get(key)) if same else None
+            if restored is None:
+                missing.append([key])
+            else:
+                out[key] = restored
+    return out, missing
 
 
 def _event_types(value: list[str] | None) -> list[str] | None:
@@ -196,7 +342,7 @@ class ExporterRead(BaseModel):
             "id": row.id,
             "name": row.name,
             "kind": row.kind,
-            "config": mask_config(row.config),
+            "config": mask_config(row.config, row.kind),
             "event_types": row.event_types,
             "retry": {"max_attempts": row.max_attempts, "backoff_seconds": row.backoff_seconds},
             "enabled": row.enabled,

@@ -22,9 +22,9 @@ from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters.models import Delivery, Exporter
-from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, unmask_config
+from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, masked_fields, merge_secrets
 from vigil.exporters.senders import Outgoing, Senders, Target
-from vigil.exporters.ssrf import AllowList, TargetRefused, check_endpoints
+from vigil.exporters.ssrf import REFUSED, AllowList, TargetRefused, check_endpoints
 
 
 class ExporterNotFound(NotFound):
@@ -34,8 +34,18 @@ class ExporterNotFound(NotFound):
 # --- configuration ---------------------------------------------------------------------------
 
 
+def _secrets_required(paths: list[list[str]], why: str) -> ValidationFailed:
+    names = ", ".join("config." + ".".join(p) for p in paths)
+    return ValidationFailed(
+        f"{names}: {why}",
+        errors=[{"loc": ["body", "config", *p], "msg": why, "type": "secret_required"} for p in paths],
+    )
+
+
 async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -> dict[str, Any]:
     """Validate `config` for `kind` (422 naming the missing or bad keys) and refuse internal targets."""
+    if masked := masked_fields(kind, config):
+        raise _secrets_required(masked, "a masked value ('***') stands for no stored secret here; send the secret")
     try:
         parsed = CONFIG_MODELS[kind].model_validate(config)
     except ValidationError as exc:
@@ -49,8 +59,10 @@ async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -
         if kind == "kafka" and "bootstrap_servers" not in clean and clean["topic"] == EVENTS_TOPIC:
             raise ValidationFailed("Exporting to the app's own event topic would loop.")
     except TargetRefused as exc:
+        logger.info("exporter target refused at save: {}", exc)
         raise ValidationFailed(
-            f"Target refused: {exc}.", errors=[{"loc": ["body", "config"], "msg": str(exc), "type": "ssrf"}]
+            "Target refused: it is not a public address and not in VIGIL_EXPORTER_ALLOWED_HOSTS.",
+            errors=[{"loc": ["body", "config"], "msg": "target refused", "type": "ssrf"}],
         ) from None
     return clean
 
@@ -124,7 +136,13 @@ async def update_exporter(
         exporter.name = changes["name"]
     if "kind" in changes or "config" in changes:
         kind = changes.get("kind", exporter.kind)
-        config = unmask_config(changes.get("config", exporter.config), exporter.config)
+        # Stored secrets follow the config only to the same target: a masked value sent back with a new
+        # URL / host / bootstrap servers (or kind) is refused, so a write key cannot redirect credentials.
+        config, missing = merge_secrets(kind, changes.get("config", exporter.config), exporter.kind, exporter.config)
+        if missing:
+            raise _secrets_required(
+                missing, "the target changed (or nothing is stored): send this secret again, or leave it out"
+            )
         exporter.config = await _checked_config(kind, config, allow)
         exporter.kind = kind
     if "event_types" in changes:
@@ -200,6 +218,8 @@ async def test_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, sender
     [error] = await senders.send(target, [item])
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     logger.info("exporter {} test: {} in {} ms", exporter.id, "ok" if error is None else error, latency_ms)
+    if error == REFUSED:  # neither text nor timing that would map internal hosts and ports
+        return {"ok": False, "latency_ms": 0.0, "error": REFUSED}
     return {"ok": error is None, "latency_ms": latency_ms, "error": error}
 
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, WebSocket
 
-from vigil.core.deps import SessionDep
+from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
 from vigil.core.ws import field_filter
 from vigil.scenarios import service
+from vigil.scenarios.sources import SourcePolicy
 from vigil.scenarios.schemas import (
     Detector, PredictionPage, RunRead, ScenarioCreate, ScenarioRead, Status, StatusChange, TransitionRead,
 )
@@ -22,9 +23,14 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown scen
 
 
 @router.post("", status_code=201, response_model=ScenarioRead)
-async def create_scenario(body: ScenarioCreate, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    """A new scenario starts in `init_startup`; move it to `init_startup_processing` to run it."""
-    return await service.create_scenario(session, scenario_in=body, by=principal.name)
+async def create_scenario(body: ScenarioCreate, session: SessionDep, principal: CurrentPrincipal,
+                          settings: SettingsDep) -> Any:
+    """A new scenario starts in `init_startup`; move it to `init_startup_processing` to run it.
+
+    `source`: rtsp, rtsps, http or https (internal addresses refused unless in VIGIL_SCENARIO_ALLOWED_HOSTS),
+    or a file (`file://` or a path) under VIGIL_MEDIA_ROOT; anything else is 422."""
+    return await service.create_scenario(session, scenario_in=body, by=principal.name,
+                                         sources=SourcePolicy.from_settings(settings))
 
 
 @router.get("", response_model=Page[ScenarioRead])

@@ -32,6 +32,7 @@ from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.scenarios import service
 from vigil.scenarios.detect import Detectors, SourceError, VideoSource
 from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
+from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
 
 T = TypeVar("T")
 
@@ -86,6 +87,7 @@ class ScenarioRunner:
         if not settings.database_url or not settings.kafka_bootstrap_servers:
             raise RuntimeError("the runner needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
+        self.sources = SourcePolicy.from_settings(settings)
         self.name = name or default_name()
         set_max_payload_bytes(settings.outbox_max_payload_bytes)
         self.engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
@@ -206,10 +208,16 @@ class ScenarioRunner:
         except ValidationError as exc:
             raise ValueError(f"invalid params: {exc.errors(include_url=False)}") from exc
         sample_fps = params.sample_fps or self.settings.scenario_sample_fps
-        path = job.source or self.settings.runner_source
-        if not path:
-            raise SourceError("the scenario has no source and this runner has no default (vigil runner --source)")
-        source = await _blocking(lambda: VideoSource(path, sample_fps=sample_fps, max_frames=params.max_frames,
+        if job.source is None:  # the operator's own default (`--source`): trusted as the command line is
+            target = self.settings.runner_source
+            if not target:
+                raise SourceError("the scenario has no source and this runner has no default (vigil runner --source)")
+        else:
+            try:  # again here: this runner's media root and allow-list are the ones that count
+                target = await vet_source(job.source, self.sources)
+            except SourceRefused as exc:
+                raise SourceError(f"source refused: {exc}") from None
+        source = await _blocking(lambda: VideoSource(target, sample_fps=sample_fps, max_frames=params.max_frames,
                                                      realtime=params.realtime, min_confidence=params.min_confidence))
         try:
             detectors = await _blocking(lambda: Detectors(params.detectors))

@@ -16,8 +16,8 @@ Detector = Literal["face", "person"]
 DETECTORS: tuple[Detector, ...] = ("face", "person")
 
 MAX_SOURCE_LENGTH = 2048
-# What OpenCV's FFmpeg backend opens over a network, plus plain files.
-SOURCE_SCHEMES = frozenset({"file", "http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt"})
+# API.md v1.1: network sources go through the SSRF guard, files must be under the media root (sources.py).
+SOURCE_SCHEMES = frozenset({"file", "http", "https", "rtsp", "rtsps"})
 _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@", re.IGNORECASE)
 
 

@@ -25,12 +25,13 @@ from sqlalchemy.orm import joinedload
 from vigil.alerts import service as alerts
 from vigil.core.messaging import emit, enqueue
 from vigil.core.db import utcnow
-from vigil.core.errors import Conflict, InvalidState, NotFound
+from vigil.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.scenarios.models import STATUSES, Prediction, Scenario, ScenarioRun, ScenarioTransition
 from vigil.scenarios.schemas import (
     Job, RunFailure, RunRead, ScenarioCreate, ScenarioRead, mask_source,
 )
+from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
 
 JOBS_TOPIC = "scenarios"
 RETRY_TOPIC = "retry_topic"
@@ -146,7 +147,14 @@ async def _move(session: AsyncSession, scenario: Scenario, to: str, *, reason: s
 # --------------------------------------------------------------------------------------------
 
 
-async def create_scenario(session: AsyncSession, *, scenario_in: ScenarioCreate, by: str | None) -> Scenario:
+async def create_scenario(session: AsyncSession, *, scenario_in: ScenarioCreate, by: str | None,
+                          sources: SourcePolicy) -> Scenario:
+    """Store a new scenario in `init_startup`; its source must pass the source policy (422 naming `source`)."""
+    try:
+        await vet_source(scenario_in.source, sources)
+    except SourceRefused as exc:
+        raise ValidationFailed(f"source: {exc}.", errors=[
+            {"loc": ["body", "source"], "msg": str(exc), "type": "source_refused"}]) from None
     scenario = Scenario(source=scenario_in.source, params=scenario_in.params.model_dump(mode="json"),
                         status="init_startup", version=1)
     session.add(scenario)
