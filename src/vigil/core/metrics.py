@@ -21,6 +21,11 @@ CONSUMER_MESSAGES = Counter(
 CONSUMER_LAG = Gauge("vigil_consumer_lag", "Messages behind the partition head", ["topic", "group", "partition"])
 OUTBOX_PUBLISHED = Counter("vigil_outbox_published_total", "Outbox events published", ["topic"])
 OUTBOX_PENDING = Gauge("vigil_outbox_pending", "Outbox events waiting to be published")
+EXPORTER_HELD_DROPPED = Counter(
+    "vigil_exporter_held_dropped_total",
+    "Held deliveries dropped (oldest first) because a disabled exporter reached VIGIL_EXPORTER_MAX_HELD",
+    ["exporter_id"],
+)
 CACHE_REQUESTS = Counter("vigil_cache_requests_total", "Cache lookups", ["name", "result"])
 
 
