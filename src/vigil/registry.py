@@ -68,5 +68,11 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     from vigil.assets.tasks import background_tasks as assets_tasks
     from vigil.exporters.worker import DeliveryWorker
     from vigil.faces.runtime import faces_runtime
+    from vigil.scenarios.sweeper import StaleRunSweeper
 
-    return [background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime]
+    return [
+        background_service(DeliveryWorker),
+        cancelled_on_exit(assets_tasks),
+        faces_runtime,
+        background_service(StaleRunSweeper),
+    ]

@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     scenario_stale_run_s: float = Field(
         15.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_RUN_S", "scenario_stale_run_s")
     )
+    scenario_stale_queued_s: float = Field(
+        600.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_QUEUED_S", "scenario_stale_queued_s")
+    )
+    scenario_runner_max_runs: int = Field(
+        2, ge=1, validation_alias=_env("VIGIL_SCENARIO_RUNNER_MAX_RUNS", "scenario_runner_max_runs")
+    )
 
     # --- assets -------------------------------------------------------------------------
     assets_debounce_s: float = Field(
