@@ -4,6 +4,7 @@ the app (re-dispatched as the next attempt, then failed with an alert), so no sc
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -66,11 +67,20 @@ async def test_one_instance_sweeps_at_a_time(server, client, tmp_path):
     await claim_and_die(server, body, runner="ghost")
     sweep = {"stale_after_s": 0.001, "queued_after_s": 600, "max_attempts": 3}
     async with session_scope(server.ctx.sessionmaker) as holder:
-        assert await holder.scalar(select(func.pg_try_advisory_xact_lock(service.SWEEP_LOCK_KEY)))
+        for _ in range(50):  # the app's own sweeper takes the lock for a moment every second
+            if await holder.scalar(select(func.pg_try_advisory_xact_lock(service.SWEEP_LOCK_KEY))):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("never got the sweep lock")
         async with session_scope(server.ctx.sessionmaker) as other:
             assert await service.sweep_stale_runs(other, **sweep) == []
-    async with session_scope(server.ctx.sessionmaker) as other:
-        swept = await service.sweep_stale_runs(other, **sweep)
-    # Ours, unless the app's own sweeper (same lock) got there first.
-    body = await scenario(client, sid)
-    assert swept in ([(uuid.UUID(sid), "retried")], []) and body["latest_run"]["attempt"] == 2
+        assert (await scenario(client, sid))["latest_run"]["attempt"] == 1
+    for _ in range(50):
+        async with session_scope(server.ctx.sessionmaker) as other:
+            swept = await service.sweep_stale_runs(other, **sweep)
+        if swept:
+            break
+        await asyncio.sleep(0.05)
+    assert swept == [(uuid.UUID(sid), "retried")]
+    assert (await scenario(client, sid))["latest_run"]["attempt"] == 2
