@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     with running_vigil() as (url, _settings):
         text = asyncio.run(run(url, args.uploads, args.side))
-    write_results("faces_uploads", text)
+        write_results("faces_uploads", text)  # before the server stops: a slow shutdown loses nothing
 
 
 if __name__ == "__main__":
