@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +35,20 @@ JOB_STOP_GRACE_S = 2.0  # a recompute still running then is cancelled; its stale
 
 class EncoderUnavailable(ServiceUnavailable):
     title = "Face encoder unavailable"
+
+
+# Encoder processes run at a lower CPU priority than the app: on a small machine a burst of uploads
+# then slows itself rather than every other request of the instance.
+WORKER_NICENESS = 10
+
+
+def _init_worker() -> None:
+    """Pool initializer: lower this worker's priority, then load the models once."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
+        pass
+    encoder.warm_up()
 
 
 class EncoderBusy(ServiceUnavailable):
@@ -66,7 +81,7 @@ class FacesRuntime:
         if self._pool is None:  # created on first use: instances that never see a photo pay nothing
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=encoder.warm_up,
+                initializer=_init_worker,
             )
             logger.info("face encoder pool started with {} worker processes", self.workers)
         return self._pool
