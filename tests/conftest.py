@@ -66,6 +66,7 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "exporter_allowed_hosts": "127.0.0.1",  # the tests' webhook receivers and brokers
         "exporter_poll_interval_s": 0.2,
         "scenario_retry_backoff_s": 0.1,
+        "scenario_stale_run_s": 3.0,  # the app's stale-run sweeper: runners' heartbeats go every second
         "assets_debounce_s": 0.2,
         "assets_rules_interval_s": 1.0,
         "port": free_port(),

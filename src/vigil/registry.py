@@ -82,8 +82,15 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     from vigil.audit.service import audit_runtime
     from vigil.exporters.worker import DeliveryWorker
     from vigil.faces.runtime import faces_runtime
+    from vigil.scenarios.sweeper import StaleRunSweeper
 
-    return [audit_runtime, background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime]
+    return [
+        audit_runtime,
+        background_service(DeliveryWorker),
+        cancelled_on_exit(assets_tasks),
+        faces_runtime,
+        background_service(StaleRunSweeper),
+    ]
 
 
 def outbox_parked_hook(ctx: AppContext) -> OnParked:

@@ -113,8 +113,11 @@ class Settings(BaseSettings):
     exporter_timeout_s: float = Field(
         10.0, gt=0, validation_alias=_env("VIGIL_EXPORTER_TIMEOUT_S", "exporter_timeout_s")
     )
-    exporter_disable_after_failures: int = Field(
-        10, ge=1, validation_alias=_env("VIGIL_EXPORTER_DISABLE_AFTER_FAILURES", "exporter_disable_after_failures")
+    exporter_disable_after_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_EXPORTER_DISABLE_AFTER_S", "exporter_disable_after_s")
+    )
+    exporter_max_held: int = Field(
+        10000, ge=0, validation_alias=_env("VIGIL_EXPORTER_MAX_HELD", "exporter_max_held")
     )
     exporter_poll_interval_s: float = Field(
         1.0, gt=0, validation_alias=_env("VIGIL_EXPORTER_POLL_INTERVAL_S", "exporter_poll_interval_s")
@@ -146,6 +149,9 @@ class Settings(BaseSettings):
         1, ge=0, le=3, validation_alias=_env("VIGIL_FACES_DETECT_UPSAMPLE", "faces_detect_upsample")
     )
     faces_workers: int = Field(2, ge=1, le=64, validation_alias=_env("VIGIL_FACES_WORKERS", "faces_workers"))
+    faces_queue_size: int = Field(
+        32, ge=0, validation_alias=_env("VIGIL_FACES_QUEUE_SIZE", "faces_queue_size")
+    )
     faces_match_threshold: float = Field(
         0.6, gt=0, validation_alias=_env("VIGIL_FACES_MATCH_THRESHOLD", "faces_match_threshold")
     )
@@ -185,6 +191,12 @@ class Settings(BaseSettings):
     # Network sources (rtsp, http...) on internal addresses: refused unless listed (hosts or CIDRs).
     scenario_allowed_hosts: str = Field(
         "", validation_alias=_env("VIGIL_SCENARIO_ALLOWED_HOSTS", "scenario_allowed_hosts")
+    )
+    scenario_stale_queued_s: float = Field(
+        600.0, gt=0, validation_alias=_env("VIGIL_SCENARIO_STALE_QUEUED_S", "scenario_stale_queued_s")
+    )
+    scenario_runner_max_runs: int = Field(
+        2, ge=1, validation_alias=_env("VIGIL_SCENARIO_RUNNER_MAX_RUNS", "scenario_runner_max_runs")
     )
 
     # --- assets -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError, WebSocketRequestValidatio
 from fastapi.responses import JSONResponse
 from loguru import logger
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -76,7 +77,15 @@ class ValidationFailed(DomainError):
 
 
 class ServiceUnavailable(DomainError):
+    """A dependency or a work queue cannot take the request now; answered with `Retry-After`."""
+
     status, title = 503, "Service unavailable"
+    retry_after_s: int = 1
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int | None = None, **kw: Any) -> None:
+        headers = dict(kw.pop("headers", None) or {})
+        headers.setdefault("Retry-After", str(retry_after_s if retry_after_s is not None else self.retry_after_s))
+        super().__init__(detail, headers=headers, **kw)
 
 
 def problem(
@@ -205,6 +214,13 @@ async def _connection_refused(request: Request, exc: OSError) -> JSONResponse:
                    instance=request.url.path)
 
 
+async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+    # Every connection of the pool stayed busy for pool_timeout: overload, not a bug. Ask to come back.
+    logger.warning("database pool exhausted on {} {}: {}", request.method, request.url.path, exc)
+    return problem(503, "Database busy", "No database connection was free in time; try again shortly.",
+                   headers={"Retry-After": "1"}, instance=request.url.path)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
     return problem(500, "Internal server error", "Something went wrong on our side; it has been logged.",
@@ -222,6 +238,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, _pool_timeout)  # type: ignore[arg-type]
     app.add_exception_handler(ConnectionRefusedError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _connection_refused)  # type: ignore[arg-type]
     app.add_exception_handler(RedisConnectionError, _connection_refused)  # type: ignore[arg-type]

@@ -24,6 +24,11 @@ OUTBOX_PARKED = Counter(
     "vigil_outbox_parked_total", "Outbox events parked because the broker refused them for good", ["topic"]
 )
 OUTBOX_PENDING = Gauge("vigil_outbox_pending", "Outbox events waiting to be published")
+EXPORTER_HELD_DROPPED = Counter(
+    "vigil_exporter_held_dropped_total",
+    "Held deliveries dropped (oldest first) because a disabled exporter reached VIGIL_EXPORTER_MAX_HELD",
+    ["exporter_id"],
+)
 CACHE_REQUESTS = Counter("vigil_cache_requests_total", "Cache lookups", ["name", "result"])
 
 

@@ -23,7 +23,9 @@ def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
         # The message as published identifies the event: a redelivered record hashes the same.
         event_id = hashlib.sha256(record.value or b"").hexdigest()
         async with session_scope(ctx.sessionmaker) as session:
-            created = await service.enqueue_deliveries(session, message=message, event_id=event_id)
+            created = await service.enqueue_deliveries(
+                session, message=message, event_id=event_id, max_held=ctx.settings.exporter_max_held
+            )
         if created:
             wake_workers()
 

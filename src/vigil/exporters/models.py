@@ -13,7 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vigil.core.db import Base, Timestamps, UUIDPrimaryKey, utcnow
 
 KINDS = ("webhook", "mqtt", "kafka")
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
+# `held`: the event arrived while its exporter was disabled; sent only if it is enabled with replay.
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "held")
 
 
 class Exporter(UUIDPrimaryKey, Timestamps, Base):
@@ -29,6 +30,9 @@ class Exporter(UUIDPrimaryKey, Timestamps, Base):
     backoff_seconds: Mapped[float] = mapped_column(Float, default=2.0, server_default="2")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the current run of failures began (None while the last attempt succeeded): auto-disable is
+    # decided by how long it has been failing, not by how many deliveries failed in a burst.
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
     disabled_reason: Mapped[str | None] = mapped_column(String(1000))
 
     __table_args__ = (
@@ -60,4 +64,11 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
         Index("ix_exporter_deliveries_exporter_created", "exporter_id", "created_at"),
         # The worker's queue: only pending rows, in due order.
         Index("ix_exporter_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        # Held rows per exporter, oldest first: the bound drops from here, a replay sends in this order.
+        Index(
+            "ix_exporter_deliveries_held",
+            "exporter_id",
+            "created_at",
+            postgresql_where=text("status = 'held'"),
+        ),
     )

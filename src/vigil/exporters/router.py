@@ -14,6 +14,7 @@ from vigil.exporters.schemas import (
     DeliveryRead,
     DeliveryStatus,
     ExporterCreate,
+    ExporterEnabled,
     ExporterRead,
     ExporterUpdate,
     Kind,
@@ -61,14 +62,24 @@ async def delete_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Respon
     return Response(status_code=204)
 
 
-@router.post("/{exporter_id}/enable", response_model=ExporterRead, responses=NOT_FOUND)
-async def enable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.set_enabled(session, exporter_id=exporter_id, enabled=True)
+@router.post("/{exporter_id}/enable", response_model=ExporterEnabled, responses=NOT_FOUND)
+async def enable_exporter(exporter_id: uuid.UUID, session: SessionDep, replay: bool = False) -> Any:
+    """Enable. Events that arrived while it was disabled were kept as `held` deliveries: `replay=true`
+    sends them (in arrival order); without it they are discarded. Either way the response counts them
+    (`replayed`, `discarded`). Deliveries queued before the disable are sent in both cases."""
+    exporter, replayed, discarded = await service.set_enabled(
+        session, exporter_id=exporter_id, enabled=True, replay=replay
+    )
+    return ExporterEnabled.model_validate(exporter).model_copy(
+        update={"replayed": replayed, "discarded": discarded}
+    )
 
 
 @router.post("/{exporter_id}/disable", response_model=ExporterRead, responses=NOT_FOUND)
 async def disable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.set_enabled(session, exporter_id=exporter_id, enabled=False)
+    """Disable: nothing is sent; events arriving from now on are kept as `held` deliveries."""
+    exporter, _, _ = await service.set_enabled(session, exporter_id=exporter_id, enabled=False)
+    return exporter
 
 
 @router.post("/{exporter_id}/test", response_model=TestResult, responses=NOT_FOUND)
@@ -89,7 +100,7 @@ async def test_exporter(
 async def list_deliveries(
     exporter_id: uuid.UUID, session: SessionDep, page: PageDep, status: DeliveryStatus | None = None
 ) -> dict:
-    """Newest first: status, attempts, last error, next attempt."""
+    """Newest first: status (`pending|delivered|failed|held`), attempts, last error, next attempt."""
     return await service.list_deliveries(session, exporter_id=exporter_id, page=page, status=status)
 
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Kind = Literal["webhook", "mqtt", "kafka"]
-DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryStatus = Literal["pending", "delivered", "failed", "held"]
 MASK = "***"
 # Header values and URL query parameters under these names are credentials: masked like secrets.
 _SENSITIVE_HEADER = re.compile(r"(?i)(auth|token|secret|key|cookie|passw|signature|sig$|^code$|session)")
@@ -329,6 +329,9 @@ class ExporterRead(BaseModel):
     retry: RetryPolicy
     enabled: bool
     consecutive_failures: int
+    failing_since: datetime | None = Field(
+        None, description="When the current run of failed deliveries began; null while deliveries succeed."
+    )
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -347,6 +350,7 @@ class ExporterRead(BaseModel):
             "retry": {"max_attempts": row.max_attempts, "backoff_seconds": row.backoff_seconds},
             "enabled": row.enabled,
             "consecutive_failures": row.consecutive_failures,
+            "failing_since": row.failing_since,
             "disabled_reason": row.disabled_reason,
             "created_at": row.created_at,
             "updated_at": row.updated_at,
@@ -368,6 +372,13 @@ class DeliveryRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     payload: dict[str, Any]
+
+
+class ExporterEnabled(ExporterRead):
+    """The exporter after `enable`, with what became of the deliveries held while it was disabled."""
+
+    replayed: int = Field(0, description="Held deliveries made pending again (`replay=true`), sent in order.")
+    discarded: int = Field(0, description="Held deliveries deleted because `replay` was not asked for.")
 
 
 class TestResult(BaseModel):

@@ -3,16 +3,16 @@ happens after each attempt (backoff, failed, auto-disable with an alert)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from vigil.alerts import service as alerts
 from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters.models import Delivery, Exporter
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, masked_fields, merge_secrets
@@ -158,25 +159,55 @@ async def update_exporter(
     return exporter
 
 
-async def _set_enabled(session: AsyncSession, exporter: Exporter, enabled: bool) -> None:
-    if enabled and not exporter.enabled:
-        exporter.consecutive_failures, exporter.disabled_reason = 0, None
-        # The operator fixed it: the "disabled" alert is over.
-        await alerts.resolve_active(
-            session, source="exporter", kind="exporter_disabled", subject=str(exporter.id)
-        )
-    elif not enabled and exporter.enabled:
+async def _set_enabled(
+    session: AsyncSession, exporter: Exporter, enabled: bool, *, replay: bool = False
+) -> tuple[int, int]:
+    """Returns (replayed, discarded) held deliveries; both 0 unless enabling."""
+    replayed = discarded = 0
+    if enabled:
+        if not exporter.enabled:
+            exporter.consecutive_failures, exporter.failing_since, exporter.disabled_reason = 0, None, None
+            # The operator fixed it: the "disabled" alert is over.
+            await alerts.resolve_active(
+                session, source="exporter", kind="exporter_disabled", subject=str(exporter.id)
+            )
+        held = (Delivery.exporter_id == exporter.id) & (Delivery.status == "held")
+        if replay:
+            # Due now, in the order they arrived (created_at breaks the tie of one next_attempt_at).
+            result = await session.execute(
+                update(Delivery)
+                .where(held)
+                .values(status="pending", next_attempt_at=utcnow(), attempts=0)
+                .returning(Delivery.id)
+            )
+            replayed = len(result.all())
+        else:
+            discarded = len((await session.execute(delete(Delivery).where(held).returning(Delivery.id))).all())
+    elif exporter.enabled:
         exporter.disabled_reason = "disabled by a user"
     exporter.enabled = enabled
+    return replayed, discarded
 
 
-async def set_enabled(session: AsyncSession, *, exporter_id: uuid.UUID, enabled: bool) -> Exporter:
-    """Enable or disable; deliveries already queued wait while disabled and resume when enabled."""
+async def set_enabled(
+    session: AsyncSession, *, exporter_id: uuid.UUID, enabled: bool, replay: bool = False
+) -> tuple[Exporter, int, int]:
+    """Enable or disable; returns (exporter, replayed, discarded).
+
+    Deliveries queued before a disable stay pending and go out on enable. Events that arrived while
+    disabled were held: enabling with `replay` makes them pending (sent in arrival order), enabling
+    without it discards them.
+    """
     exporter = await get_exporter(session, exporter_id=exporter_id, lock=True)
-    await _set_enabled(session, exporter, enabled)
+    replayed, discarded = await _set_enabled(session, exporter, enabled, replay=replay)
     await session.flush()
-    logger.info("exporter {} {}", exporter.id, "enabled" if enabled else "disabled")
-    return exporter
+    logger.info(
+        "exporter {} {}{}",
+        exporter.id,
+        "enabled" if enabled else "disabled",
+        f" ({replayed} held deliveries replayed, {discarded} discarded)" if enabled else "",
+    )
+    return exporter, replayed, discarded
 
 
 async def delete_exporter(session: AsyncSession, *, exporter_id: uuid.UUID) -> None:
@@ -240,16 +271,20 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
 
 
-async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], event_id: str) -> int:
-    """One pending delivery per enabled exporter subscribed to this event; idempotent per (exporter, event).
+async def enqueue_deliveries(
+    session: AsyncSession, *, message: dict[str, Any], event_id: str, max_held: int = 10000
+) -> int:
+    """One delivery per exporter subscribed to this event; idempotent per (exporter, event).
 
-    Only events emitted after an exporter was created are exported to it (no backfill of history).
+    Enabled exporters get a `pending` delivery; disabled ones a `held` one, kept (at most `max_held` per
+    exporter, the oldest dropped) until the exporter is enabled with replay. Only events emitted after
+    an exporter was created are exported to it (no backfill of history). Returns the pending ones made.
     """
     event_type = message.get("type")
     if not isinstance(event_type, str):
         return 0
     emitted_at = _parse_ts(message.get("ts"))
-    exporters = (await session.scalars(select(Exporter).where(Exporter.enabled))).all()
+    exporters = (await session.scalars(select(Exporter))).all()
     rows = [
         {
             "id": uuid.uuid4(),
@@ -257,7 +292,7 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
             "event_id": event_id,
             "event_type": event_type[:100],
             "payload": message,
-            "status": "pending",
+            "status": "pending" if e.enabled else "held",
             "attempts": 0,
             "next_attempt_at": utcnow(),
         }
@@ -270,34 +305,130 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
         insert(Delivery)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["exporter_id", "event_id"])
-        .returning(Delivery.id)
+        .returning(Delivery.exporter_id, Delivery.status)
     )
-    created = len(result.all())
-    if created:
-        logger.debug("{} deliveries queued for {} {}", created, event_type, event_id[:12])
-    return created
+    made = result.all()
+    pending = sum(1 for _, status in made if status == "pending")
+    for exporter_id in {e for e, status in made if status == "held"}:
+        await _bound_held(session, exporter_id=exporter_id, max_held=max_held)
+    if made:
+        logger.debug(
+            "{} deliveries queued, {} held for {} {}", pending, len(made) - pending, event_type, event_id[:12]
+        )
+    return pending
 
 
-async def claim_due(session: AsyncSession, *, limit: int) -> list[tuple[Delivery, Exporter]]:
-    """Lock due deliveries of enabled exporters; SKIP LOCKED lets every instance's worker share the queue."""
-    rows = await session.execute(
-        select(Delivery, Exporter)
+async def _bound_held(session: AsyncSession, *, exporter_id: uuid.UUID, max_held: int) -> None:
+    """Keep the newest `max_held` held deliveries of an exporter: an operator replaying wants the latest."""
+    beyond = (
+        select(Delivery.id)
+        .where(Delivery.exporter_id == exporter_id, Delivery.status == "held")
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+        .offset(max_held)
+    )
+    dropped = (
+        await session.execute(delete(Delivery).where(Delivery.id.in_(beyond)).returning(Delivery.id))
+    ).all()
+    if dropped:
+        EXPORTER_HELD_DROPPED.labels(exporter_id=str(exporter_id)).inc(len(dropped))
+        logger.warning(
+            "exporter {} is disabled and holds {} deliveries already: dropped the {} oldest",
+            exporter_id,
+            max_held,
+            len(dropped),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Deliveries of one exporter claimed for one send: plain snapshots, usable after the session closed."""
+
+    target: Target
+    items: list[Outgoing]
+
+
+async def due_exporters(
+    session: AsyncSession, *, exclude: Collection[uuid.UUID] = (), limit: int = 100
+) -> list[uuid.UUID]:
+    """Enabled exporters with deliveries due now (minus those this worker is already sending for)."""
+    stmt = (
+        select(Delivery.exporter_id)
         .join(Exporter, Exporter.id == Delivery.exporter_id)
         .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow(), Exporter.enabled)
-        .order_by(Delivery.next_attempt_at, Delivery.created_at)
+        .group_by(Delivery.exporter_id)
+        .order_by(func.min(Delivery.next_attempt_at))
         .limit(limit)
-        .with_for_update(of=Delivery, skip_locked=True)
     )
-    return [(row[0], row[1]) for row in rows]
+    if exclude:
+        stmt = stmt.where(Delivery.exporter_id.not_in(list(exclude)))
+    return list((await session.scalars(stmt)).all())
 
 
-async def next_due_in(session: AsyncSession) -> float | None:
+async def claim_due(
+    session: AsyncSession, *, exporter_id: uuid.UUID, limit: int, lease_s: float
+) -> Claimed | None:
+    """Claim due deliveries of one enabled exporter, in order, for `lease_s` seconds.
+
+    The claim is the row's `next_attempt_at` moved past the lease, committed at once: no lock or
+    connection is held while sending. SKIP LOCKED keeps two instances' claims apart; a worker that
+    dies mid-send leaves its rows pending, due again when the lease ends (at least once).
+    """
+    exporter = await session.scalar(select(Exporter).where(Exporter.id == exporter_id, Exporter.enabled))
+    if exporter is None:
+        return None
+    rows = (
+        await session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.exporter_id == exporter_id,
+                Delivery.status == "pending",
+                Delivery.next_attempt_at <= utcnow(),
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return None
+    lease_until = utcnow() + timedelta(seconds=lease_s)
+    await session.execute(
+        update(Delivery).where(Delivery.id.in_([d.id for d in rows])).values(next_attempt_at=lease_until)
+    )
+    return Claimed(
+        Target(exporter.id, exporter.kind, dict(exporter.config)),
+        [Outgoing(d.id, d.event_type, d.payload) for d in rows],
+    )
+
+
+async def renew_claims(session: AsyncSession, *, delivery_ids: list[uuid.UUID], lease_s: float) -> None:
+    """Extend the lease on deliveries still being sent, so no other worker takes them meanwhile."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == "pending")
+        .values(next_attempt_at=utcnow() + timedelta(seconds=lease_s))
+    )
+
+
+async def release_claims(session: AsyncSession, *, delivery_ids: list[uuid.UUID]) -> None:
+    """Make claimed deliveries due now again (the worker stopped before it knew how the send went)."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == "pending")
+        .values(next_attempt_at=utcnow())
+    )
+
+
+async def next_due_in(session: AsyncSession, *, exclude: Collection[uuid.UUID] = ()) -> float | None:
     """Seconds until the earliest pending delivery of an enabled exporter is due (None if there is none)."""
-    due = await session.scalar(
+    stmt = (
         select(func.min(Delivery.next_attempt_at))
         .join(Exporter, Exporter.id == Delivery.exporter_id)
         .where(Delivery.status == "pending", Exporter.enabled)
     )
+    if exclude:
+        stmt = stmt.where(Delivery.exporter_id.not_in(list(exclude)))
+    due = await session.scalar(stmt)
     return None if due is None else max((due - utcnow()).total_seconds(), 0.0)
 
 
@@ -306,89 +437,96 @@ def backoff(exporter: Exporter, attempts: int, max_backoff_s: float) -> timedelt
     return timedelta(seconds=min(exporter.backoff_seconds * 2 ** max(attempts - 1, 0), max_backoff_s))
 
 
-async def send_claimed(
+async def record_outcomes(
     session: AsyncSession,
-    claimed: list[tuple[Delivery, Exporter]],
     *,
-    senders: Senders,
-    disable_after: int,
+    exporter_id: uuid.UUID,
+    outcomes: list[tuple[uuid.UUID, str | None]],
+    disable_after_s: float,
     max_backoff_s: float,
 ) -> dict[str, int]:
-    """Send claimed deliveries (each exporter's in order, exporters side by side) and record the outcome."""
-    groups: dict[uuid.UUID, list[Delivery]] = defaultdict(list)
-    exporters: dict[uuid.UUID, Exporter] = {}
-    for delivery, exporter in claimed:
-        groups[exporter.id].append(delivery)
-        exporters[exporter.id] = exporter
-
-    async def run(exporter_id: uuid.UUID) -> list[str | None]:
-        exporter = exporters[exporter_id]
-        target = Target(exporter.id, exporter.kind, dict(exporter.config))
-        items = [Outgoing(d.id, d.event_type, d.payload) for d in groups[exporter_id]]
-        return await senders.send(target, items)
-
-    ids = list(groups)
-    outcomes = await asyncio.gather(*(run(i) for i in ids))
+    """Record how a send went (delivered, retry later, failed for good) and disable the exporter when it
+    has been failing without a success for `disable_after_s`. Runs after the send, in its own transaction."""
     counts = {"delivered": 0, "retry": 0, "failed": 0, "deferred": 0}
+    exporter = await session.scalar(select(Exporter).where(Exporter.id == exporter_id).with_for_update())
+    if exporter is None:
+        return counts  # deleted while sending: its deliveries went with it
+    by_id = {
+        d.id: d
+        for d in (
+            await session.scalars(select(Delivery).where(Delivery.id.in_([i for i, _ in outcomes])))
+        ).all()
+    }
     now = utcnow()
-    for exporter_id, errors in zip(ids, outcomes, strict=True):
-        exporter = exporters[exporter_id]
-        first_failure: datetime | None = None
-        for delivery, error in zip(groups[exporter_id], errors, strict=True):
-            if error is None:
-                delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
-                delivery.attempts += 1
-                exporter.consecutive_failures = 0
-                counts["delivered"] += 1
-                logger.info(
-                    "delivery {} to exporter {} delivered ({} attempt(s))",
+    first_failure: datetime | None = None
+    last_error: str | None = None
+    for delivery_id, error in outcomes:
+        delivery = by_id.get(delivery_id)
+        if delivery is None or delivery.status != "pending":
+            continue
+        if error is None:
+            delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
+            delivery.attempts += 1
+            exporter.consecutive_failures, exporter.failing_since = 0, None
+            counts["delivered"] += 1
+            logger.info(
+                "delivery {} to exporter {} delivered ({} attempt(s))",
+                delivery.id,
+                exporter.id,
+                delivery.attempts,
+            )
+        elif error.startswith("not tried:"):
+            # Held back behind a failure: wait as long as the failed one, without spending an attempt.
+            delivery.last_error = error
+            delivery.next_attempt_at = first_failure or now
+            counts["deferred"] += 1
+        else:
+            last_error = error
+            delivery.attempts += 1
+            delivery.last_error = error
+            exporter.consecutive_failures += 1
+            if exporter.failing_since is None:
+                exporter.failing_since = now
+            if delivery.attempts >= exporter.max_attempts:
+                delivery.status = "failed"
+                counts["failed"] += 1
+                logger.warning(
+                    "delivery {} to exporter {} failed for good after {} attempts: {}",
                     delivery.id,
                     exporter.id,
                     delivery.attempts,
+                    error,
                 )
-            elif error.startswith("not tried:"):
-                # Held back behind a failure: wait as long as the failed one, without spending an attempt.
-                delivery.last_error = error
-                delivery.next_attempt_at = first_failure or now
-                counts["deferred"] += 1
             else:
-                delivery.attempts += 1
-                delivery.last_error = error
-                exporter.consecutive_failures += 1
-                if delivery.attempts >= exporter.max_attempts:
-                    delivery.status = "failed"
-                    counts["failed"] += 1
-                    logger.warning(
-                        "delivery {} to exporter {} failed for good after {} attempts: {}",
-                        delivery.id,
-                        exporter.id,
-                        delivery.attempts,
-                        error,
-                    )
-                else:
-                    delivery.next_attempt_at = now + backoff(exporter, delivery.attempts, max_backoff_s)
-                    counts["retry"] += 1
-                    logger.info(
-                        "delivery {} to exporter {} attempt {} failed, retry at {}: {}",
-                        delivery.id,
-                        exporter.id,
-                        delivery.attempts,
-                        delivery.next_attempt_at.isoformat(),
-                        error,
-                    )
-                first_failure = first_failure or delivery.next_attempt_at
-        if exporter.enabled and exporter.consecutive_failures >= disable_after:
-            await _auto_disable(session, exporter, errors)
+                delivery.next_attempt_at = now + backoff(exporter, delivery.attempts, max_backoff_s)
+                counts["retry"] += 1
+                logger.info(
+                    "delivery {} to exporter {} attempt {} failed, retry at {}: {}",
+                    delivery.id,
+                    exporter.id,
+                    delivery.attempts,
+                    delivery.next_attempt_at.isoformat(),
+                    error,
+                )
+            first_failure = first_failure or delivery.next_attempt_at
+    if (
+        exporter.enabled
+        and last_error is not None
+        and exporter.failing_since is not None
+        and (now - exporter.failing_since).total_seconds() >= disable_after_s
+    ):
+        await _auto_disable(session, exporter, last_error)
     await session.flush()
     return counts
 
 
-async def _auto_disable(session: AsyncSession, exporter: Exporter, errors: list[str | None]) -> None:
-    last_error = next((e for e in reversed(errors) if e and not e.startswith("not tried:")), "unknown error")
+async def _auto_disable(session: AsyncSession, exporter: Exporter, last_error: str) -> None:
+    assert exporter.failing_since is not None
+    since = exporter.failing_since.isoformat(timespec="seconds")
     exporter.enabled = False
     exporter.disabled_reason = (
-        f"disabled after {exporter.consecutive_failures} consecutive failed deliveries; "
-        f"last error: {last_error}"
+        f"disabled after failing since {since} ({exporter.consecutive_failures} failed deliveries, "
+        f"no success in between); last error: {last_error}"
     )[:1000]
     await alerts.raise_alert(
         session,
@@ -396,18 +534,20 @@ async def _auto_disable(session: AsyncSession, exporter: Exporter, errors: list[
         kind="exporter_disabled",
         severity="warning",
         subject=str(exporter.id),
-        title=f"Exporter {exporter.name!r} disabled after {exporter.consecutive_failures} failed deliveries",
+        title=f"Exporter {exporter.name!r} disabled: failing since {since}",
         data={
             "exporter_id": str(exporter.id),
             "name": exporter.name,
             "kind": exporter.kind,
+            "failing_since": exporter.failing_since.isoformat(),
             "failures": exporter.consecutive_failures,
-            "last_error": last_error,
+            "last_error": last_error[:1000],
         },
     )
     logger.warning(
-        "exporter {} disabled after {} consecutive failures: {}",
+        "exporter {} disabled: failing since {} ({} failures); events are held from now on: {}",
         exporter.id,
+        since,
         exporter.consecutive_failures,
         last_error,
     )

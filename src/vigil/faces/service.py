@@ -57,6 +57,15 @@ class RecomputeRunning(Conflict):
 
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """End the session's read-only transaction so its connection goes back to the pool during a long
+    wait (the encoder); the next statement takes a connection again. Nothing may be pending."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("release_connection with unflushed changes would lose them")
+    if session.in_transaction():
+        await session.rollback()
+
+
 async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bool = False) -> encoder.Analysis:
     """Decode and encode in a worker process; map refusals to 413 / 415."""
     limit = runtime.settings.faces_max_upload_bytes
@@ -163,14 +172,20 @@ async def upload_image(
 ) -> tuple[FaceImage, bool]:
     """Store a photo of a running event with its faces. Returns (image, created): the same bytes
     uploaded to the same event again return the stored image, which is analysed and stored once."""
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())  # up to ~12 ms at 20 MB
     event = await get_event(session, code=event_code)
     if not event.running:
         raise EventNotRunning(f"Face event {event_code!r} is not running; it accepts no uploads.")
-    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())  # up to ~12 ms at 20 MB
     existing = await _image_by_hash(session, event.id, digest)
     if existing is not None:
         return existing, False
+    # The checks above were cheap reads; the encoder may take seconds (or queue): wait without a
+    # connection, then look the event up again (it may have been stopped or deleted meanwhile).
+    await release_connection(session)
     analysis = await analyse_upload(runtime, data)
+    event = await get_event(session, code=event_code)
+    if not event.running:
+        raise EventNotRunning(f"Face event {event_code!r} is not running; it accepts no uploads.")
     key = key_for_digest(digest, prefix=f"faces/{event.id}", ext=analysis.extension)
     image = FaceImage(
         event_id=event.id, sha256=digest, blob_key=key, content_type=analysis.content_type,
@@ -458,6 +473,7 @@ async def search(
         raise ValidationFailed("Send either a query image (`file`) or an `embedding`, not both.")
     event_id = (await get_event(session, code=event_code)).id if event_code is not None else None
     if data is not None:
+        await release_connection(session)  # no connection held while the encoder works
         analysis = await analyse_upload(runtime, data, largest_only=not all_faces)
         if not analysis.faces:
             raise NoFaceFound("no face found in the query image")

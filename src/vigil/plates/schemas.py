@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
+from vigil.core.limits import MAX_JSON_FIELD_BYTES, BoundedJSON, check_json_size
 from vigil.core.types import UtcDatetime
 from vigil.plates.normalize import normalize_plate
 
@@ -19,14 +20,20 @@ class Schema(BaseModel):
 
 
 class Vehicle(BaseModel):
-    """Vehicle attributes; other keys a device sends (year, orientation...) are kept."""
+    """Vehicle attributes; other keys a device sends (year, orientation...) are kept, up to
+    16 KiB of JSON in all (the event travels through the broker)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-max-json-bytes": MAX_JSON_FIELD_BYTES})
 
     type: str | None = Field(None, max_length=50)
     color: str | None = Field(None, max_length=50)
     make: str | None = Field(None, max_length=100)
     model: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Vehicle:
+        check_json_size(self.model_dump(exclude_none=True))
+        return self
 
 
 MAX_PLATE = 50  # characters, of the plate as sent and of its normalised form (the stored columns)
@@ -50,7 +57,10 @@ class PlateEventCreate(Schema):
     captured_at: UtcDatetime
     region: str | None = Field(None, max_length=50)
     vehicle: Vehicle | None = None
-    tpms: dict[str, Any] | None = None
+    tpms: BoundedJSON | None = Field(
+        None, description=f"Tyre pressure readings as the device sends them; at most {MAX_JSON_FIELD_BYTES} "
+        "bytes of JSON (else 422 naming `tpms`)."
+    )
     bbox: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
         None, min_length=4, max_length=4, description="[x, y, w, h] in pixels"
     )

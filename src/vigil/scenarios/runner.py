@@ -1,10 +1,12 @@
 """`vigil runner`: a worker process that takes scenario jobs from Kafka and processes the video.
 
-Runners share the consumer group `runners_group` on topic `scenarios` and read one job at a time
-with manual commits: a job's offset is committed only after its run ended (completed, stopped,
-failed and reported to `retry_topic`, or found stale). A runner that dies mid-run leaves the message
-uncommitted; after the group rebalances, the runner that gets the partition reads it again and takes
-the run over once its heartbeat is older than VIGIL_SCENARIO_STALE_RUN_S.
+Runners share the consumer group `runners_group` on topic `scenarios`. A job's offset is committed as
+soon as its run is claimed in the database; the run then goes on as a task the runner owns (at most
+VIGIL_SCENARIO_RUNNER_MAX_RUNS at once), heartbeating its run row, so a partition never waits behind a
+long (or live, endless) run, and a rebalance hands over only jobs nobody claimed. A runner that dies
+mid-run leaves a run whose heartbeat goes stale: the app's sweeper (`scenarios/sweeper.py`) re-dispatches
+it as the next attempt, or fails the scenario with an alert. A runner that is stopped gives its runs back
+and queues their jobs again.
 
 Decoding and detection run in a worker thread; the event loop only talks to the database and Kafka.
 Each batch of predictions is stored with the run's progress in one transaction, which is also where
@@ -17,6 +19,7 @@ import asyncio
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -40,7 +43,6 @@ T = TypeVar("T")
 # that has not polled for 5 minutes and give its job to another runner while it still works on it.
 MAX_POLL_INTERVAL_MS = 24 * 3600 * 1000
 BATCH_SECONDS = 1.0  # progress, heartbeat and the stop check at least this often
-BUSY_POLL_S = 1.0
 
 
 def default_name() -> str:
@@ -101,7 +103,9 @@ class ScenarioRunner:
             poll_interval_s=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size,
             route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
         )
-        self.current_job: Job | None = None
+        self.current_job: Job | None = None  # the job being claimed (on the consumer loop)
+        self.runs: dict[uuid.UUID, asyncio.Task[None]] = {}  # claimed runs, each an owned task
+        self._slots = asyncio.Semaphore(settings.scenario_runner_max_runs)
         self.assignments = _Assignments(self.name)
         self.consumer = _JobConsumer(ConsumerSpec(
             name=f"runner:{self.name}", topics=[service.JOBS_TOPIC], handler=self.handle, group=service.RUNNERS_GROUP,
@@ -134,14 +138,19 @@ class ScenarioRunner:
             logger.info("runner {} stopping", self.name)
             await self.consumer.stop()
             if consumer is not None and not consumer.done():
-                # Mid-run: cancelling releases the run and leaves its message uncommitted for another runner.
-                # Still joining the group: nothing in hand. Idle: it finishes its poll and leaves the group.
+                # Claiming a job: cancel (its message stays uncommitted). Still joining the group or idle:
+                # it finishes its poll and leaves the group.
                 grace = 0 if self.current_job or not self.consumer.started.is_set() else 5
                 try:
                     await asyncio.wait_for(asyncio.shield(consumer), grace)
                 except TimeoutError:
                     consumer.cancel()
                 await asyncio.gather(consumer, return_exceptions=True)
+            # Runs in hand: cancelling releases each run and queues its job again for another runner.
+            runs = list(self.runs.values())
+            for task in runs:
+                task.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
             self.relay.stop()
             await asyncio.gather(relay, return_exceptions=True)
             await self.bus.stop()
@@ -163,35 +172,62 @@ class ScenarioRunner:
     # -- one job -----------------------------------------------------------------------------
 
     async def handle(self, record: ConsumerRecord) -> None:
+        """Claim the job's run, then hand it to an owned task and return, so its offset is committed
+        and the partition goes on. Waits for a free slot first (VIGIL_SCENARIO_RUNNER_MAX_RUNS)."""
         job = parse_json(record, Job)  # PoisonMessage -> scenarios.dlq
         self.current_job = job
         try:
             with logger.contextualize(scenario_id=str(job.scenario_id), run_id=str(job.run_id)):
-                await self.process(job)
+                await self._slots.acquire()
+                try:
+                    claimed = await self.claim(job)
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if not claimed:
+                    self._slots.release()
+                    return
+                task = asyncio.create_task(self._owned_run(job), name=f"run:{job.run_id}")
+                self.runs[job.run_id] = task
         finally:
             self.current_job = None
 
-    async def process(self, job: Job) -> None:
-        """Claim the run (waiting while a live runner holds it), execute it, report the outcome."""
-        while True:
-            async with session_scope(self.sessionmaker) as session:
-                claim = await service.claim_run(session, job=job, runner=self.name,
-                                                stale_after_s=self.settings.scenario_stale_run_s)
-            if claim.verdict != "busy":
-                break
-            await asyncio.sleep(BUSY_POLL_S)
-        if claim.verdict == "skip":
+    async def claim(self, job: Job) -> bool:
+        """Take the run in the database. False when there is nothing to do: done, superseded, or held by
+        a live runner (whose death the app's sweeper notices; the job is not ours to wait for)."""
+        async with session_scope(self.sessionmaker) as session:
+            claim = await service.claim_run(session, job=job, runner=self.name,
+                                            stale_after_s=self.settings.scenario_stale_run_s)
+        if claim.verdict != "run":
             logger.info("runner {} skips scenario {} run {}: {}", self.name, job.scenario_id, job.run_id, claim.reason)
-            return
+            return False
         logger.info("runner {} runs scenario {} run {} attempt {} on {}{}", self.name, job.scenario_id, job.run_id,
                     job.attempt, mask_source(job.source or self.settings.runner_source),
                     f" ({claim.reason})" if claim.reason else "")
+        return True
+
+    async def _owned_run(self, job: Job) -> None:
+        try:
+            with logger.contextualize(scenario_id=str(job.scenario_id), run_id=str(job.run_id)):
+                await self.process(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database went away while reporting: the sweeper will notice
+            logger.opt(exception=exc).error("runner {} lost run {}", self.name, job.run_id)
+        finally:
+            self.runs.pop(job.run_id, None)
+            self._slots.release()
+
+    async def process(self, job: Job) -> None:
+        """Execute a claimed run with a heartbeat beside it, and report the outcome."""
+        beat = asyncio.create_task(self._heartbeat(job), name=f"heartbeat:{job.run_id}")
         try:
             await self._execute(job)
         except asyncio.CancelledError:
-            try:  # shutting down: hand the run back so the next owner of the message starts at once
+            try:  # shutting down: hand the run back and queue its job again, so another runner starts at once
                 async with session_scope(self.sessionmaker) as session:
-                    await asyncio.wait_for(service.release_run(session, run_id=job.run_id, runner=self.name), 3)
+                    await asyncio.wait_for(
+                        service.release_run(session, run_id=job.run_id, runner=self.name, job=job), 3)
             except Exception as exc:
                 logger.warning("runner {} could not release run {}: {!r}", self.name, job.run_id, exc)
             raise
@@ -201,6 +237,22 @@ class ScenarioRunner:
             error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
             async with session_scope(self.sessionmaker) as session:
                 await service.fail_run(session, job=job, runner=self.name, error=error)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    async def _heartbeat(self, job: Job) -> None:
+        """Stamp the run alive a few times per staleness bound, also while a slow source opens or a
+        batch takes long (batches stamp it too)."""
+        every = max(self.settings.scenario_stale_run_s / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with session_scope(self.sessionmaker) as session:
+                    if not await service.heartbeat(session, run_id=job.run_id, runner=self.name):
+                        return  # no longer ours; the next batch aborts
+            except Exception as exc:  # noqa: BLE001 - a missed beat; the batch loop sees a real outage
+                logger.warning("runner {} heartbeat for run {} failed: {!r}", self.name, job.run_id, exc)
 
     async def _execute(self, job: Job) -> None:
         try:

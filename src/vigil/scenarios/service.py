@@ -354,6 +354,7 @@ async def mark_active(session: AsyncSession, *, run_id: uuid.UUID, runner: str) 
     if _superseded(scenario, run):
         return False
     assert scenario is not None
+    run.heartbeat_at = utcnow()
     if scenario.status == "init_startup_processing":
         await _move(session, scenario, "active", reason=f"run {run.id} attempt {run.attempt} started",
                     by=f"runner:{runner}")
@@ -440,12 +441,78 @@ async def fail_run(session: AsyncSession, *, job: Job, runner: str, error: str) 
                    runner, error)
 
 
-async def release_run(session: AsyncSession, *, run_id: uuid.UUID, runner: str) -> None:
-    """A runner shutting down gives its run back, so the next owner of the message starts at once."""
+async def release_run(session: AsyncSession, *, run_id: uuid.UUID, runner: str, job: Job | None = None) -> None:
+    """A runner shutting down gives its run back and queues its job again (the runner committed the
+    job's offset when it claimed the run), so another runner starts it at once; not a new attempt."""
     run = await _locked_run(session, run_id)
     if run is not None and run.status == "running" and run.runner == runner:
         run.status, run.runner, run.heartbeat_at = "queued", None, None
+        if job is not None:
+            enqueue(session, JOBS_TOPIC, job.model_dump(mode="json"), key=str(job.scenario_id))
         logger.info("scenario {} run {} released by {}", run.scenario_id, run.id, runner)
+
+
+async def heartbeat(session: AsyncSession, *, run_id: uuid.UUID, runner: str) -> bool:
+    """The runner is alive and on this run: stamp `heartbeat_at`. False if the run is no longer its own."""
+    updated = await session.scalar(
+        update(ScenarioRun)
+        .where(ScenarioRun.id == run_id, ScenarioRun.runner == runner, ScenarioRun.status == "running")
+        .values(heartbeat_at=utcnow())
+        .returning(ScenarioRun.id)
+        .execution_options(synchronize_session=False)
+    )
+    return updated is not None
+
+
+# --------------------------------------------------------------------------------------------
+# The stale-run sweeper (one app instance at a time)
+# --------------------------------------------------------------------------------------------
+
+# pg_try_advisory_xact_lock key of the sweep: "vigil scenario sweep" as a stable 63-bit number.
+SWEEP_LOCK_KEY = 0x5C3A_A710_0001
+
+
+async def sweep_stale_runs(session: AsyncSession, *, stale_after_s: float, queued_after_s: float,
+                           max_attempts: int, limit: int = 50) -> list[tuple[uuid.UUID, RetryOutcome]]:
+    """Find current runs whose runner went silent (running, heartbeat older than `stale_after_s`) or that
+    no runner claimed (queued longer than `queued_after_s`) and treat each as a failed attempt:
+    re-dispatched while attempts remain, else the scenario fails with an alert. So no scenario stays in
+    `*_processing` because a runner died after committing its job, or lost its database mid-run.
+
+    Only the instance that gets the advisory lock sweeps; the lock ends with the transaction.
+    """
+    if not await session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK_KEY))):
+        return []
+    now = utcnow()
+    last_sign = func.coalesce(ScenarioRun.heartbeat_at, ScenarioRun.updated_at)
+    runs = (await session.scalars(
+        select(ScenarioRun)
+        .join(Scenario, Scenario.current_run_id == ScenarioRun.id)
+        .where(Scenario.status.in_(LIVE_STATUSES),
+               ((ScenarioRun.status == "running") & (last_sign < now - timedelta(seconds=stale_after_s)))
+               | ((ScenarioRun.status == "queued")
+                  & (ScenarioRun.updated_at < now - timedelta(seconds=queued_after_s))))
+        .order_by(ScenarioRun.updated_at)
+        .limit(limit)
+        .with_for_update(of=ScenarioRun, skip_locked=True)
+    )).all()
+    outcomes: list[tuple[uuid.UUID, RetryOutcome]] = []
+    for run in runs:
+        if run.status == "running":
+            seen = (run.heartbeat_at or run.updated_at).isoformat(timespec="seconds")
+            error = f"runner {run.runner} went silent (last heartbeat {seen}; stale after {stale_after_s:g}s)"
+        else:
+            error = f"no runner claimed the job within {queued_after_s:g}s"
+        runner = run.runner
+        _end_run(run, "failed", error=error)
+        await session.flush()
+        failure = RunFailure(scenario_id=run.scenario_id, run_id=run.id, attempt=run.attempt, error=error,
+                             runner=runner, failed_at=now)
+        outcome = await handle_run_failure(session, failure=failure, max_attempts=max_attempts)
+        logger.warning("scenario {} run {} attempt {} swept ({}): {}", run.scenario_id, run.id, run.attempt,
+                       outcome, error)
+        outcomes.append((run.scenario_id, outcome))
+    return outcomes
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,4 +565,5 @@ __all__ = [
     "delete_scenario", "fail_run", "finish_run", "get_scenario", "handle_run_failure", "is_current_failure",
     "list_history",
     "list_predictions", "list_runs", "list_scenarios", "mark_active", "record_batch", "release_run",
+    "heartbeat", "sweep_stale_runs",
 ]
