@@ -22,7 +22,7 @@ from vigil.core.errors import install_error_handlers
 from vigil.core.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
 from vigil.core.security import authorize
-from vigil.core.storage import LocalBlobStore
+from vigil.core.storage import open_blob_store
 from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
 
@@ -152,7 +152,7 @@ def build_context(settings: Settings) -> AppContext:
         bus=bus,
         redpanda=redpanda,
         hub=Hub(settings.ws_queue_size),
-        storage=LocalBlobStore(settings.blob_dir),
+        storage=open_blob_store(settings),
         qdrant=None,
     )
 

@@ -17,7 +17,7 @@ from vigil.cameras import service as cameras
 from vigil.core.bus import emit
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
-from vigil.core.storage import BlobStore, content_key
+from vigil.core.storage import BlobStore, claim_blob, content_key
 from vigil.plates.images import ImageInfo, inspect_image
 from vigil.plates.models import PlateEvent, WatchlistEntry
 from vigil.plates.normalize import normalize_plate, within_distance
@@ -48,9 +48,10 @@ async def _by_uid(session: AsyncSession, event_uid: str) -> PlateEvent | None:
 
 
 async def _store_images(
-    storage: BlobStore, images: dict[str, bytes], *, max_bytes: int, max_pixels: int
+    session: AsyncSession, storage: BlobStore, images: dict[str, bytes], *, max_bytes: int, max_pixels: int
 ) -> dict[str, tuple[str, str]]:
-    """Check every image first (nothing is stored if one is bad), then store under content keys."""
+    """Check every image first (nothing is stored if one is bad), then store under content keys,
+    each claimed until the commit so a concurrent purge of an old event sharing it keeps the blob."""
     infos: dict[str, ImageInfo] = {}
     for part, data in images.items():
         infos[part] = await asyncio.to_thread(
@@ -59,6 +60,7 @@ async def _store_images(
     stored = {}
     for part, data in images.items():
         key = content_key(data, prefix=f"plates/{part}s", ext=infos[part].ext)
+        await claim_blob(session, key)
         await storage.put(key, data)
         stored[part] = (key, infos[part].media_type)
     return stored
@@ -88,7 +90,7 @@ async def ingest_event(
     unknown = set(images) - set(IMAGE_PARTS)
     if unknown:
         raise ValidationFailed(f"Unknown image part(s): {', '.join(sorted(unknown))}.")
-    stored = await _store_images(storage, images, max_bytes=max_image_bytes, max_pixels=max_image_pixels)
+    stored = await _store_images(session, storage, images, max_bytes=max_image_bytes, max_pixels=max_image_pixels)
     values: dict[str, Any] = event_in.model_dump(exclude={"vehicle"})
     values["vehicle"] = event_in.vehicle.model_dump(exclude_none=True) if event_in.vehicle else None
     values["plate_normalized"] = normalize_plate(event_in.plate)
@@ -143,6 +145,28 @@ async def get_image(
     except FileNotFoundError:
         logger.error("plate event {} {} blob {} is missing from storage", event_id, part, key)
         raise NotFound(f"The {part} image of plate event {event_id} is no longer stored.") from None
+
+
+async def image_ref(session: AsyncSession, *, event_id: uuid.UUID, part: str) -> tuple[str, str]:
+    """The blob key and media type of an event's `frame` or `crop` (the router streams or redirects)."""
+    event = await get_event(session, event_id=event_id)
+    key, media_type = getattr(event, f"{part}_key"), getattr(event, f"{part}_type")
+    if not key:
+        raise NotFound(f"Plate event {event_id} has no {part} image.")
+    return key, media_type
+
+
+async def referenced_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of these blob keys some plate event still names (frames and crops are shared by content)."""
+    frames = select(PlateEvent.frame_key).where(PlateEvent.frame_key.in_(keys))
+    crops = select(PlateEvent.crop_key).where(PlateEvent.crop_key.in_(keys))
+    return set(await session.scalars(frames.union(crops)))
+
+
+def image_gone(event_id: uuid.UUID, part: str, key: str) -> NotFound:
+    """The 404 for a row whose blob is missing from storage (logged: it should not happen)."""
+    logger.error("plate event {} {} blob {} is missing from storage", event_id, part, key)
+    return NotFound(f"The {part} image of plate event {event_id} is no longer stored.")
 
 
 def _filtered(
