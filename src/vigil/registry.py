@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from vigil.core.bus import EVENTS_TOPIC, ConsumerSpec
 from vigil.core.context import AppContext
+from vigil.core.retention import RetentionPolicy
 from vigil.core.tasks import background_service, cancelled_on_exit
 
 # Topics on the Kafka broker, with partitions. Work topics get several so runners can share them;
@@ -66,7 +67,21 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     and exited in reverse order when it stops. A hook publishes what its routes need in
     `ctx.extensions[<domain>]` and owns every task it starts."""
     from vigil.assets.tasks import background_tasks as assets_tasks
+    from vigil.core.retention import retention_hook
     from vigil.exporters.worker import DeliveryWorker
     from vigil.faces.runtime import faces_runtime
 
-    return [background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime]
+    return [background_service(DeliveryWorker), cancelled_on_exit(assets_tasks), faces_runtime,
+            retention_hook(retention_policies)]
+
+
+def retention_policies() -> list[RetentionPolicy]:
+    """What each domain lets retention purge (its service says how), run by `core.retention`."""
+    from vigil.alerts.service import retention_policies as alerts
+    from vigil.assets.service import retention_policies as assets
+    from vigil.exporters.service import retention_policies as exporters
+    from vigil.faces.service import retention_policies as faces
+    from vigil.plates.service import retention_policies as plates
+    from vigil.scenarios.service import retention_policies as scenarios
+
+    return [*assets(), *exporters(), *scenarios(), *alerts(), *plates(), *faces()]

@@ -60,4 +60,7 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
         Index("ix_exporter_deliveries_exporter_created", "exporter_id", "created_at"),
         # The worker's queue: only pending rows, in due order.
         Index("ix_exporter_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        # Retention: finished deliveries by age.
+        Index("ix_exporter_deliveries_finished", "updated_at",
+              postgresql_where=text("status IN ('delivered', 'failed')")),
     )

@@ -515,3 +515,42 @@ __all__ = [
     "nearest_cluster", "nearest_stmt", "request_recompute", "search", "set_job_progress", "update_event",
     "upload_image",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Retention (run by core.retention; listed in registry.retention_policies)
+# --------------------------------------------------------------------------------------------
+
+
+def finished_before(cutoff: Any) -> Any:
+    """Events that are over (ended, or no longer running) since before `cutoff`."""
+    over = or_(FaceEvent.running.is_(False), FaceEvent.ends_at <= utcnow())
+    return select(FaceEvent.id).where(over, func.coalesce(FaceEvent.ends_at, FaceEvent.updated_at) < cutoff)
+
+
+async def purge_finished(ctx: Any, *, cutoff: Any, limit: int) -> int:
+    """Delete one chunk of images (with their faces and files) of events finished before `cutoff`,
+    and the clusters left empty. The event itself (code, name, dates) stays as a record."""
+    from vigil.core.retention import delete_chunk
+    from vigil.core.storage import delete_unreferenced
+
+    events = finished_before(cutoff)
+    rows = await delete_chunk(ctx, FaceImage.id, FaceImage.event_id.in_(events), limit=limit,
+                              returning=[FaceImage.blob_key])
+    if rows:
+        from vigil.core.db import session_scope
+
+        async with session_scope(ctx.sessionmaker) as session:
+            await session.execute(delete(FaceCluster).where(
+                FaceCluster.event_id.in_(events), ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
+            ))
+        await delete_unreferenced(ctx.sessionmaker, ctx.storage, [r.blob_key for r in rows],
+                                  referenced=referenced_keys)
+    return len(rows)
+
+
+def retention_policies() -> list[Any]:
+    """What the faces domain lets retention purge."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("faces", "retention_faces_days", purge_finished)]

@@ -379,3 +379,27 @@ async def remove_from_watchlist(session: AsyncSession, *, entry_id: uuid.UUID) -
     await session.delete(entry)
     await session.flush()
     logger.info("watchlist entry {} removed (plate {})", entry_id, entry.plate_normalized)
+
+
+# --- retention (run by core.retention; listed in registry.retention_policies) ----------------
+
+
+async def purge_events(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+    """Delete one chunk of plate events stored before `cutoff`, then the frames and crops that no
+    remaining event shares (content-addressed blobs may be named by several events)."""
+    from vigil.core.retention import delete_chunk
+    from vigil.core.storage import delete_unreferenced
+
+    rows = await delete_chunk(ctx, PlateEvent.id, PlateEvent.created_at < cutoff, limit=limit,
+                              returning=[PlateEvent.frame_key, PlateEvent.crop_key])
+    keys = {k for row in rows for k in row if k}
+    if keys:
+        await delete_unreferenced(ctx.sessionmaker, ctx.storage, keys, referenced=referenced_keys)
+    return len(rows)
+
+
+def retention_policies() -> list[Any]:
+    """What the plates domain lets retention purge (the watchlist is configuration: kept)."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("plate_events", "retention_plate_events_days", purge_events)]
