@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     reid_collection: str = Field(
         "people_reid", min_length=1, max_length=100, validation_alias=_env("VIGIL_REID_COLLECTION", "reid_collection")
     )
+    gallery_backend: Literal["qdrant", "pgvector"] = Field(
+        "pgvector", validation_alias=_env("VIGIL_GALLERY_BACKEND", "gallery_backend")
+    )
+    gallery_hnsw_ef_search: int = Field(
+        100, ge=1, le=1000, validation_alias=_env("VIGIL_GALLERY_HNSW_EF_SEARCH", "gallery_hnsw_ef_search")
+    )
     alert_recent_messages: int = Field(
         200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")
     )
