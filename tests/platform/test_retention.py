@@ -154,9 +154,10 @@ async def test_faces_of_finished_events_go_running_ones_stay(server, client, blo
     done = await make_event(client, code="done-2020")
     live = await make_event(client, code="live")
     img_done = (await client.post("/api/v1/faces/images", data={"event_code": "done-2020"},
-                                  files={"file": ("a.jpg", images.astronaut(), "image/jpeg")})).json()
+                                  files={"file": ("a.jpg", images.astronaut(), "image/jpeg")},
+                                  timeout=90)).json()  # face detection is slow on a busy machine
     (await client.post("/api/v1/faces/images", data={"event_code": "live"},
-                       files={"file": ("a.jpg", images.astronaut(), "image/jpeg")})).json()
+                       files={"file": ("a.jpg", images.astronaut(), "image/jpeg")}, timeout=90)).json()
     assert img_done["faces"]
     async with server.ctx.sessionmaker() as session, session.begin():
         await session.execute(update(FaceEvent).where(FaceEvent.code == "done-2020")
