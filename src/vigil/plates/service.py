@@ -57,12 +57,13 @@ async def _store_images(
         infos[part] = await asyncio.to_thread(
             inspect_image, data, part=part, max_bytes=max_bytes, max_pixels=max_pixels
         )
+    keys = {part: content_key(data, prefix=f"plates/{part}s", ext=infos[part].ext) for part, data in images.items()}
+    for key in sorted(set(keys.values())):  # the order deleters lock in: no deadlock between us
+        await claim_blob(session, key)
     stored = {}
     for part, data in images.items():
-        key = content_key(data, prefix=f"plates/{part}s", ext=infos[part].ext)
-        await claim_blob(session, key)
-        await storage.put(key, data)
-        stored[part] = (key, infos[part].media_type)
+        await storage.put(keys[part], data)
+        stored[part] = (keys[part], infos[part].media_type)
     return stored
 
 
