@@ -19,7 +19,10 @@ target_metadata = metadata
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
-    # Extensions' own objects are not ours to diff.
+    # Extensions' own objects are not ours to diff; nor the HNSW index a pgvector ReID gallery makes
+    # for its dimension at run time (people/gallery.py).
+    if type_ == "index" and reflected and compare_to is None and (name or "").startswith("ix_reid_embeddings_hnsw_"):
+        return False
     return not (type_ == "table" and reflected and compare_to is None and name in {"spatial_ref_sys"})
 
 

@@ -37,9 +37,9 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def stack(data_dir: Path) -> Iterator[DevStack]:
-    """Embedded PostgreSQL, Valkey and broker for the whole session (URLs in the env replace them)."""
+    """Embedded PostgreSQL, Valkey, broker and S3 (moto) for the whole session (URLs in the env replace them)."""
     setup_logging(os.environ.get("VIGIL_TEST_LOG_LEVEL", "WARNING"))
-    ds = DevStack(data_dir / "stack", fast=True)
+    ds = DevStack(data_dir / "stack", fast=True, s3=True)
     ds.settings = ds.start(Settings(_env_file=None))  # type: ignore[attr-defined]
     try:
         yield ds
@@ -56,7 +56,10 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         ensure_database(port, "vigil_test", drop_first=True)
         s = s.model_copy(update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/vigil_test"})
     upgrade(s.database_url or "")
+    # The S3 server is there for the tests that ask for it (`s3_settings`, `blob_backend`); the
+    # shared test app keeps blobs in its local directory, as `make run` does.
     return s.model_copy(update={
+        "s3_bucket": None,
         "data_dir": data_dir / "app",
         "qdrant_path": data_dir / "app" / "qdrant",
         "admin_key": SecretStr(ADMIN_KEY),
@@ -71,6 +74,14 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "assets_rules_interval_s": 1.0,
         "port": free_port(),
     })
+
+
+@pytest.fixture(scope="session")
+def s3_settings(stack: DevStack) -> Settings:
+    """The S3_* settings of the session's S3 server (moto), bucket created."""
+    s: Settings = stack.settings  # type: ignore[attr-defined]
+    assert s.s3_bucket, "the test stack starts an S3 server"
+    return s
 
 
 class RunningServer:
@@ -151,6 +162,34 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
             await asyncio.sleep(0.05 * (attempt + 1) + random.random() * 0.1)
     await srv.ctx.redis.flushdb()
     yield
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_backend(request: pytest.FixtureRequest, server: RunningServer, s3_settings: Settings):  # noqa: ANN201
+    """Run the test once on each blob backend: the running server's store is swapped for the test."""
+    from vigil.core.storage import open_blob_store
+
+    before = server.ctx.storage
+    if request.param == "s3":
+        server.ctx.storage = open_blob_store(server.app.state.settings.model_copy(update={
+            k: getattr(s3_settings, k) for k in
+            ("s3_bucket", "s3_endpoint_url", "s3_access_key_id", "s3_secret_access_key", "s3_region")
+        }))
+    try:
+        yield server.ctx.storage
+    finally:
+        server.ctx.storage = before
+
+
+@pytest.fixture
+def presign(server: RunningServer):  # noqa: ANN201
+    """Turn VIGIL_BLOB_PRESIGN on for one test."""
+    before = server.app.state.settings
+    server.app.state.settings = before.model_copy(update={"blob_presign": True, "blob_presign_ttl_s": 60})
+    try:
+        yield
+    finally:
+        server.app.state.settings = before
 
 
 def auth(key: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLo
 from vigil.core.migrations import head_revisions
 from vigil.core.ratelimit import RateLimiter
 from vigil.core.security import KeyCache, authorize
-from vigil.core.storage import LocalBlobStore
+from vigil.core.storage import open_blob_store
 from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
 
@@ -181,7 +181,7 @@ def build_context(settings: Settings) -> AppContext:
         bus=bus,
         redpanda=redpanda,
         hub=hub,
-        storage=LocalBlobStore(settings.blob_dir),
+        storage=open_blob_store(settings),
         qdrant=None,
         read_sessionmaker=read_sessionmaker,
         keys=keys,

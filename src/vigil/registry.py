@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from vigil.core.messaging import EVENTS_TOPIC, ConsumerSpec
 from vigil.core.messaging.outbox import OnParked
 from vigil.core.context import AppContext
+from vigil.core.retention import RetentionPolicy
 from vigil.core.tasks import background_service, cancelled_on_exit
 
 # Topics on the Kafka broker, with partitions. Work topics get several so runners can share them;
@@ -80,6 +81,7 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     `ctx.extensions[<domain>]` and owns every task it starts."""
     from vigil.assets.tasks import background_tasks as assets_tasks
     from vigil.audit.service import audit_runtime
+    from vigil.core.retention import retention_hook
     from vigil.exporters.worker import DeliveryWorker
     from vigil.faces.runtime import faces_runtime
     from vigil.scenarios.sweeper import StaleRunSweeper
@@ -90,6 +92,7 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
         cancelled_on_exit(assets_tasks),
         faces_runtime,
         background_service(StaleRunSweeper),
+        retention_hook(retention_policies),
     ]
 
 
@@ -108,3 +111,15 @@ def middlewares() -> list[type]:
     from vigil.audit.middleware import AuditMiddleware
 
     return [AuditMiddleware]
+
+
+def retention_policies() -> list[RetentionPolicy]:
+    """What each domain lets retention purge (its service says how), run by `core.retention`."""
+    from vigil.alerts.service import retention_policies as alerts
+    from vigil.assets.service import retention_policies as assets
+    from vigil.exporters.service import retention_policies as exporters
+    from vigil.faces.service import retention_policies as faces
+    from vigil.plates.service import retention_policies as plates
+    from vigil.scenarios.service import retention_policies as scenarios
+
+    return [*assets(), *exporters(), *scenarios(), *alerts(), *plates(), *faces()]

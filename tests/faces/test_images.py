@@ -87,7 +87,7 @@ async def test_exif_orientation_and_capture_time(client):
     assert body["faces"] and images.near(body["faces"][0]["bbox"], (135, 76, 91, 91))
 
 
-async def test_delete_removes_image_faces_and_file(server, client):
+async def test_delete_removes_image_faces_and_file(server, client, blob_backend):
     event = await make_event(client)
     image = (await upload(client, images.astronaut())).json()
     assert (await client.delete(f"{IMAGES}/{image['id']}")).status_code == 204
@@ -101,7 +101,7 @@ async def test_delete_removes_image_faces_and_file(server, client):
     assert (await upload(client, images.astronaut())).status_code == 201
 
 
-async def test_deleting_the_event_removes_its_images_and_files(server, client):
+async def test_deleting_the_event_removes_its_images_and_files(server, client, blob_backend):
     event = await make_event(client)
     image = (await upload(client, images.coffee())).json()
     assert (await client.delete(f"/api/v1/faces/events/{event['code']}")).status_code == 204

@@ -1,4 +1,4 @@
-"""ReID gallery in Qdrant: store embeddings, identify, dimension fixed by the first vector, bad vectors."""
+"""ReID gallery (Qdrant and pgvector, each test on both): store embeddings, identify, dimension fixed by the first vector, bad vectors."""
 
 import math
 import uuid
@@ -102,11 +102,19 @@ async def test_deleting_a_person_deletes_their_vectors(client, gallery):
     assert [m["global_id"] for m in r.json()["matches"]] == [2]
 
 
-async def test_without_qdrant_the_gallery_routes_are_503_and_people_still_work(server, client, gallery):
+async def test_without_qdrant_the_gallery_routes_are_503_and_people_still_work(server, client, gallery,
+                                                                              gallery_backend):
     ada = await person(client, 1, "Ada")
     saved, server.ctx.qdrant = server.ctx.qdrant, None
     try:
         r = await embed(client, ada, [[1.0, 0.0]])
+        if gallery_backend == "pgvector":  # the gallery is in PostgreSQL: Qdrant is not needed at all
+            assert r.status_code == 201
+            r = await client.post("/api/v1/people/identify", json={"vector": [1.0, 0.0]})
+            assert [m["global_id"] for m in r.json()["matches"]] == [1]
+            assert (await client.delete(f"/api/v1/people/{ada['id']}")).status_code == 204
+            assert await gallery.count() == 0
+            return
         assert r.status_code == 503 and r.headers["content-type"] == PROBLEM
         assert (await client.post("/api/v1/people/identify", json={"vector": [1.0, 0.0]})).status_code == 503
         assert (await client.delete(f"/api/v1/people/{ada['id']}")).status_code == 204

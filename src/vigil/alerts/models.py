@@ -44,4 +44,5 @@ class Alert(UUIDPrimaryKey, Timestamps, Base):
               postgresql_where=text(ACTIVE_PREDICATE)),
         Index("ix_alerts_status_last_seen", "status", "last_seen_at"),
         Index("ix_alerts_source_last_seen", "source", "last_seen_at"),
+        Index("ix_alerts_resolved_at", "resolved_at", postgresql_where=text("status = 'resolved'")),  # retention
     )

@@ -175,3 +175,21 @@ async def recent_messages(redis: Redis, *, limit: int) -> list[dict[str, Any]]:
 
 __all__ = ["AlertNotFound", "acknowledge", "get_alert", "list_alerts", "raise_alert", "recent_messages",
            "remember_message", "resolve", "resolve_active"]
+
+
+# --- retention (run by core.retention; listed in registry.retention_policies) ----------------
+
+
+async def purge_resolved(ctx: Any, *, cutoff: Any, limit: int) -> int:
+    """Delete one chunk of alerts resolved before `cutoff`; open and acknowledged ones always stay."""
+    from vigil.core.retention import delete_chunk
+
+    return len(await delete_chunk(ctx, Alert.id, Alert.status == "resolved", Alert.resolved_at < cutoff,
+                                  limit=limit))
+
+
+def retention_policies() -> list[Any]:
+    """What the alerts domain lets retention purge."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("resolved_alerts", "retention_resolved_alerts_days", purge_resolved)]

@@ -155,6 +155,7 @@ class LocationEstimate(Base):
     __table_args__ = (
         CheckConstraint(f"method IN {METHODS}", name="method"),
         Index("ix_asset_locations_asset_estimated", "asset_id", "estimated_at"),
+        Index("ix_asset_locations_estimated_at", "estimated_at"),  # retention
     )
 
 
@@ -212,6 +213,7 @@ class GeofenceEvent(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('enter', 'exit')", name="kind"),
         Index("ix_geofence_events_asset_at", "asset_id", "at"),
+        Index("ix_geofence_events_at", "at"),  # retention
     )
 
 

@@ -733,3 +733,28 @@ async def utilisation_report(session: AsyncSession, *, asset_id: uuid.UUID, sinc
     return {"asset_id": asset_id, "since": since, "until": until, "range_s": round(span, 3),
             "seen_s": round(seen, 3), "moving_s": round(moving, 3), "seen_share": round(seen / span, 4),
             "moving_share": round(moving / span, 4)}
+
+
+# --- retention (run by core.retention; listed in registry.retention_policies) ----------------
+
+
+async def purge_locations(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+    """Delete one chunk of location history older than `cutoff` (the asset row keeps its latest fix)."""
+    from vigil.core.retention import delete_chunk
+
+    return len(await delete_chunk(ctx, LocationEstimate.id, LocationEstimate.estimated_at < cutoff, limit=limit))
+
+
+async def purge_geofence_events(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+    """Delete one chunk of enter/exit history older than `cutoff` (current states are kept)."""
+    from vigil.core.retention import delete_chunk
+
+    return len(await delete_chunk(ctx, GeofenceEvent.id, GeofenceEvent.at < cutoff, limit=limit))
+
+
+def retention_policies() -> list[Any]:
+    """What the assets domain lets retention purge, and under which settings."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("asset_locations", "retention_locations_days", purge_locations),
+            RetentionPolicy("geofence_events", "retention_geofence_events_days", purge_geofence_events)]

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from loguru import logger
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from vigil.assets import rules, service, tracking
@@ -15,6 +16,8 @@ from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 
 LOCK_KEY = "vigil:assets:lock:{}"
+# Turns taken, by job: summed over instances, one per interval however many instances run.
+JOB_RUNS = Counter("vigil_assets_job_runs_total", "Periodic assets jobs run by this instance", ["job"])
 
 
 async def take_turn(ctx: AppContext, name: str, ttl_s: float) -> bool:
@@ -45,6 +48,7 @@ async def _every(ctx: AppContext, name: str, interval: float, job: Callable[[], 
     while True:
         try:
             if await take_turn(ctx, name, interval * 0.9):
+                JOB_RUNS.labels(name).inc()
                 await job()
         except Exception as exc:
             logger.opt(exception=exc).error("assets {} failed; next try in {}s", name, interval)

@@ -50,6 +50,19 @@ class Settings(BaseSettings):
         2.0, gt=0, validation_alias=_env("VIGIL_DEPENDENCY_TIMEOUT_S", "dependency_timeout_s")
     )
 
+    # --- blob storage: S3 when S3_BUCKET is set, else the local directory under the data dir ------
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL", "s3_endpoint_url"))
+    s3_bucket: str | None = Field(None, validation_alias=_env("S3_BUCKET", "s3_bucket"))
+    s3_access_key_id: str | None = Field(None, validation_alias=_env("S3_ACCESS_KEY_ID", "s3_access_key_id"))
+    s3_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=_env("S3_SECRET_ACCESS_KEY", "s3_secret_access_key")
+    )
+    s3_region: str = Field("us-east-1", min_length=1, validation_alias=_env("S3_REGION", "s3_region"))
+    blob_presign: bool = Field(False, validation_alias=_env("VIGIL_BLOB_PRESIGN", "blob_presign"))
+    blob_presign_ttl_s: int = Field(
+        300, ge=1, le=7 * 24 * 3600, validation_alias=_env("VIGIL_BLOB_PRESIGN_TTL_S", "blob_presign_ttl_s")
+    )
+
     # --- auth ---------------------------------------------------------------------------
     admin_key: SecretStr | None = Field(None, validation_alias=_env("VIGIL_ADMIN_KEY", "admin_key"))
     key_cache_ttl_s: float = Field(10.0, ge=0, validation_alias=_env("VIGIL_KEY_CACHE_TTL_S", "key_cache_ttl_s"))
@@ -166,6 +179,12 @@ class Settings(BaseSettings):
     reid_collection: str = Field(
         "people_reid", min_length=1, max_length=100, validation_alias=_env("VIGIL_REID_COLLECTION", "reid_collection")
     )
+    gallery_backend: Literal["qdrant", "pgvector"] = Field(
+        "pgvector", validation_alias=_env("VIGIL_GALLERY_BACKEND", "gallery_backend")
+    )
+    gallery_hnsw_ef_search: int = Field(
+        100, ge=1, le=1000, validation_alias=_env("VIGIL_GALLERY_HNSW_EF_SEARCH", "gallery_hnsw_ef_search")
+    )
     alert_recent_messages: int = Field(
         200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")
     )
@@ -222,6 +241,33 @@ class Settings(BaseSettings):
     )
     assets_cleanup_interval_s: float = Field(
         3600.0, gt=0, validation_alias=_env("VIGIL_ASSETS_CLEANUP_INTERVAL_S", "assets_cleanup_interval_s")
+    )
+
+    # --- retention: days to keep each kind of row (0 = keep forever), purged by one instance at a time --
+    retention_interval_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("VIGIL_RETENTION_INTERVAL_S", "retention_interval_s")
+    )
+    retention_chunk: int = Field(1000, ge=1, le=100_000, validation_alias=_env("VIGIL_RETENTION_CHUNK", "retention_chunk"))
+    retention_locations_days: float = Field(
+        30.0, ge=0, validation_alias=_env("VIGIL_RETENTION_LOCATIONS_DAYS", "retention_locations_days")
+    )
+    retention_deliveries_days: float = Field(
+        14.0, ge=0, validation_alias=_env("VIGIL_RETENTION_DELIVERIES_DAYS", "retention_deliveries_days")
+    )
+    retention_predictions_days: float = Field(
+        30.0, ge=0, validation_alias=_env("VIGIL_RETENTION_PREDICTIONS_DAYS", "retention_predictions_days")
+    )
+    retention_geofence_events_days: float = Field(
+        90.0, ge=0, validation_alias=_env("VIGIL_RETENTION_GEOFENCE_EVENTS_DAYS", "retention_geofence_events_days")
+    )
+    retention_resolved_alerts_days: float = Field(
+        90.0, ge=0, validation_alias=_env("VIGIL_RETENTION_RESOLVED_ALERTS_DAYS", "retention_resolved_alerts_days")
+    )
+    retention_plate_events_days: float = Field(
+        90.0, ge=0, validation_alias=_env("VIGIL_RETENTION_PLATE_EVENTS_DAYS", "retention_plate_events_days")
+    )
+    retention_faces_days: float = Field(
+        30.0, ge=0, validation_alias=_env("VIGIL_RETENTION_FACES_DAYS", "retention_faces_days")
     )
 
     # --- dev stack ----------------------------------------------------------------------

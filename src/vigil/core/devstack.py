@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loguru import logger
+from pydantic import SecretStr
 
 from vigil.core.config import Settings
 
@@ -244,6 +245,30 @@ def start_broker(data_dir: Path, port: int | None = None) -> tuple[ServiceProces
 
 
 # --------------------------------------------------------------------------------------------
+# S3 (moto's standalone server, a dev extra): only when asked for, `make run` keeps local blobs
+# --------------------------------------------------------------------------------------------
+
+MOTO_ACCESS_KEY = "vigil-dev"
+MOTO_SECRET_KEY = "vigil-dev-secret"
+
+
+def start_s3(data_dir: Path, bucket: str) -> tuple[ServiceProcess, str]:
+    """moto's S3 server on a free port with `bucket` created; it keeps objects in memory."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = ServiceProcess("s3", argv, port, data_dir.resolve() / "logs" / "s3.log", stop_timeout=3.0)
+    proc.start(timeout=60)
+    url = f"http://127.0.0.1:{port}"
+    request = urllib.request.Request(f"{url}/{bucket}", method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+        response.read()
+    return proc, url
+
+
+# --------------------------------------------------------------------------------------------
 # The stack
 # --------------------------------------------------------------------------------------------
 
@@ -254,6 +279,8 @@ class DevStack:
 
     data_dir: Path
     fast: bool = False
+    # Start an S3 server (moto) when the settings name no S3_BUCKET; off for `make run` (local blobs).
+    s3: bool = False
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def start(self, settings: Settings) -> Settings:
@@ -270,6 +297,11 @@ class DevStack:
             if not settings.redpanda_brokers:
                 # One embedded broker serves both the Kafka topics and the Redpanda `observations` topic.
                 updates["redpanda_brokers"] = updates.get("kafka_bootstrap_servers") or settings.kafka_bootstrap_servers
+            if self.s3 and not settings.s3_bucket:
+                bucket = "vigil-dev"
+                self.processes["s3"], updates["s3_endpoint_url"] = start_s3(self.data_dir, bucket)
+                updates.update(s3_bucket=bucket, s3_access_key_id=MOTO_ACCESS_KEY,
+                               s3_secret_access_key=SecretStr(MOTO_SECRET_KEY))
             if not settings.qdrant_url and not settings.qdrant_path:
                 updates["qdrant_path"] = (self.data_dir / "qdrant").resolve()
         except BaseException:
@@ -286,6 +318,8 @@ class DevStack:
             "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
             "redpanda_brokers": settings.redpanda_brokers,
             "qdrant": settings.qdrant_url or str(settings.qdrant_path),
+            "s3_endpoint_url": settings.s3_endpoint_url if settings.s3_bucket else None,
+            "s3_bucket": settings.s3_bucket,
             "embedded": sorted(self.processes),
             "pids": {name: p.proc.pid for name, p in self.processes.items() if p.proc},
         }

@@ -71,4 +71,7 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
             "created_at",
             postgresql_where=text("status = 'held'"),
         ),
+        # Retention: finished deliveries by age.
+        Index("ix_exporter_deliveries_finished", "updated_at",
+              postgresql_where=text("status IN ('delivered', 'failed')")),
     )

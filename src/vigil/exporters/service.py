@@ -551,3 +551,22 @@ async def _auto_disable(session: AsyncSession, exporter: Exporter, last_error: s
         exporter.consecutive_failures,
         last_error,
     )
+
+
+# --- retention (run by core.retention; listed in registry.retention_policies) ----------------
+
+
+async def purge_deliveries(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+    """Delete one chunk of finished deliveries (delivered or failed, with their payloads) last touched
+    before `cutoff`; pending ones are never purged, whatever their age."""
+    from vigil.core.retention import delete_chunk
+
+    finished = Delivery.status.in_(("delivered", "failed"))
+    return len(await delete_chunk(ctx, Delivery.id, finished, Delivery.updated_at < cutoff, limit=limit))
+
+
+def retention_policies() -> list[Any]:
+    """What the exporters domain lets retention purge."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("exporter_deliveries", "retention_deliveries_days", purge_deliveries)]

@@ -65,6 +65,7 @@ class FaceImage(UUIDPrimaryKey, Base):
     __table_args__ = (
         UniqueConstraint("event_id", "sha256", name="uq_face_images_event_sha256"),
         Index("ix_face_images_event_created", "event_id", "created_at"),
+        Index("ix_face_images_blob_key", "blob_key"),  # blob deletes ask whether a row still names it
     )
 
     @property

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import Field, TypeAdapter, ValidationError
 
-from vigil.core.deps import SessionDep, StorageDep
+from vigil.core.deps import SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import ValidationFailed
 from vigil.core.pagination import MAX_OFFSET, Page, PageDep
+from vigil.core.storage_http import blob_response
 from vigil.faces import service
 from vigil.faces.runtime import EXTENSION, FacesRuntime
 from vigil.faces.schemas import (
@@ -130,12 +131,17 @@ async def get_image(image_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_image(session, image_id=image_id)
 
 
-@router.get("/images/{image_id}/file", response_class=Response, responses=IMAGE_404)
-async def get_image_file(image_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
-    """The stored file, byte for byte as uploaded."""
-    data, image = await service.image_file(session, storage=storage, image_id=image_id)
-    return Response(data, media_type=image.content_type,
-                    headers={"ETag": f'"{image.sha256}"', "Cache-Control": "private, max-age=86400"})
+@router.get("/images/{image_id}/file", response_class=Response,
+            responses={**IMAGE_404, 307: {"description": "With VIGIL_BLOB_PRESIGN on S3: a presigned URL"}})
+async def get_image_file(image_id: uuid.UUID, session: SessionDep, storage: StorageDep,
+                         settings: SettingsDep) -> Response:
+    """The stored file, byte for byte as uploaded (streamed, or a 307 to S3 with VIGIL_BLOB_PRESIGN)."""
+    image = await service.image_row(session, image_id=image_id)
+    return await blob_response(
+        storage, settings, key=image.blob_key, media_type=image.content_type,
+        headers={"ETag": f'"{image.sha256}"', "Cache-Control": "private, max-age=86400"},
+        missing=lambda: service.ImageNotFound(f"The file of image {image_id} is missing."),
+    )
 
 
 @router.delete("/images/{image_id}", status_code=204, responses=IMAGE_404)

@@ -24,7 +24,7 @@ from vigil.core.messaging import emit
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
-from vigil.core.storage import BlobStore, key_for_digest
+from vigil.core.storage import BlobStore, claim_blob, delete_after_commit, key_for_digest
 from vigil.faces import encoder
 from vigil.faces.models import EMBEDDING_DIM, Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage
 from vigil.faces.runtime import FacesRuntime
@@ -137,11 +137,8 @@ async def delete_event(session: AsyncSession, *, storage: BlobStore, code: str) 
     event = await get_event(session, code=code, lock=True)
     keys = list(await session.scalars(select(FaceImage.blob_key).where(FaceImage.event_id == event.id)))
     await session.execute(delete(FaceEvent).where(FaceEvent.id == event.id))
-    # Rows first, then files. Should the commit still fail, an image would lack its file (its GET
-    # .../file answers 404) rather than a file outliving every row. Blob keys carry the event id, so
-    # no other event's image shares them.
-    for key in keys:
-        await storage.delete(key)
+    # Files go once the rows are committed, and only those no row names any more.
+    delete_after_commit(session, storage, keys, referenced=referenced_keys)
     logger.info("face event {} deleted with {} images", code, len(keys))
 
 
@@ -214,7 +211,9 @@ async def upload_image(
             det_score=found.score, model=analysis.model, alignment=analysis.alignment, embedding=vector,
         ))
         await session.flush()  # the next face of this photo sees this one
-    # After the row: a delete of the same image waits on it, so it cannot remove the file we write.
+    # After the row, and claimed until the commit: no delete of an image naming this key can remove
+    # the file we write (the delete deletes files only after its commit, and only unreferenced ones).
+    await claim_blob(session, key)
     await storage.put(key, data)
     emit(session, "face.image_added", {"image_id": str(image.id), "event_code": event.code,
                                        "faces": len(analysis.faces)}, key=str(image.id))
@@ -241,10 +240,21 @@ async def list_images(session: AsyncSession, *, page: PageParams, event_code: st
     return await paginate(session, stmt.order_by(FaceImage.created_at.desc(), FaceImage.id), page)
 
 
-async def image_file(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> tuple[bytes, FaceImage]:
+async def referenced_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of these blob keys some face image still names."""
+    return set(await session.scalars(select(FaceImage.blob_key).where(FaceImage.blob_key.in_(keys))))
+
+
+async def image_row(session: AsyncSession, *, image_id: uuid.UUID) -> FaceImage:
+    """The image row alone (blob key, media type, hash) for serving its file."""
     image = await session.get(FaceImage, image_id)
     if image is None:
         raise ImageNotFound(f"Image {image_id} does not exist.")
+    return image
+
+
+async def image_file(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> tuple[bytes, FaceImage]:
+    image = await image_row(session, image_id=image_id)
     try:
         return await storage.get(image.blob_key), image
     except FileNotFoundError as exc:
@@ -264,7 +274,7 @@ async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: u
         await session.execute(delete(FaceCluster).where(
             FaceCluster.id.in_(clusters), ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
         ))
-    await storage.delete(image.blob_key)
+    delete_after_commit(session, storage, [image.blob_key], referenced=referenced_keys)
     logger.info("face image {} deleted", image_id)
 
 
@@ -521,3 +531,42 @@ __all__ = [
     "nearest_cluster", "nearest_stmt", "request_recompute", "search", "set_job_progress", "update_event",
     "upload_image",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Retention (run by core.retention; listed in registry.retention_policies)
+# --------------------------------------------------------------------------------------------
+
+
+def finished_before(cutoff: Any) -> Any:
+    """Events that are over (ended, or no longer running) since before `cutoff`."""
+    over = or_(FaceEvent.running.is_(False), FaceEvent.ends_at <= utcnow())
+    return select(FaceEvent.id).where(over, func.coalesce(FaceEvent.ends_at, FaceEvent.updated_at) < cutoff)
+
+
+async def purge_finished(ctx: Any, *, cutoff: Any, limit: int) -> int:
+    """Delete one chunk of images (with their faces and files) of events finished before `cutoff`,
+    and the clusters left empty. The event itself (code, name, dates) stays as a record."""
+    from vigil.core.retention import delete_chunk
+    from vigil.core.storage import delete_unreferenced
+
+    events = finished_before(cutoff)
+    rows = await delete_chunk(ctx, FaceImage.id, FaceImage.event_id.in_(events), limit=limit,
+                              returning=[FaceImage.blob_key])
+    if rows:
+        from vigil.core.db import session_scope
+
+        async with session_scope(ctx.sessionmaker) as session:
+            await session.execute(delete(FaceCluster).where(
+                FaceCluster.event_id.in_(events), ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
+            ))
+        await delete_unreferenced(ctx.sessionmaker, ctx.storage, [r.blob_key for r in rows],
+                                  referenced=referenced_keys)
+    return len(rows)
+
+
+def retention_policies() -> list[Any]:
+    """What the faces domain lets retention purge."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("faces", "retention_faces_days", purge_finished)]

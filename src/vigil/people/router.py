@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.people import service
-from vigil.people.gallery import Gallery, GalleryUnavailable
+from vigil.people.gallery import Gallery, GalleryUnavailable, open_gallery
 from vigil.people.schemas import (
     DirectoryEntry,
     EmbeddingsIn,
@@ -30,11 +30,9 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate
 
 
 def optional_gallery(request: Request) -> Gallery | None:
-    """The ReID gallery, or None when this instance has no Qdrant (then nobody has vectors here)."""
-    ctx = request.app.state.ctx
-    if ctx.qdrant is None:
-        return None
-    return Gallery(ctx.qdrant, collection=ctx.settings.reid_collection, local=ctx.settings.qdrant_url is None)
+    """The ReID gallery (pgvector or Qdrant, by VIGIL_GALLERY_BACKEND), or None for Qdrant when this
+    instance has none (then nobody has vectors here)."""
+    return open_gallery(request.app.state.ctx, request.app.state.settings)
 
 
 def require_gallery(gallery: Annotated[Gallery | None, Depends(optional_gallery)]) -> Gallery:

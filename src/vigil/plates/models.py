@@ -40,6 +40,10 @@ class PlateEvent(UUIDPrimaryKey, Base):
         Index("ix_plate_events_plate_normalized_captured_at", "plate_normalized", "captured_at"),
         Index("ix_plate_events_camera_id_captured_at", "camera_id", "captured_at"),
         Index("ix_plate_events_captured_at", "captured_at"),
+        # Retention purges by age; blob deletes ask whether any event still names a key.
+        Index("ix_plate_events_created_at", "created_at"),
+        Index("ix_plate_events_frame_key", "frame_key"),
+        Index("ix_plate_events_crop_key", "crop_key"),
     )
 
 

@@ -14,7 +14,9 @@ from vigil.core.deps import SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
+from vigil.core.config import Settings
 from vigil.core.storage import BlobStore
+from vigil.core.storage_http import blob_response
 from vigil.core.types import LenientUtcDatetime
 from vigil.plates import service
 from vigil.plates.normalize import normalize_plate
@@ -182,22 +184,30 @@ async def get_event(event_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_event(session, event_id=event_id)
 
 
-async def _image(storage: BlobStore, session: SessionDep, event_id: uuid.UUID, part: str) -> Response:
-    data, media_type = await service.get_image(session, storage=storage, event_id=event_id, part=part)
+async def _image(storage: BlobStore, settings: Settings, session: SessionDep, event_id: uuid.UUID,
+                 part: str) -> Response:
+    key, media_type = await service.image_ref(session, event_id=event_id, part=part)
     # Content-addressed: the bytes behind an event never change.
-    return Response(
-        data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400, immutable"}
-    )
+    return await blob_response(storage, settings, key=key, media_type=media_type,
+                               headers={"Cache-Control": "private, max-age=86400, immutable"},
+                               missing=lambda: service.image_gone(event_id, part, key))
 
 
-@router.get("/events/{event_id}/frame", responses=NOT_FOUND, response_class=Response)
-async def get_frame(event_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
-    return await _image(storage, session, event_id, "frame")
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND, 307: {"description": "With VIGIL_BLOB_PRESIGN on S3: a short-lived presigned URL"},
+}
 
 
-@router.get("/events/{event_id}/crop", responses=NOT_FOUND, response_class=Response)
-async def get_crop(event_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> Response:
-    return await _image(storage, session, event_id, "crop")
+@router.get("/events/{event_id}/frame", responses=IMAGE_RESPONSES, response_class=Response)
+async def get_frame(event_id: uuid.UUID, session: SessionDep, storage: StorageDep,
+                    settings: SettingsDep) -> Response:
+    return await _image(storage, settings, session, event_id, "frame")
+
+
+@router.get("/events/{event_id}/crop", responses=IMAGE_RESPONSES, response_class=Response)
+async def get_crop(event_id: uuid.UUID, session: SessionDep, storage: StorageDep,
+                   settings: SettingsDep) -> Response:
+    return await _image(storage, settings, session, event_id, "crop")
 
 
 @router.post(

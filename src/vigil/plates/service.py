@@ -17,7 +17,7 @@ from vigil.cameras import service as cameras
 from vigil.core.messaging import emit
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
-from vigil.core.storage import BlobStore, content_key
+from vigil.core.storage import BlobStore, claim_blob, content_key
 from vigil.plates.images import inspect_image
 from vigil.plates.models import PlateEvent, WatchlistEntry
 from vigil.plates.normalize import normalize_plate, within_distance
@@ -91,6 +91,10 @@ async def ingest_event(
     if event_in.event_uid and (first := await _by_uid(session, event_in.event_uid)) is not None:
         logger.info("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
         return first, False
+    # Each key is claimed until the commit, so a concurrent purge of an old event sharing it keeps the blob;
+    # in sorted order, the order deleters lock in: no deadlock between us.
+    for key in sorted({key for key, _ in stored.values()}):
+        await claim_blob(session, key)
     await _store_images(storage, images, stored)
     values: dict[str, Any] = event_in.model_dump(exclude={"vehicle"})
     values["vehicle"] = event_in.vehicle.model_dump(exclude_none=True) if event_in.vehicle else None
@@ -146,6 +150,28 @@ async def get_image(
     except FileNotFoundError:
         logger.error("plate event {} {} blob {} is missing from storage", event_id, part, key)
         raise NotFound(f"The {part} image of plate event {event_id} is no longer stored.") from None
+
+
+async def image_ref(session: AsyncSession, *, event_id: uuid.UUID, part: str) -> tuple[str, str]:
+    """The blob key and media type of an event's `frame` or `crop` (the router streams or redirects)."""
+    event = await get_event(session, event_id=event_id)
+    key, media_type = getattr(event, f"{part}_key"), getattr(event, f"{part}_type")
+    if not key:
+        raise NotFound(f"Plate event {event_id} has no {part} image.")
+    return key, media_type
+
+
+async def referenced_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of these blob keys some plate event still names (frames and crops are shared by content)."""
+    frames = select(PlateEvent.frame_key).where(PlateEvent.frame_key.in_(keys))
+    crops = select(PlateEvent.crop_key).where(PlateEvent.crop_key.in_(keys))
+    return set(await session.scalars(frames.union(crops)))
+
+
+def image_gone(event_id: uuid.UUID, part: str, key: str) -> NotFound:
+    """The 404 for a row whose blob is missing from storage (logged: it should not happen)."""
+    logger.error("plate event {} {} blob {} is missing from storage", event_id, part, key)
+    return NotFound(f"The {part} image of plate event {event_id} is no longer stored.")
 
 
 def _filtered(
@@ -358,3 +384,27 @@ async def remove_from_watchlist(session: AsyncSession, *, entry_id: uuid.UUID) -
     await session.delete(entry)
     await session.flush()
     logger.info("watchlist entry {} removed (plate {})", entry_id, entry.plate_normalized)
+
+
+# --- retention (run by core.retention; listed in registry.retention_policies) ----------------
+
+
+async def purge_events(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+    """Delete one chunk of plate events stored before `cutoff`, then the frames and crops that no
+    remaining event shares (content-addressed blobs may be named by several events)."""
+    from vigil.core.retention import delete_chunk
+    from vigil.core.storage import delete_unreferenced
+
+    rows = await delete_chunk(ctx, PlateEvent.id, PlateEvent.created_at < cutoff, limit=limit,
+                              returning=[PlateEvent.frame_key, PlateEvent.crop_key])
+    keys = {k for row in rows for k in row if k}
+    if keys:
+        await delete_unreferenced(ctx.sessionmaker, ctx.storage, keys, referenced=referenced_keys)
+    return len(rows)
+
+
+def retention_policies() -> list[Any]:
+    """What the plates domain lets retention purge (the watchlist is configuration: kept)."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("plate_events", "retention_plate_events_days", purge_events)]

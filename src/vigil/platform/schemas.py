@@ -35,6 +35,7 @@ class DependencyCheck(BaseModel):
     status: Literal["ok", "down", "disabled"]
     latency_ms: float | None = None
     error: str | None = None
+    backend: str | None = Field(None, description="Which implementation answered (storage: `s3` or `local`).")
 
 
 class ConsumerStatus(BaseModel):

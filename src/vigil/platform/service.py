@@ -60,6 +60,7 @@ async def health(ctx: AppContext, *, consumers: dict[str, Any] | None = None) ->
     }
     results = await asyncio.gather(*(_timed(fn, timeout) for fn in checks.values()))
     by_name = dict(zip(checks, results, strict=True))
+    by_name["storage"].backend = ctx.storage.backend
     if by_name["database"].status == "down":
         status = "down"
     elif any(c.status == "down" for c in by_name.values()):

@@ -105,4 +105,5 @@ class Prediction(Base):
     __table_args__ = (
         Index("ix_scenario_predictions_run_frame", "run_id", "frame"),
         Index("ix_scenario_predictions_scenario_id", "scenario_id"),
+        Index("ix_scenario_predictions_created_at", "created_at"),  # retention
     )

@@ -567,3 +567,20 @@ __all__ = [
     "list_predictions", "list_runs", "list_scenarios", "mark_active", "record_batch", "release_run",
     "heartbeat", "sweep_stale_runs",
 ]
+
+
+# --- retention (run by core.retention; listed in registry.retention_policies) ----------------
+
+
+async def purge_predictions(ctx: Any, *, cutoff: Any, limit: int) -> int:
+    """Delete one chunk of predictions stored before `cutoff` (scenarios and runs are kept)."""
+    from vigil.core.retention import delete_chunk
+
+    return len(await delete_chunk(ctx, Prediction.id, Prediction.created_at < cutoff, limit=limit))
+
+
+def retention_policies() -> list[Any]:
+    """What the scenarios domain lets retention purge."""
+    from vigil.core.retention import RetentionPolicy
+
+    return [RetentionPolicy("scenario_predictions", "retention_predictions_days", purge_predictions)]
