@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from loguru import logger
 
 from vigil import __version__, registry
+from vigil.console import mount_console
 from vigil.core.bus import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
@@ -195,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="People & zones, plates, assets, faces, scenarios and alerts behind one API. "
         "Every `/api/v1` and `/ws` route needs an API key (`Authorization: Bearer <key>` or `X-API-Key`).",
         lifespan=lifespan,
+        docs_url=None,  # served offline by vigil.console from vendored assets
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -212,4 +215,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in registry.ws_routers():
         ws.include_router(router)
     app.include_router(ws)
+    mount_console(app)
     return app
