@@ -33,7 +33,7 @@ export async function render(main) {
     } catch (err) { clear(listBox).append(problem(err)); zones = zones || []; }
     const rings = zones.map((z) => z.geometry.coordinates[0]);
     const [w, hh] = extent(rings.flat(), 100);
-    if (!p || p.width !== w || p.height !== hh) {
+    if (!p || ((p.width !== w || p.height !== hh) && !p.draft)) {
       p = plane({ width: w, height: hh, label: "Zone plane" });
       clear(planeBox).append(p.svg);
     }
@@ -124,6 +124,9 @@ export async function render(main) {
     if (await attempt(() => api(`zones/${z.zone_id}`, { method: "DELETE" }).then(() => true), "Deleted")) load();
   }
 
+  // The plane exists before the first answer, so the toolbar works at once; load() resizes it to the zones.
+  p = plane({ width: 120, height: 120, label: "Zone plane" });
+  planeBox.append(p.svg);
   showForm(null);
   await load();
 }
