@@ -85,6 +85,7 @@ class Console:
     async def screenshot(self, name: str) -> None:
         if os.environ.get("VIGIL_SCREENSHOTS"):
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+            await self.page.evaluate("window.scrollTo(0, 0)")
             await self.page.wait_for_timeout(300)
             await self.page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
 

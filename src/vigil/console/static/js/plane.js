@@ -2,15 +2,16 @@
 // Used for zones (image pixels) and for site plans (metres). y grows downwards, like an image.
 import { h, s } from "./ui.js";
 
-export function plane({ width = 100, height = 100, label = "plane" } = {}) {
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "plane", role: "application", tabindex: "0",
+export function plane({ width = 100, height = 100, label = "plane", margin = 0 } = {}) {
+  const m = margin;
+  const svg = s("svg", { viewBox: `${-m} ${-m} ${width + 2 * m} ${height + 2 * m}`, class: "plane", role: "application", tabindex: "0",
     "aria-label": `${label}: click to add a vertex, drag to move it, click the first vertex or press Enter to close, Escape to cancel` });
   const grid = s("g", { class: "grid" });
   const step = niceStep(Math.max(width, height) / 10);
   for (let x = 0; x <= width; x += step) grid.append(s("line", { x1: x, y1: 0, x2: x, y2: height }));
   for (let y = 0; y <= height; y += step) grid.append(s("line", { x1: 0, y1: y, x2: width, y2: y }));
   const shapes = s("g", { class: "shapes" }), overlay = s("g", { class: "overlay" }), draftG = s("g", { class: "draft" });
-  svg.append(s("rect", { x: 0, y: 0, width, height, class: "plane-bg" }), grid, shapes, overlay, draftG);
+  svg.append(s("rect", { x: -m, y: -m, width: width + 2 * m, height: height + 2 * m, class: "plane-bg" }), grid, shapes, overlay, draftG);
   const unit = Math.max(width, height) / 100;  // sizes of handles and labels scale with the plane
 
   const api = {
@@ -28,6 +29,7 @@ export function plane({ width = 100, height = 100, label = "plane" } = {}) {
     setShapes(list) {
       shapes.replaceChildren(...list.map((sh) => {
         const g = s("g", { class: `shape ${sh.cls || ""}`, "data-id": sh.id });
+        if (sh.polyline) g.append(s("polyline", { points: sh.polyline.map((p) => p.join(",")).join(" ") }));
         if (sh.polygon) g.append(s("polygon", { points: sh.polygon.map((p) => p.join(",")).join(" ") }));
         if (sh.circle) g.append(s("circle", { cx: sh.circle[0], cy: sh.circle[1], r: sh.circle[2] }));
         if (sh.marker) g.append(s("circle", { cx: sh.marker[0], cy: sh.marker[1], r: unit * 1.2, class: "marker" }));

@@ -58,7 +58,7 @@ export async function render(main) {
     const pts = [...gws.map((g) => [g.x, g.y]), ...gfs.flatMap((g) => (g.polygon || (g.center ? [[g.center[0] + g.radius_m, g.center[1] + g.radius_m]] : []))),
       ...[...positions.values()].filter((l) => l.site_id === site).map((l) => [l.x, l.y])];
     const [w, hh] = extent(pts, 20);
-    if (!p || p.width !== w || p.height !== hh) { p = plane({ width: w, height: hh, label: "Site plan (metres)" }); clear(planeBox).append(p.svg); }
+    if (!p || p.width !== w || p.height !== hh) { p = plane({ width: w, height: hh, label: "Site plan (metres)", margin: Math.max(w, hh) / 12 }); clear(planeBox).append(p.svg); }
     const shapes = [
       ...gfs.map((g) => ({ id: g.id, cls: "geofence", label: g.name, polygon: g.kind === "polygon" ? g.polygon : null, circle: g.kind === "circle" ? [...g.center, g.radius_m] : null, at: g.kind === "circle" ? g.center : undefined, title: `geofence ${g.name}` })),
       ...gws.map((g) => ({ id: g.id, cls: "gateway", marker: [g.x, g.y], label: g.name, at: [g.x, g.y - p.unit * 2.5], title: `gateway ${g.name}` })),
@@ -67,7 +67,7 @@ export async function render(main) {
         return [{ id: `acc-${l.asset_id}`, cls: "accuracy", circle: [l.x, l.y, Math.max(l.accuracy_m || 0, 0.1)] },
           { id: l.asset_id, cls: "asset", marker: [l.x, l.y], label: a?.name || "asset", at: [l.x, l.y + p.unit * 4], title: `${a?.name} ±${l.accuracy_m} m (${l.method})` }];
       }),
-      ...(track && track.length > 1 ? [{ id: "track", cls: "track", polygon: track }] : []),
+      ...(track && track.length > 1 ? [{ id: "track", cls: "track", polyline: track }] : []),
     ];
     p.setShapes(shapes);
     status.textContent = `${gws.length} gateways · ${gfs.length} geofences · ${[...positions.values()].filter((l) => l.site_id === site).length} assets placed`;

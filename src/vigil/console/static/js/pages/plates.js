@@ -3,7 +3,12 @@
 import { api, imageUrl, stream } from "../api.js";
 import { attempt, badge, barChart, card, clear, dialog, form, h, problem, s, setLive, table, toIso, when } from "../ui.js";
 
+const cameraNames = new Map();  // camera id -> name, so events show the camera's name
+
 export async function render(main) {
+  try {
+    for (const cam of (await api("cameras", { params: { limit: 500 } })).items) cameraNames.set(cam.id, cam.name);
+  } catch { /* a key without read sees the problem in each card below */ }
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const filters = h("form", { class: "filters", "aria-label": "Plate search" },
     lbl("Plate", h("input", { name: "plate", placeholder: "AB-123" })),
@@ -98,7 +103,7 @@ function eventsTable(items) {
   return table([
     { label: "Crop", render: (e) => (e.crop_url ? thumb(e) : "—") },
     { label: "Plate", render: (e) => h("button", { type: "button", class: "link plate", onclick: () => frame(e) }, e.plate) },
-    { label: "Camera", render: (e) => e.camera_name || e.camera_id },
+    { label: "Camera", render: (e) => cameraNames.get(e.camera_id) || e.camera_id },
     { label: "Confidence", render: (e) => (e.confidence ?? 0).toFixed(2) },
     { label: "Vehicle", render: (e) => (e.vehicle ? [e.vehicle.color, e.vehicle.make, e.vehicle.model, e.vehicle.type].filter(Boolean).join(" ") : "—") },
     { label: "Captured", render: (e) => when(e.captured_at) },
@@ -113,7 +118,7 @@ function thumb(e) {
 
 async function frame(e) {
   const wrap = h("div", { class: "frame-wrap" });
-  dialog(`${e.plate} · ${e.camera_name || e.camera_id}`, wrap, h("pre", { class: "json" }, JSON.stringify(e, null, 2)));
+  dialog(`${e.plate} · ${cameraNames.get(e.camera_id) || e.camera_id}`, wrap, h("pre", { class: "json" }, JSON.stringify(e, null, 2)));
   if (!e.frame_url) { wrap.append(h("p", { class: "muted" }, "No frame stored.")); return; }
   try {
     const img = h("img", { alt: `frame of ${e.plate}`, src: await imageUrl(`plates/events/${e.id}/frame`) });
