@@ -77,6 +77,19 @@ async def test_login_then_every_page_shows_what_the_api_holds(console, client, m
         if name != "Assets":
             await c.screenshot(name.lower())
     assert "hunter2" not in await page.content()
+    # Scenarios: the buttons are exactly the server's allowed moves, and pressing one moves it.
+    scenario = data["scenario"]
+    await c.visit("Scenarios")
+    row = page.locator("tr", has_text=scenario["source"])
+    moves = row.locator(".actions button")
+    await moves.first.wait_for()
+    assert await moves.all_inner_texts() == scenario["allowed_transitions"]
+    assert "failed" in scenario["allowed_transitions"]
+    await moves.filter(has_text=re.compile("^failed$")).click()
+    await row.locator(".badge", has_text="failed").wait_for()
+    after = (await client.get(f"/api/v1/scenarios/{scenario['id']}")).json()
+    assert after["status"] == "failed"
+    assert await moves.all_inner_texts() == after["allowed_transitions"]
     # Live positions: a device reports readings, the plan shows the asset with its accuracy circle.
     await c.visit("Assets")
     await page.locator(".shape.gateway").first.wait_for()
@@ -207,3 +220,28 @@ async def test_a_wrong_key_is_refused_at_login(console):
     await page.get_by_text("That key is not valid.").wait_for()
     assert await page.evaluate("sessionStorage.getItem('vigil.api_key')") is None
     await asyncio.sleep(0)
+
+
+async def test_phone_width_keyboard_and_dark_colours(browser, server, client):
+    """The console at 390 px in dark mode: no sideways scrolling, and the navigation works from the keyboard."""
+    from tests.console.conftest import Console
+
+    await client.post("/api/v1/people", json={"global_id": 5, "name": "Katherine Johnson"})
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True)
+    try:
+        page = await context.new_page()
+        c = Console(page, server.url)
+        await c.login()
+        background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background != "rgb(246, 247, 249)"  # the dark palette, not the light one
+        people = page.get_by_role("link", name="People", exact=True)
+        await people.focus()
+        await page.keyboard.press("Enter")
+        await page.get_by_role("heading", name="People", level=1).wait_for()
+        await page.get_by_text("Katherine Johnson").locator("visible=true").first.wait_for()
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        await c.screenshot("phone-dark")
+        assert not c.errors, c.errors
+        assert not c.foreign, c.foreign
+    finally:
+        await context.close()

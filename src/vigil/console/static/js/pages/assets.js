@@ -10,7 +10,7 @@ export async function render(main) {
   const siteSel = h("select", { "aria-label": "Site" });
   const planeBox = h("div", { class: "plane-box" });
   const status = h("p", { class: "muted", "aria-live": "polite" });
-  let p = null;
+  let p = null, flip = (pt) => pt;
 
   const assetList = card("Assets", async () => table([
     { label: "Name", key: "name" }, { label: "Tag", key: "tag_id" }, { label: "Kind", key: "kind" },
@@ -59,18 +59,24 @@ export async function render(main) {
       ...[...positions.values()].filter((l) => l.site_id === site).map((l) => [l.x, l.y])];
     const [w, hh] = extent(pts, 20);
     if (!p || p.width !== w || p.height !== hh) { p = plane({ width: w, height: hh, label: "Site plan (metres)", margin: Math.max(w, hh) / 12 }); clear(planeBox).append(p.svg); }
+    // The site frame has y pointing north; the screen's points down: flip for display (and back for input).
+    const F = ([x, y]) => [x, hh - y];
+    const placed = [...positions.values()].filter((l) => l.site_id === site);
     const shapes = [
-      ...gfs.map((g) => ({ id: g.id, cls: "geofence", label: g.name, polygon: g.kind === "polygon" ? g.polygon : null, circle: g.kind === "circle" ? [...g.center, g.radius_m] : null, at: g.kind === "circle" ? g.center : undefined, title: `geofence ${g.name}` })),
-      ...gws.map((g) => ({ id: g.id, cls: "gateway", marker: [g.x, g.y], label: g.name, at: [g.x, g.y - p.unit * 2.5], title: `gateway ${g.name}` })),
-      ...[...positions.values()].filter((l) => l.site_id === site).flatMap((l) => {
+      ...gfs.map((g) => ({ id: g.id, cls: "geofence", label: g.name, polygon: g.kind === "polygon" ? g.polygon.map(F) : null,
+        circle: g.kind === "circle" ? [...F(g.center), g.radius_m] : null, at: g.kind === "circle" ? F(g.center) : undefined, title: `geofence ${g.name}` })),
+      ...gws.map((g) => { const [x, y] = F([g.x, g.y]); return { id: g.id, cls: "gateway", marker: [x, y], label: g.name, at: [x, y - p.unit * 2.5], title: `gateway ${g.name}` }; }),
+      ...placed.flatMap((l) => {
         const a = assets.find((x) => x.id === l.asset_id);
-        return [{ id: `acc-${l.asset_id}`, cls: "accuracy", circle: [l.x, l.y, Math.max(l.accuracy_m || 0, 0.1)] },
-          { id: l.asset_id, cls: "asset", marker: [l.x, l.y], label: a?.name || "asset", at: [l.x, l.y + p.unit * 4], title: `${a?.name} ±${l.accuracy_m} m (${l.method})` }];
+        const [x, y] = F([l.x, l.y]);
+        return [{ id: `acc-${l.asset_id}`, cls: "accuracy", circle: [x, y, Math.max(l.accuracy_m || 0, p.unit * 0.5)], title: `accuracy ±${l.accuracy_m} m` },
+          { id: l.asset_id, cls: "asset", marker: [x, y], label: a?.name || "asset", at: [x, y + p.unit * 4], title: `${a?.name} ±${l.accuracy_m} m (${l.method})` }];
       }),
-      ...(track && track.length > 1 ? [{ id: "track", cls: "track", polyline: track }] : []),
+      ...(track && track.length > 1 ? [{ id: "track", cls: "track", polyline: track.map(F) }] : []),
     ];
+    flip = F;
     p.setShapes(shapes);
-    status.textContent = `${gws.length} gateways · ${gfs.length} geofences · ${[...positions.values()].filter((l) => l.site_id === site).length} assets placed`;
+    status.textContent = `${gws.length} gateways · ${gfs.length} geofences · ${placed.length} assets placed`;
   }
 
   function drawGeofence() {
@@ -80,7 +86,7 @@ export async function render(main) {
     p.onClose = (pts) => {
       const d = dialog("New geofence", form([{ name: "name", label: "Name", required: true },
         { name: "severity", label: "Severity", options: ["warning", "critical", "info"] }], async (v) => {
-        const ok = await attempt(() => api("geofences", { method: "POST", body: { ...v, site_id: siteSel.value, kind: "polygon", polygon: pts, alert_on: ["enter", "exit"] } }), "Geofence created");
+        const ok = await attempt(() => api("geofences", { method: "POST", body: { ...v, site_id: siteSel.value, kind: "polygon", polygon: pts.map(flip), alert_on: ["enter", "exit"] } }), "Geofence created");
         if (ok) { d.close(); p.stop(); geofences.push(ok); drawPlan(); }
       }, { submit: "Create" }));
       d.addEventListener("close", () => p.stop());
@@ -99,6 +105,7 @@ export async function render(main) {
     if (m.type !== "location.updated") return;
     positions.set(m.data.asset_id, m.data);
     drawPlan();
+    assetList.reload();
   }, (st) => setLive(st === "live" ? "● live positions" : st));
   return () => { ws.close(); setLive(""); };
 }

@@ -35,8 +35,8 @@ export async function render(main) {
     const st = await api("cache/stats");
     const dir = st.caches?.[DIRECTORY] || { hits: 0, misses: 0 };
     const hits = dir.hits || 0, misses = dir.misses || 0;
-    const rate = hits + misses ? ((100 * hits) / (hits + misses)).toFixed(1) : "—";
-    return h("dl", { class: "kv" }, h("dt", {}, "Hit rate"), h("dd", { id: "hit-rate" }, `${rate}%`),
+    const rate = hits + misses ? `${((100 * hits) / (hits + misses)).toFixed(1)}%` : "no requests yet";
+    return h("dl", { class: "kv" }, h("dt", {}, "Hit rate"), h("dd", { id: "hit-rate" }, rate),
       h("dt", {}, "Hits / misses"), h("dd", {}, `${hits} / ${misses}`), h("dt", {}, "Keys"), h("dd", {}, String(st.keys)),
       h("dt", {}, "Backend"), h("dd", {}, st.backend));
   }, { actions: h("button", { type: "button", class: "secondary", onclick: async () => {
