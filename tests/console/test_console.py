@@ -108,6 +108,13 @@ async def test_login_then_every_page_shows_what_the_api_holds(console, client, m
     await page.wait_for_function("document.querySelector('img.thumb').src.startsWith('blob:')")
     await page.get_by_role("button", name="AB123C").click()
     await page.locator(".frame-wrap rect").wait_for()
+    await page.keyboard.press("Escape")
+    # Live toggle: an event ingested now shows up without a search.
+    await page.get_by_label("Live (/ws/plates)").check()
+    await page.locator(".live").filter(has_text="live plates").wait_for()
+    r = await client.post("/api/v1/plates/events", json=event(data["camera"], plate="LIVE42"))
+    assert r.status_code == 201, r.text
+    await page.get_by_role("button", name="LIVE42").wait_for()
 
 
 async def test_alert_raised_over_kafka_appears_live_and_acknowledging_updates_it(console, client, producer):
@@ -197,6 +204,12 @@ async def test_upload_a_photo_and_see_its_faces(console, client, tmp_path):
     assert f"{found} face" in await done.inner_text()
     await page.locator("#face-count", has_text=f"1 photos · {found} faces").wait_for()
     await page.wait_for_function("[...document.querySelectorAll('.gallery img')].some(i => i.src.startsWith('blob:'))")
+    # Search by the same photo: the match is that image, at a distance shown beside it.
+    await page.get_by_label("Photo to search for").set_input_files(str(photo))
+    await page.get_by_role("button", name="Search", exact=True).click()
+    match = page.locator("figcaption", has_text=re.compile(r"distance \d\.\d{3}"))
+    await match.first.wait_for(timeout=60_000)
+    assert float((await match.first.inner_text()).split()[-1]) < 0.1
     await c.screenshot("faces")
 
 

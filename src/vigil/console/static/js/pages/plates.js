@@ -27,7 +27,7 @@ export async function render(main) {
       min_confidence: f.min_confidence.value, limit: 100 };
     if (f.max_distance.value) q.max_distance = f.max_distance.value;
     const page = await api("plates/events", { params: q });
-    return [h("p", { class: "muted" }, `${page.total} events`), eventsTable([...liveRows, ...page.items])];
+    return [h("p", { class: "muted" }, `${page.total} events`), eventsTable(unique([...liveRows, ...page.items]))];
   });
   filters.addEventListener("submit", (e) => { e.preventDefault(); events.reload(); });
   live.addEventListener("change", () => {
@@ -132,4 +132,5 @@ async function frame(e) {
 }
 
 const hourLabel = (b) => (b.hour && String(b.hour).includes("T") ? new Date(b.hour).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit" }) : String(b.hour ?? b.label));
+const unique = (rows) => [...new Map(rows.map((r) => [r.id, r])).values()];
 const lbl = (t, input) => h("label", {}, h("span", {}, t), input);
