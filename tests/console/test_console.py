@@ -293,3 +293,35 @@ async def test_people_and_api_keys_are_managed_from_the_page(console, client, se
         await row.get_by_role("button", name="Delete").click()
         await row.wait_for(state="detached")
         assert (await kiosk.get("/api/v1/people")).status_code == 401
+
+
+async def test_geofences_drawn_on_the_site_plan_exist_in_the_api(console, client):
+    site = (await make_site_with_gateways(client, "Depot"))[0]
+    c, page = console, console.page
+    await c.login()
+    await c.visit("Assets")
+    await page.locator(".shape.gateway").first.wait_for()
+    # The plan shows north up: screen y is the plan's height minus the site's y.
+    height = await page.evaluate("""() => { const vb = document.querySelector('svg.plane').viewBox.baseVal;
+                                            return vb.height + 2 * vb.y; }""")
+    await page.get_by_role("button", name="Draw circle geofence").click()
+    await page.mouse.click(*await on_plane(page, 10, height - 5))
+    await page.mouse.click(*await on_plane(page, 14, height - 5))
+    await page.locator("dialog input[name=name]").fill("Fuel pump")
+    await page.get_by_role("button", name="Create").click()
+    await page.locator(".shape.geofence", has_text="Fuel pump").wait_for()
+    await page.get_by_role("button", name="Draw polygon geofence").click()
+    for x, y in ((2, 2), (8, 2), (8, 8)):
+        await page.mouse.click(*await on_plane(page, x, height - y))
+    await page.locator("svg.plane").press("Enter")
+    await page.locator("dialog input[name=name]").fill("Gate lane")
+    await page.get_by_role("button", name="Create").click()
+    await page.locator(".shape.geofence", has_text="Gate lane").wait_for()
+    fences = {g["name"]: g for g in (await client.get("/api/v1/geofences", params={"site_id": site["id"]})).json()["items"]}
+    assert fences["Fuel pump"]["kind"] == "circle"
+    assert fences["Fuel pump"]["center"] == pytest.approx([10, 5], abs=0.2)
+    assert fences["Fuel pump"]["radius_m"] == pytest.approx(4, abs=0.2)
+    assert fences["Gate lane"]["kind"] == "polygon"
+    ring = fences["Gate lane"]["polygon"]
+    assert [tuple(p) for p in ring[:3]] == [pytest.approx((2, 2), abs=0.2), pytest.approx((8, 2), abs=0.2),
+                                            pytest.approx((8, 8), abs=0.2)]

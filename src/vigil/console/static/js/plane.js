@@ -19,7 +19,8 @@ export function plane({ width = 100, height = 100, label = "plane", margin = 0 }
     draft: null,          // [[x, y], ...] being drawn or edited
     closed: false,
     mode: "idle",         // idle | draw | edit | point
-    onClose: null, onPoint: null, onChange: null,
+    onClose: null, onPoint: null, onChange: null, onCircle: null,
+    circle: null,         // [cx, cy] of a circle being drawn (mode "circle")
     toPlane(evt) {
       const pt = svg.createSVGPoint();
       pt.x = evt.clientX; pt.y = evt.clientY;
@@ -57,7 +58,8 @@ export function plane({ width = 100, height = 100, label = "plane", margin = 0 }
       drawDraft();
       svg.focus();
     },
-    stop() { api.draft = null; api.closed = false; api.mode = "idle"; drawDraft(); },
+    stop() { api.draft = null; api.closed = false; api.mode = "idle"; api.circle = null; drawDraft(); },
+    startCircle() { api.stop(); api.mode = "circle"; svg.focus(); },
     finish() {
       if (!api.draft || api.draft.length < 3) return false;
       api.closed = true;
@@ -88,6 +90,12 @@ export function plane({ width = 100, height = 100, label = "plane", margin = 0 }
 
   svg.addEventListener("pointerdown", () => { if (dragging < 0) suppressClick = false; });
   svg.addEventListener("pointermove", (e) => {
+    if (api.mode === "circle" && api.circle) {
+      const [x, y] = api.toPlane(e), [cx, cy] = api.circle;
+      draftG.replaceChildren(s("circle", { cx, cy, r: Math.hypot(x - cx, y - cy), class: "draft-line" }),
+        s("circle", { cx, cy, r: unit * 1.4, class: "vertex first" }));
+      return;
+    }
     if (dragging < 0 || !api.draft) return;
     api.draft[dragging] = clamp(api.toPlane(e));
     moved = true;
@@ -107,8 +115,15 @@ export function plane({ width = 100, height = 100, label = "plane", margin = 0 }
     const p = clamp(api.toPlane(e));
     if (api.mode === "draw" && !api.closed) { api.draft.push(p); drawDraft(); api.onChange?.(api.draft); }
     else if (api.mode === "point") api.onPoint?.(p);
+    else if (api.mode === "circle" && !api.circle) { api.circle = p; }
+    else if (api.mode === "circle") {
+      const c = api.circle, r = round(Math.hypot(p[0] - c[0], p[1] - c[1]));
+      api.mode = "idle"; api.circle = null;
+      if (r > 0) api.onCircle?.(c, r); else drawDraft();
+    }
   });
   svg.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && api.mode === "circle") { api.stop(); return; }
     if (!api.draft) return;
     if (e.key === "Enter") { e.preventDefault(); api.finish(); }
     else if (e.key === "Escape") { api.stop(); api.onChange?.(null); }

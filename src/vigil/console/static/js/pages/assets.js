@@ -48,7 +48,8 @@ export async function render(main) {
   }));
 
   main.append(h("div", { class: "page-head" }, h("h1", {}, "Assets"), siteSel,
-    h("button", { type: "button", class: "secondary", onclick: () => drawGeofence() }, "Draw polygon geofence")),
+    h("button", { type: "button", class: "secondary", onclick: () => drawGeofence() }, "Draw polygon geofence"),
+    h("button", { type: "button", class: "secondary", onclick: () => drawCircle() }, "Draw circle geofence")),
   h("div", { class: "split" }, h("div", {}, planeBox, status), h("div", {}, h("h2", {}, "Track and dwell"), trackForm, trackOut)),
   assetList, h("div", { class: "grid2" }, ...lists));
 
@@ -58,13 +59,13 @@ export async function render(main) {
     const pts = [...gws.map((g) => [g.x, g.y]), ...gfs.flatMap((g) => (g.polygon || (g.center ? [[g.center[0] + g.radius_m, g.center[1] + g.radius_m]] : []))),
       ...[...positions.values()].filter((l) => l.site_id === site).map((l) => [l.x, l.y])];
     const [w, hh] = extent(pts, 20);
-    if (!p || p.width !== w || p.height !== hh) { p = plane({ width: w, height: hh, label: "Site plan (metres)", margin: Math.max(w, hh) / 12 }); clear(planeBox).append(p.svg); }
+    if (!p || ((p.width !== w || p.height !== hh) && !p.draft && p.mode === "idle")) { p = plane({ width: w, height: hh, label: "Site plan (metres)", margin: Math.max(w, hh) / 12 }); clear(planeBox).append(p.svg); }
     // The site frame has y pointing north; the screen's points down: flip for display (and back for input).
     const F = ([x, y]) => [x, hh - y];
     const placed = [...positions.values()].filter((l) => l.site_id === site);
     const shapes = [
       ...gfs.map((g) => ({ id: g.id, cls: "geofence", label: g.name, polygon: g.kind === "polygon" ? g.polygon.map(F) : null,
-        circle: g.kind === "circle" ? [...F(g.center), g.radius_m] : null, at: g.kind === "circle" ? F(g.center) : undefined, title: `geofence ${g.name}` })),
+        circle: g.kind === "circle" ? [...F(g.center), g.radius_m] : null, at: g.kind === "circle" ? F(g.center) : undefined, title: `geofence ${g.name}`, onclick: () => editGeofence(g) })),
       ...gws.map((g) => { const [x, y] = F([g.x, g.y]); return { id: g.id, cls: "gateway", marker: [x, y], label: g.name, at: [x, y - p.unit * 2.5], title: `gateway ${g.name}` }; }),
       ...placed.flatMap((l) => {
         const a = assets.find((x) => x.id === l.asset_id);
@@ -79,18 +80,38 @@ export async function render(main) {
     status.textContent = `${gws.length} gateways · ${gfs.length} geofences · ${placed.length} assets placed`;
   }
 
+  function saveGeofence(body) {
+    const d = dialog("New geofence", form([{ name: "name", label: "Name", required: true },
+      { name: "severity", label: "Severity", options: ["warning", "critical", "info"] }], async (v) => {
+      const ok = await attempt(() => api("geofences", { method: "POST", body: { ...v, site_id: siteSel.value, alert_on: ["enter", "exit"], ...body } }), "Geofence created");
+      if (ok) { d.close(); geofences.push(ok); drawPlan(); }
+    }, { submit: "Create" }));
+    d.addEventListener("close", () => { p.stop(); drawPlan(); });
+  }
+
+  function drawCircle() {
+    if (!p) return;
+    p.startCircle();
+    status.textContent = "Click the centre, then a point on the edge.";
+    p.onCircle = (c, r) => saveGeofence({ kind: "circle", center: flip(c), radius_m: r });
+  }
+
+  // Edit a polygon geofence like a zone: its vertices become handles; Enter or "Save shape" stores it.
+  function editGeofence(g) {
+    if (g.kind !== "polygon") { status.textContent = `${g.name} is a circle: delete and draw it again to change it.`; return; }
+    p.start(g.polygon.map(flip), "edit");
+    status.textContent = `Editing ${g.name}: drag vertices, then press Enter.`;
+    p.onClose = async (pts) => {
+      const ok = await attempt(() => api(`geofences/${g.id}`, { method: "PATCH", body: { polygon: pts.map(flip) } }), `Saved ${g.name}`);
+      if (ok) { Object.assign(g, ok); p.stop(); drawPlan(); }
+    };
+  }
+
   function drawGeofence() {
     if (!p) return;
     p.start([], "draw");
     status.textContent = "Click to add vertices; click the first one (or Enter) to close.";
-    p.onClose = (pts) => {
-      const d = dialog("New geofence", form([{ name: "name", label: "Name", required: true },
-        { name: "severity", label: "Severity", options: ["warning", "critical", "info"] }], async (v) => {
-        const ok = await attempt(() => api("geofences", { method: "POST", body: { ...v, site_id: siteSel.value, kind: "polygon", polygon: pts.map(flip), alert_on: ["enter", "exit"] } }), "Geofence created");
-        if (ok) { d.close(); p.stop(); geofences.push(ok); drawPlan(); }
-      }, { submit: "Create" }));
-      d.addEventListener("close", () => p.stop());
-    };
+    p.onClose = (pts) => saveGeofence({ kind: "polygon", polygon: pts.map(flip) });
   }
 
   try {
