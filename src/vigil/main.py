@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from loguru import logger
 
 from vigil import __version__, registry
+from vigil.console import mount_console
 from vigil.core.messaging import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
 from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.cache import Cache, create_redis
@@ -227,6 +228,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="People & zones, plates, assets, faces, scenarios and alerts behind one API. "
         "Every `/api/v1` and `/ws` route needs an API key (`Authorization: Bearer <key>` or `X-API-Key`).",
         lifespan=lifespan,
+        docs_url=None,  # served offline by vigil.console from vendored assets
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -253,6 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in registry.compat_routers(settings.compat_seeds):
         compat.include_router(router)
     app.include_router(compat)
+    mount_console(app)
     return app
 
 
