@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.core.bus import EVENTS_TOPIC
-from vigil.core.db import utcnow
+from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters.models import Delivery, Exporter
@@ -391,3 +391,53 @@ async def _auto_disable(session: AsyncSession, exporter: Exporter, errors: list[
         exporter.consecutive_failures,
         last_error,
     )
+
+
+# --- alert policies' routing (issue 16) --------------------------------------------------------
+
+
+async def missing_exporters(session: AsyncSession, *, exporter_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The ids among `exporter_ids` that name no exporter (a policy's `notify` must name real ones)."""
+    if not exporter_ids:
+        return []
+    found = set((await session.scalars(select(Exporter.id).where(Exporter.id.in_(exporter_ids)))).all())
+    return [i for i in exporter_ids if i not in found]
+
+
+async def enqueue_notifications(
+    session: AsyncSession, *, exporter_ids: list[uuid.UUID], message: dict[str, Any]
+) -> int:
+    """Queue `message` for each named, enabled exporter, whatever its event_types (a policy routes it).
+
+    Written in the caller's transaction, so a notification exists exactly when the change that caused it
+    commits; from then on the delivery worker sends it with the usual retries and delivery log.
+    """
+    if not exporter_ids:
+        return 0
+    enabled = (
+        await session.scalars(select(Exporter.id).where(Exporter.id.in_(exporter_ids), Exporter.enabled))
+    ).all()
+    event_type = str(message.get("type", "alert.notification"))[:100]
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "exporter_id": exporter_id,
+            "event_id": uuid.uuid4().hex,  # every notification is its own event (a reminder is not a repeat)
+            "event_type": event_type,
+            "payload": message,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": utcnow(),
+        }
+        for exporter_id in enabled
+    ]
+    if rows:
+        await session.execute(insert(Delivery).values(rows))
+        after_commit(session, _wake_workers)
+    return len(rows)
+
+
+async def _wake_workers() -> None:
+    from vigil.exporters.worker import wake_workers  # the worker imports this module
+
+    wake_workers()
