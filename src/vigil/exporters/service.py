@@ -21,6 +21,7 @@ from vigil.core.bus import EVENTS_TOPIC
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
+from vigil.exporters.channels import CHANNEL_KINDS, sample_alert_event
 from vigil.exporters.models import Delivery, Exporter
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, unmask_config
 from vigil.exporters.senders import Outgoing, Senders, Target
@@ -179,6 +180,8 @@ async def list_deliveries(
 
 
 def sample_payload(exporter: Exporter) -> dict[str, Any]:
+    if exporter.kind in CHANNEL_KINDS or exporter.config.get("template"):
+        return sample_alert_event()  # channels render templates: show them a sample alert
     now = utcnow().isoformat()
     return {
         "type": "exporter.test",

@@ -77,11 +77,13 @@ async def check_target(host: str, port: int, allow: AllowList) -> None:
 
 def endpoints(kind: str, config: dict[str, Any]) -> list[tuple[str, int]]:
     """The (host, port) pairs an exporter of `kind` connects to; none for Kafka on the app's own broker."""
-    if kind == "webhook":
+    if kind in ("webhook", "slack", "teams"):
         parts = urlsplit(config["url"])
         return [(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))]
     if kind == "mqtt":
         return [(config["host"], config.get("port", 1883))]
+    if kind == "email":
+        return [(config["host"], config.get("port") or 25)]
     if kind == "kafka" and config.get("bootstrap_servers"):
         pairs = []
         for server in config["bootstrap_servers"].split(","):
