@@ -175,13 +175,16 @@ def _notification(alert: Alert, policy: AlertPolicy, reason: str, **extra: Any) 
                                    "reason": reason, **extra})
 
 
-async def _notify(session: AsyncSession, alert: Alert, policy: AlertPolicy, targets: list[str], reason: str,
-                  **extra: Any) -> int:
+Outgoing = list[tuple[list[uuid.UUID], dict[str, Any]]]
+
+
+def _notify(outgoing: Outgoing, alert: Alert, policy: AlertPolicy, targets: list[str], reason: str,
+            **extra: Any) -> int:
+    """Collect one notification (queued in one go at the end); returns how many channels it names."""
     ids = [uuid.UUID(str(t)) for t in targets]
-    if not ids:
-        return 0
-    return await exporters.enqueue_notifications(session, exporter_ids=ids,
-                                                 message=_notification(alert, policy, reason, **extra))
+    if ids:
+        outgoing.append((ids, _notification(alert, policy, reason, **extra)))
+    return len(ids)
 
 
 async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> bool:
@@ -197,10 +200,11 @@ async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> b
     alert.suppressed = bool(policies) and not in_hours
     notified: list[str] = []
     states = []
+    outgoing: Outgoing = []
     for policy in policies:
         notified_at = None
         if not alert.muted and policy in in_hours:
-            if await _notify(session, alert, policy, policy.notify, "created"):
+            if _notify(outgoing, alert, policy, policy.notify, "created"):
                 notified.append(policy.name)
             notified_at = now
         due = next_due(policy, created_at=alert.created_at, steps_done=0, notified_at=notified_at)
@@ -210,6 +214,8 @@ async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> b
                        "next_due_at": due})
     if states:
         await session.execute(insert(AlertPolicyState).values(states))
+    if outgoing:
+        await exporters.enqueue_notifications(session, notifications=outgoing)
     if alert.muted or alert.suppressed:
         await session.flush()
     record(session, alert, "created", by="system", at=now, detail={
@@ -305,6 +311,7 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
     counts["due"] = len(rows)
     mutes = await _active_mutes(session, now)
     changed: dict[uuid.UUID, Alert] = {}
+    outgoing: Outgoing = []
     for state, alert in rows:
         policy = policies.get(state.policy_id)
         if policy is None or alert.status != "open":
@@ -332,7 +339,7 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
             if step.get("severity") and _rank(step["severity"]) > _rank(alert.severity):
                 alert.severity = step["severity"]
             targets = step.get("notify") or policy.notify
-            sent = await _notify(session, alert, policy, targets, "escalated", step=state.steps_done)
+            sent = _notify(outgoing, alert, policy, targets, "escalated", step=state.steps_done)
             record(session, alert, "escalated", by=by, at=now, detail={
                 "step": state.steps_done, "after_s": step["after_s"], "from_severity": before,
                 "severity": alert.severity, "notified": sent})
@@ -343,7 +350,7 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
             state.notified_at = now
         elif policy.remind_every_s and (state.notified_at or alert.created_at) + timedelta(
                 seconds=policy.remind_every_s) <= now:
-            sent = await _notify(session, alert, policy, policy.notify, "reminder")
+            sent = _notify(outgoing, alert, policy, policy.notify, "reminder")
             record(session, alert, "reminded", by=by, at=now, detail={"notified": sent})
             state.notified_at = now
             changed[alert.id] = alert
@@ -353,6 +360,20 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
     for alert in changed.values():
         alert.updated_at = now
         announce(session, alert, created=False)
+    # Written as two executemany UPDATEs (uniform rows), not one UPDATE per changed object: the ORM's
+    # flush splits rows with different changed columns into many small batches.
+    state_rows = [{"alert_id": st.alert_id, "policy_id": st.policy_id, "steps_done": st.steps_done,
+                   "notified_at": st.notified_at, "next_due_at": st.next_due_at} for st, _ in rows]
+    alert_rows = [{"id": a.id, "severity": a.severity, "updated_at": now} for a in changed.values()]
+    for st, alert in rows:
+        for obj in (st, alert):
+            if obj in session:
+                session.expunge(obj)
+    await session.execute(update(AlertPolicyState), state_rows)
+    if alert_rows:
+        await session.execute(update(Alert), alert_rows)
+    if outgoing:
+        await exporters.enqueue_notifications(session, notifications=outgoing)
 
 
 __all__ = ["LOCK_KEY", "NOTIFICATION", "PolicyNotFound", "active_mute", "create_policy", "delete_policy",

@@ -408,34 +408,37 @@ async def missing_exporters(session: AsyncSession, *, exporter_ids: list[uuid.UU
 
 
 async def enqueue_notifications(
-    session: AsyncSession, *, exporter_ids: list[uuid.UUID], message: dict[str, Any]
+    session: AsyncSession, *, notifications: list[tuple[list[uuid.UUID], dict[str, Any]]]
 ) -> int:
-    """Queue `message` for each named, enabled exporter, whatever its event_types (a policy routes it).
+    """Queue each message for each of its named, enabled exporters, whatever their event_types (a policy
+    routes it). Two statements for any number of notifications.
 
     Written in the caller's transaction, so a notification exists exactly when the change that caused it
     commits; from then on the delivery worker sends it with the usual retries and delivery log.
     """
-    if not exporter_ids:
+    wanted = {e for ids, _ in notifications for e in ids}
+    if not wanted:
         return 0
-    enabled = (
-        await session.scalars(select(Exporter.id).where(Exporter.id.in_(exporter_ids), Exporter.enabled))
-    ).all()
-    event_type = str(message.get("type", "alert.notification"))[:100]
+    enabled = set((await session.scalars(select(Exporter.id).where(Exporter.id.in_(wanted), Exporter.enabled))).all())
+    now = utcnow()
     rows = [
         {
             "id": uuid.uuid4(),
             "exporter_id": exporter_id,
             "event_id": uuid.uuid4().hex,  # every notification is its own event (a reminder is not a repeat)
-            "event_type": event_type,
+            "event_type": str(message.get("type", "alert.notification"))[:100],
             "payload": message,
             "status": "pending",
             "attempts": 0,
-            "next_attempt_at": utcnow(),
+            "next_attempt_at": now,
         }
-        for exporter_id in enabled
+        for ids, message in notifications
+        for exporter_id in dict.fromkeys(ids)
+        if exporter_id in enabled
     ]
+    for start in range(0, len(rows), 1000):
+        await session.execute(insert(Delivery).values(rows[start:start + 1000]))
     if rows:
-        await session.execute(insert(Delivery).values(rows))
         after_commit(session, _wake_workers)
     return len(rows)
 
