@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine  # noqa: E402
+
 from vigil.alerts import policies, service  # noqa: E402
 from vigil.alerts.models import Alert, AlertPolicyState  # noqa: E402
 from vigil.alerts.schemas import PolicyCreate  # noqa: E402
@@ -78,7 +79,11 @@ def policy_body(i: int, exporter_ids: list[uuid.UUID]) -> PolicyCreate:
         match["kind"] = KINDS[i % len(KINDS)]
     if i % 5 == 2:
         match["subject"] = f"subject-{rng.randrange(10)}*"
-    body: dict = {"name": f"policy {i:03d}", "match": match, "notify": [str(exporter_ids[i % len(exporter_ids)])]}
+    body: dict = {
+        "name": f"policy {i:03d}",
+        "match": match,
+        "notify": [str(exporter_ids[i % len(exporter_ids)])],
+    }
     if i % 2 == 0:
         body["quiet_resolve_s"] = 600 + i
     if i % 3 != 2:
@@ -86,8 +91,10 @@ def policy_body(i: int, exporter_ids: list[uuid.UUID]) -> PolicyCreate:
     if i % 2 == 1:
         body["escalate"] = [{"after_s": 900, "severity": "critical"}, {"after_s": 3600}]
     if i % 10 == 0:
-        body["schedule"] = {"tz": "Europe/Paris", "days": {d: [["00:00", "24:00"]] for d in
-                                                           ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+        body["schedule"] = {
+            "tz": "Europe/Paris",
+            "days": {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        }
     return PolicyCreate.model_validate(body)
 
 
@@ -113,22 +120,45 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict:
 
     async with session_scope(factory) as session:
         exporter_ids = [uuid.uuid4() for _ in range(5)]
-        await session.execute(insert(Exporter), [
-            {"id": e, "name": f"channel {n}", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"},
-             "event_types": [], "enabled": True} for n, e in enumerate(exporter_ids)])
+        await session.execute(
+            insert(Exporter),
+            [
+                {
+                    "id": e,
+                    "name": f"channel {n}",
+                    "kind": "webhook",
+                    "config": {"url": "http://127.0.0.1:9/x"},
+                    "event_types": [],
+                    "enabled": True,
+                }
+                for n, e in enumerate(exporter_ids)
+            ],
+        )
         rng = random.Random(7)
         rows = []
         for n in range(args.alerts):
             source = SOURCES[n % len(SOURCES)]
-            rows.append({
-                "id": uuid.uuid4(), "source": source, "kind": KINDS[rng.randrange(len(KINDS))],
-                "subject": f"subject-{n}", "severity": rng.choice(("info", "warning", "critical")),
-                "status": "open", "title": f"bench alert {n}", "count": 1, "last_seen_at": now,
-                "created_at": now, "updated_at": now,
-                "data": {"zone_id": f"ZONE_{rng.randrange(200):03d}", "camera_id": f"cam-{rng.randrange(50)}"},
-            })
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "source": source,
+                    "kind": KINDS[rng.randrange(len(KINDS))],
+                    "subject": f"subject-{n}",
+                    "severity": rng.choice(("info", "warning", "critical")),
+                    "status": "open",
+                    "title": f"bench alert {n}",
+                    "count": 1,
+                    "last_seen_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "data": {
+                        "zone_id": f"ZONE_{rng.randrange(200):03d}",
+                        "camera_id": f"cam-{rng.randrange(50)}",
+                    },
+                }
+            )
         for start in range(0, len(rows), 2000):
-            await session.execute(insert(Alert), rows[start:start + 2000])
+            await session.execute(insert(Alert), rows[start : start + 2000])
     started = time.perf_counter()
     for i in range(args.policies):
         async with session_scope(factory) as session:
@@ -137,20 +167,28 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict:
     async with factory() as session:
         out["policy_states"] = await session.scalar(text("SELECT count(*) FROM alert_policy_states"))
         out["alerts_with_a_policy"] = await session.scalar(
-            text("SELECT count(DISTINCT alert_id) FROM alert_policy_states"))
+            text("SELECT count(DISTINCT alert_id) FROM alert_policy_states")
+        )
     # The first pass after creating policies re-reads every attached state (they start due "now").
     out["first_pass_after_create"] = await drain(factory, counter, args.batch)
 
-    idle = [await timed(factory, counter, lambda s: policies.evaluate(s, batch=args.batch)) for _ in range(20)]
-    out["idle_pass"] = {"ms_median": round(statistics.median(t for t, _, _ in idle), 2),
-                        "ms_max": round(max(t for t, _, _ in idle), 2),
-                        "queries": sorted({q for _, q, _ in idle})}
+    idle = [
+        await timed(factory, counter, lambda s: policies.evaluate(s, batch=args.batch)) for _ in range(20)
+    ]
+    out["idle_pass"] = {
+        "ms_median": round(statistics.median(t for t, _, _ in idle), 2),
+        "ms_max": round(max(t for t, _, _ in idle), 2),
+        "queries": sorted({q for _, q, _ in idle}),
+    }
 
     # Everything due: alerts 2 hours old (both steps and a reminder due).
     async with session_scope(factory) as session:
         await session.execute(update(Alert).values(created_at=now - timedelta(hours=2)))
-        await session.execute(update(AlertPolicyState).values(next_due_at=now - timedelta(seconds=1),
-                                                              notified_at=now - timedelta(hours=2)))
+        await session.execute(
+            update(AlertPolicyState).values(
+                next_due_at=now - timedelta(seconds=1), notified_at=now - timedelta(hours=2)
+            )
+        )
     out["all_due"] = await drain(factory, counter, args.batch)
 
     # Every alert quiet for 2 hours: quiet resolve closes the ones whose policies have quiet_resolve_s.
@@ -159,7 +197,8 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict:
     out["all_quiet"] = await drain(factory, counter, args.batch)
     async with factory() as session:
         out["resolved_by_quiet"] = await session.scalar(
-            text("SELECT count(*) FROM alerts WHERE resolved_by LIKE 'policy:%'"))
+            text("SELECT count(*) FROM alerts WHERE resolved_by LIKE 'policy:%'")
+        )
         out["deliveries_queued"] = await session.scalar(text("SELECT count(*) FROM exporter_deliveries"))
 
     out["raise_alert_with_policies"] = await raises(factory, counter, args.raises, prefix="wp")
@@ -176,22 +215,38 @@ async def drain(factory, counter: Counter, batch: int) -> dict:  # noqa: ANN001
         if not counts or not (counts.get("due") or counts.get("resolved")):
             break
     busy = [p for p in passes if p.get("due") or p.get("resolved")]
-    return {"passes": passes, "busy_passes": len(busy),
-            "ms_per_busy_pass_median": round(statistics.median(p["ms"] for p in busy), 1) if busy else 0,
-            "queries_per_busy_pass_max": max((p["queries"] for p in busy), default=0)}
+    return {
+        "passes": passes,
+        "busy_passes": len(busy),
+        "ms_per_busy_pass_median": round(statistics.median(p["ms"] for p in busy), 1) if busy else 0,
+        "queries_per_busy_pass_max": max((p["queries"] for p in busy), default=0),
+    }
 
 
 async def raises(factory, counter: Counter, n: int, *, prefix: str) -> dict:  # noqa: ANN001
     times, queries = [], []
     for i in range(n):
-        ms, q, _ = await timed(factory, counter, lambda s, i=i: service.raise_alert(
-            s, source=SOURCES[i % len(SOURCES)], kind="intrusion", severity="warning", title="bench",
-            subject=f"{prefix}-{i}", data={"zone_id": f"ZONE_{i % 200:03d}", "camera_id": f"cam-{i % 50}"}))
+        ms, q, _ = await timed(
+            factory,
+            counter,
+            lambda s, i=i: service.raise_alert(
+                s,
+                source=SOURCES[i % len(SOURCES)],
+                kind="intrusion",
+                severity="warning",
+                title="bench",
+                subject=f"{prefix}-{i}",
+                data={"zone_id": f"ZONE_{i % 200:03d}", "camera_id": f"cam-{i % 50}"},
+            ),
+        )
         times.append(ms)
         queries.append(q)
-    return {"calls": n, "ms_median": round(statistics.median(times), 2),
-            "ms_p95": round(sorted(times)[int(0.95 * (n - 1))], 2),
-            "queries_median": statistics.median(queries)}
+    return {
+        "calls": n,
+        "ms_median": round(statistics.median(times), 2),
+        "ms_p95": round(sorted(times)[int(0.95 * (n - 1))], 2),
+        "queries_median": statistics.median(queries),
+    }
 
 
 def main() -> None:

@@ -36,16 +36,29 @@ async def receivers():
 
 
 async def channel(client, receiver: Receiver, name: str, event_types=()) -> str:
-    r = await client.post("/api/v1/exporters", json={"name": name, "kind": "webhook", "event_types": list(event_types),
-                                                      "config": {"url": receiver.url},
-                                                      "retry": {"max_attempts": 3, "backoff_seconds": 0.2}})
+    r = await client.post(
+        "/api/v1/exporters",
+        json={
+            "name": name,
+            "kind": "webhook",
+            "event_types": list(event_types),
+            "config": {"url": receiver.url},
+            "retry": {"max_attempts": 3, "backoff_seconds": 0.2},
+        },
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
 
 async def raise_one(server, **kw):
-    args = {"source": "test", "kind": "intrusion", "severity": "warning", "title": "Person in zone",
-            "subject": "person:7", "data": {"zone_id": "ZONE_001", "camera_id": "cam-1"}} | kw
+    args = {
+        "source": "test",
+        "kind": "intrusion",
+        "severity": "warning",
+        "title": "Person in zone",
+        "subject": "person:7",
+        "data": {"zone_id": "ZONE_001", "camera_id": "cam-1"},
+    } | kw
     async with session_scope(server.ctx.sessionmaker) as session:
         alert, _ = await service.raise_alert(session, **args)
     return str(alert.id)
@@ -64,19 +77,38 @@ async def history(client, alert_id: str) -> list[dict]:
 
 async def test_policy_crud_and_unknown_exporters(client):
     rcv_id = str(uuid.uuid4())
-    r = await client.post(POLICIES, json={"name": "p", "notify": [rcv_id],
-                                          "escalate": [{"after_s": 5, "notify": [rcv_id]}]})
+    r = await client.post(
+        POLICIES, json={"name": "p", "notify": [rcv_id], "escalate": [{"after_s": 5, "notify": [rcv_id]}]}
+    )
     assert r.status_code == 422, r.text
     errors = r.json()["errors"]
     assert len(errors) == 2 and all(e["type"] == "unknown_reference" for e in errors)
     assert r.headers["content-type"].startswith("application/problem+json")
-    exp = (await client.post("/api/v1/exporters", json={"name": "x", "kind": "webhook", "event_types": [],
-                                                         "config": {"url": "http://127.0.0.1:9/h"}})).json()
-    body = {"name": "night desk", "match": {"source": "reid", "subject": "global_id:*", "zone_id": "Z1"},
-            "notify": [exp["id"]], "quiet_resolve_s": 600, "remind_every_s": 300,
-            "escalate": [{"after_s": 900, "severity": "critical"}, {"after_s": 60}],
-            "schedule": {"tz": "Europe/Paris", "days": {"mon": [["08:00", "18:00"]]}, "except_dates": ["2026-12-25"]},
-            "enabled": True}
+    exp = (
+        await client.post(
+            "/api/v1/exporters",
+            json={
+                "name": "x",
+                "kind": "webhook",
+                "event_types": [],
+                "config": {"url": "http://127.0.0.1:9/h"},
+            },
+        )
+    ).json()
+    body = {
+        "name": "night desk",
+        "match": {"source": "reid", "subject": "global_id:*", "zone_id": "Z1"},
+        "notify": [exp["id"]],
+        "quiet_resolve_s": 600,
+        "remind_every_s": 300,
+        "escalate": [{"after_s": 900, "severity": "critical"}, {"after_s": 60}],
+        "schedule": {
+            "tz": "Europe/Paris",
+            "days": {"mon": [["08:00", "18:00"]]},
+            "except_dates": ["2026-12-25"],
+        },
+        "enabled": True,
+    }
     r = await client.post(POLICIES, json=body)
     assert r.status_code == 201, r.text
     policy = r.json()
@@ -87,8 +119,9 @@ async def test_policy_crud_and_unknown_exporters(client):
     r = await client.patch(f"{POLICIES}/{policy['id']}", json={"enabled": False, "remind_every_s": None})
     assert r.status_code == 200 and r.json()["enabled"] is False and r.json()["remind_every_s"] is None
     assert (await client.patch(f"{POLICIES}/{policy['id']}", json={"notify": [rcv_id]})).status_code == 422
-    assert (await client.post(POLICIES, json={"name": "bad", "schedule": {"tz": "Nowhere/X", "days": {}}})
-            ).status_code == 422
+    assert (
+        await client.post(POLICIES, json={"name": "bad", "schedule": {"tz": "Nowhere/X", "days": {}}})
+    ).status_code == 422
     assert (await client.get(f"{POLICIES}/{uuid.uuid4()}")).status_code == 404
     assert (await client.delete(f"{POLICIES}/{policy['id']}")).status_code == 204
     assert (await client.get(f"{POLICIES}/{policy['id']}")).status_code == 404
@@ -98,12 +131,16 @@ async def test_new_alert_notifies_the_policy_channels_only(server, client, recei
     routed, subscribed = await receivers(), await receivers()
     routed_id = await channel(client, routed, "routed")  # no event_types: policies only
     await channel(client, subscribed, "subscribed", ["alert.created"])  # event_types keep working
-    await client.post(POLICIES, json={"name": "zone 1", "match": {"zone_id": "ZONE_001"}, "notify": [routed_id]})
+    await client.post(
+        POLICIES, json={"name": "zone 1", "match": {"zone_id": "ZONE_001"}, "notify": [routed_id]}
+    )
     alert_id = await raise_one(server)
     await raise_one(server, subject="person:8", data={"zone_id": "ZONE_002"})  # matches no policy
     await wait_for(lambda: len(notes(routed)) == 1 and len(subscribed.received) == 2)
     note = notes(routed)[0]["data"]
-    assert note["alert"]["id"] == alert_id and note["reason"] == "created" and note["policy"]["name"] == "zone 1"
+    assert (
+        note["alert"]["id"] == alert_id and note["reason"] == "created" and note["policy"]["name"] == "zone 1"
+    )
     assert {r["body"]["type"] for r in subscribed.received} == {"alert.created"}
     [created] = await history(client, alert_id)
     assert created["action"] == "created" and created["by"] == "system"
@@ -115,10 +152,19 @@ async def test_new_alert_notifies_the_policy_channels_only(server, client, recei
 async def test_escalation_steps_and_reminders_until_acknowledged(server, client, receivers):
     first, second = await receivers(), await receivers()
     first_id, second_id = await channel(client, first, "first"), await channel(client, second, "second")
-    await client.post(POLICIES, json={
-        "name": "escalating", "match": {"source": "test", "kind": "intrusion"}, "notify": [first_id],
-        "remind_every_s": 1, "escalate": [{"after_s": 1, "severity": "critical", "notify": [second_id]}]})
-    async with websockets.connect(f"{server.ws_url}/ws/alerts?source=test", additional_headers=auth(ADMIN_KEY)) as ws:
+    await client.post(
+        POLICIES,
+        json={
+            "name": "escalating",
+            "match": {"source": "test", "kind": "intrusion"},
+            "notify": [first_id],
+            "remind_every_s": 1,
+            "escalate": [{"after_s": 1, "severity": "critical", "notify": [second_id]}],
+        },
+    )
+    async with websockets.connect(
+        f"{server.ws_url}/ws/alerts?source=test", additional_headers=auth(ADMIN_KEY)
+    ) as ws:
         alert_id = await raise_one(server, severity="info")
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "alert.created"
         await wait_for(lambda: notes(second, "escalated"), timeout=10)
@@ -156,7 +202,9 @@ async def test_quiet_resolve_after_no_recurrence(server, client):
     alert = (await client.get(f"{ALERTS}/{alert_id}")).json()
     assert alert["resolved_by"] == "policy:quiet" and alert["count"] == 4
     last = (await history(client, alert_id))[-1]
-    assert last["action"] == "resolved" and last["detail"]["reason"] == "quiet" and last["by"] == "policy:quiet"
+    assert (
+        last["action"] == "resolved" and last["detail"]["reason"] == "quiet" and last["by"] == "policy:quiet"
+    )
     assert (await client.get(f"{ALERTS}/{other}")).json()["status"] == "open"  # not matched
 
 
@@ -176,18 +224,40 @@ async def test_schedule_suppresses_outside_active_hours_across_a_day_boundary(se
     local_day, utc_day = DAYS[now.astimezone(zone).weekday()], DAYS[now.weekday()]
     all_day = [["00:00", "24:00"]]
     # Active on the UTC weekday only: in that zone it is already (or still) another day -> suppressed.
-    await client.post(POLICIES, json={"name": "utc day", "match": {"kind": "k1"}, "notify": [rcv_id],
-                                      "schedule": {"tz": zone.key, "days": {utc_day: all_day}}})
+    await client.post(
+        POLICIES,
+        json={
+            "name": "utc day",
+            "match": {"kind": "k1"},
+            "notify": [rcv_id],
+            "schedule": {"tz": zone.key, "days": {utc_day: all_day}},
+        },
+    )
     # Active on the zone's local weekday -> notified.
-    await client.post(POLICIES, json={"name": "local day", "match": {"kind": "k2"}, "notify": [rcv_id],
-                                      "schedule": {"tz": zone.key, "days": {local_day: all_day}}})
-    async with websockets.connect(f"{server.ws_url}/ws/alerts?source=test", additional_headers=auth(ADMIN_KEY)) as ws:
+    await client.post(
+        POLICIES,
+        json={
+            "name": "local day",
+            "match": {"kind": "k2"},
+            "notify": [rcv_id],
+            "schedule": {"tz": zone.key, "days": {local_day: all_day}},
+        },
+    )
+    async with websockets.connect(
+        f"{server.ws_url}/ws/alerts?source=test", additional_headers=auth(ADMIN_KEY)
+    ) as ws:
         quiet = await raise_one(server, kind="k1")
         msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert msg["type"] == "alert.updated" and msg["data"]["suppressed"] is True  # stored, not pushed as new
+        assert (
+            msg["type"] == "alert.updated" and msg["data"]["suppressed"] is True
+        )  # stored, not pushed as new
         loud = await raise_one(server, kind="k2")
         msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert msg["type"] == "alert.created" and msg["data"]["id"] == loud and msg["data"]["suppressed"] is False
+        assert (
+            msg["type"] == "alert.created"
+            and msg["data"]["id"] == loud
+            and msg["data"]["suppressed"] is False
+        )
     await wait_for(lambda: notes(rcv))
     await asyncio.sleep(0.5)
     assert [n["data"]["alert"]["id"] for n in notes(rcv)] == [loud]
@@ -198,10 +268,13 @@ async def test_schedule_suppresses_outside_active_hours_across_a_day_boundary(se
 async def test_mute_silences_until_it_expires(server, client, receivers):
     rcv = await receivers()
     rcv_id = await channel(client, rcv, "desk")
-    await client.post(POLICIES, json={"name": "cams", "match": {"source": "test"}, "notify": [rcv_id],
-                                      "remind_every_s": 1})
+    await client.post(
+        POLICIES, json={"name": "cams", "match": {"source": "test"}, "notify": [rcv_id], "remind_every_s": 1}
+    )
     until = datetime.now(UTC) + timedelta(seconds=2)
-    r = await client.post(f"{ALERTS}/mutes", json={"match": {"camera_id": "cam-1"}, "until": until.isoformat()})
+    r = await client.post(
+        f"{ALERTS}/mutes", json={"match": {"camera_id": "cam-1"}, "until": until.isoformat()}
+    )
     assert r.status_code == 201, r.text
     mute = r.json()
     listed = await client.get(f"{ALERTS}/mutes")  # not taken for an alert id
@@ -216,7 +289,9 @@ async def test_mute_silences_until_it_expires(server, client, receivers):
     assert notes(rcv, "reminder")[0]["data"]["alert"]["id"] == muted
     fresh = await raise_one(server, subject="cam-2")
     await wait_for(lambda: any(n["data"]["alert"]["id"] == fresh for n in notes(rcv, "created")))
-    assert (await client.post(f"{ALERTS}/mutes", json={"match": {}, "until": until.isoformat()})).status_code == 422
+    assert (
+        await client.post(f"{ALERTS}/mutes", json={"match": {}, "until": until.isoformat()})
+    ).status_code == 422
     assert (await client.delete(f"{ALERTS}/mutes/{mute['id']}")).status_code == 204
     assert (await client.delete(f"{ALERTS}/mutes/{mute['id']}")).status_code == 404
 
@@ -224,8 +299,10 @@ async def test_mute_silences_until_it_expires(server, client, receivers):
 async def test_people_on_alerts_snooze_and_history(server, client, receivers, make_key):
     rcv = await receivers()
     rcv_id = await channel(client, rcv, "desk")
-    await client.post(POLICIES, json={"name": "remind", "match": {"source": "test"}, "notify": [rcv_id],
-                                      "remind_every_s": 1})
+    await client.post(
+        POLICIES,
+        json={"name": "remind", "match": {"source": "test"}, "notify": [rcv_id], "remind_every_s": 1},
+    )
     alice = {"Authorization": f"Bearer {await make_key('write', name='alice')}"}
     alert_id = await raise_one(server)
     await wait_for(lambda: notes(rcv, "created"))
@@ -244,12 +321,20 @@ async def test_people_on_alerts_snooze_and_history(server, client, receivers, ma
     await client.post(f"{ALERTS}/{alert_id}/acknowledge", headers=alice)
     await client.post(f"{ALERTS}/{alert_id}/resolve", headers=alice)
     steps = [(h["action"], h["by"]) for h in await history(client, alert_id) if h["action"] != "reminded"]
-    assert steps == [("created", "system"), ("snoozed", "alice"), ("updated", "alice"), ("commented", "alice"),
-                     ("acknowledged", "alice"), ("resolved", "alice")]
+    assert steps == [
+        ("created", "system"),
+        ("snoozed", "alice"),
+        ("updated", "alice"),
+        ("commented", "alice"),
+        ("acknowledged", "alice"),
+        ("resolved", "alice"),
+    ]
     entries = {h["action"]: h for h in await history(client, alert_id)}
     assert entries["updated"]["detail"] == {"assignee": {"from": None, "to": "bob"}}
     assert entries["resolved"]["detail"]["reason"] == "manual"
-    assert (await client.post(f"{ALERTS}/{alert_id}/snooze", json={"until": until.isoformat()})).status_code == 409
+    assert (
+        await client.post(f"{ALERTS}/{alert_id}/snooze", json={"until": until.isoformat()})
+    ).status_code == 409
     assert (await client.get(f"{ALERTS}/{uuid.uuid4()}/history")).status_code == 404
 
 

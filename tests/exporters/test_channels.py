@@ -3,10 +3,10 @@ with a certificate made here), and a local HTTP receiver for the Slack, Teams, T
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import email
 import email.policy
+import hashlib
+import hmac
 import ipaddress
 import ssl
 from urllib.parse import urlsplit
@@ -30,19 +30,22 @@ TOKEN = "123456:AAHsample-token_abcdefghijklmnop"
 
 
 class Inbox:
-    """An aiosmtpd handler that keeps what arrives, with whether the session was encrypted and who logged in."""
+    """An aiosmtpd handler keeping what arrives, whether the session was encrypted, and who logged in."""
 
     def __init__(self) -> None:
         self.messages: list[dict] = []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802 - aiosmtpd's hook name
-        self.messages.append({
-            "mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
-            "message": email.message_from_bytes(envelope.original_content, policy=email.policy.default),
-            # session.ssl is set after STARTTLS only; an implicit-TLS transport carries its ssl_object.
-            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
-            "login": session.auth_data.login.decode() if session.authenticated else None,
-        })
+        self.messages.append(
+            {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": list(envelope.rcpt_tos),
+                "message": email.message_from_bytes(envelope.original_content, policy=email.policy.default),
+                # session.ssl is set after STARTTLS only; an implicit-TLS transport carries its ssl_object.
+                "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
+                "login": session.auth_data.login.decode() if session.authenticated else None,
+            }
+        )
         return "250 OK"
 
 
@@ -59,15 +62,34 @@ def cert(tmp_path_factory) -> dict:
     now = dt.datetime.now(dt.UTC)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
@@ -76,9 +98,11 @@ def cert(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("smtp-cert")
     pem = certificate.public_bytes(serialization.Encoding.PEM)
     (folder / "cert.pem").write_bytes(pem)
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                       serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     return {"server": server, "pem": pem.decode()}
@@ -102,28 +126,46 @@ def smtp():
 
 
 async def make(client, kind: str, config: dict, name: str | None = None, event_types=()) -> dict:
-    r = await client.post(URL, json={"name": name or kind, "kind": kind, "config": config,
-                                     "event_types": list(event_types)})
+    r = await client.post(
+        URL, json={"name": name or kind, "kind": kind, "config": config, "event_types": list(event_types)}
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 async def test_email_plain_via_a_policy_and_the_test_endpoint(server, client, smtp):
     inbox, port = smtp()
-    exp = await make(client, "email", {
-        "host": "127.0.0.1", "port": port, "from": "vigil@example.org", "to": ["ops@example.org", "b@example.org"],
-        "subject_template": "Vigil: {{ alert.title }} [{{ alert.severity }}]",
-        "body_template": "{{ alert.title }}\nsource={{ alert.source }} reason={{ reason }} policy={{ policy }}"})
+    exp = await make(
+        client,
+        "email",
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "from": "vigil@example.org",
+            "to": ["ops@example.org", "b@example.org"],
+            "subject_template": "Vigil: {{ alert.title }} [{{ alert.severity }}]",
+            "body_template": "{{ alert.title }}\n"
+            "source={{ alert.source }} reason={{ reason }} policy={{ policy }}",
+        },
+    )
     assert exp["config"]["from"] == "vigil@example.org" and exp["event_types"] == []
     test = (await client.post(f"{URL}/{exp['id']}/test")).json()
     assert test["ok"] is True, test
     [sample] = inbox.messages
     assert sample["message"]["Subject"].startswith("Vigil: Sample alert")
-    await client.post("/api/v1/alert-policies", json={"name": "mail ops", "match": {"source": "test"},
-                                                      "notify": [exp["id"]]})
+    await client.post(
+        "/api/v1/alert-policies",
+        json={"name": "mail ops", "match": {"source": "test"}, "notify": [exp["id"]]},
+    )
     async with session_scope(server.ctx.sessionmaker) as session:
-        alert, _ = await alerts.raise_alert(session, source="test", kind="k", severity="critical",
-                                            title="Door forced at gate 3", subject="gate-3")
+        alert, _ = await alerts.raise_alert(
+            session,
+            source="test",
+            kind="k",
+            severity="critical",
+            title="Door forced at gate 3",
+            subject="gate-3",
+        )
     await wait_for(lambda: len(inbox.messages) == 2)
     got = inbox.messages[1]
     message = got["message"]
@@ -135,14 +177,24 @@ async def test_email_plain_via_a_policy_and_the_test_endpoint(server, client, sm
     assert body.startswith("Door forced at gate 3\n") and "source=test reason=created policy=mail ops" in body
     assert got["tls"] is False
     deliveries = (await client.get(f"{URL}/{exp['id']}/deliveries")).json()["items"]
-    assert [d["status"] for d in deliveries] == ["delivered"] and deliveries[0]["payload"]["data"]["alert"]["id"] == str(alert.id)
+    assert [d["status"] for d in deliveries] == ["delivered"] and deliveries[0]["payload"]["data"]["alert"][
+        "id"
+    ] == str(alert.id)
 
 
 async def test_email_starttls_with_login(client, smtp, cert):
-    inbox, port = smtp(tls_context=cert["server"], require_starttls=True, authenticator=authenticator,
-                       auth_require_tls=True)
-    config = {"host": "127.0.0.1", "port": port, "starttls": True, "username": "vigil", "password": "s3cret",
-              "from": "vigil@example.org", "to": ["ops@example.org"]}
+    inbox, port = smtp(
+        tls_context=cert["server"], require_starttls=True, authenticator=authenticator, auth_require_tls=True
+    )
+    config = {
+        "host": "127.0.0.1",
+        "port": port,
+        "starttls": True,
+        "username": "vigil",
+        "password": "s3cret",
+        "from": "vigil@example.org",
+        "to": ["ops@example.org"],
+    }
     untrusted = await make(client, "email", config, name="untrusted")
     test = (await client.post(f"{URL}/{untrusted['id']}/test")).json()
     assert test["ok"] is False and "certificate" in test["error"].lower(), test  # a CA nobody trusts: refused
@@ -157,16 +209,38 @@ async def test_email_starttls_with_login(client, smtp, cert):
 
 async def test_email_implicit_tls(client, smtp, cert):
     inbox, port = smtp(ssl_context=cert["server"])
-    exp = await make(client, "email", {"host": "127.0.0.1", "port": port, "tls": True, "ca_cert": cert["pem"],
-                                       "from": "vigil@example.org", "to": ["ops@example.org"]})
+    exp = await make(
+        client,
+        "email",
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "tls": True,
+            "ca_cert": cert["pem"],
+            "from": "vigil@example.org",
+            "to": ["ops@example.org"],
+        },
+    )
     test = (await client.post(f"{URL}/{exp['id']}/test")).json()
     assert test["ok"] is True, test
     assert inbox.messages[0]["tls"] is True
-    r = await client.post(URL, json={"name": "both", "kind": "email", "config": {
-        "host": "127.0.0.1", "tls": True, "starttls": True, "from": "a@b.c", "to": ["d@e.f"]}})
+    r = await client.post(
+        URL,
+        json={
+            "name": "both",
+            "kind": "email",
+            "config": {"host": "127.0.0.1", "tls": True, "starttls": True, "from": "a@b.c", "to": ["d@e.f"]},
+        },
+    )
     assert r.status_code == 422
-    r = await client.post(URL, json={"name": "addr", "kind": "email", "config": {
-        "host": "127.0.0.1", "from": "not an address", "to": ["d@e.f"]}})
+    r = await client.post(
+        URL,
+        json={
+            "name": "addr",
+            "kind": "email",
+            "config": {"host": "127.0.0.1", "from": "not an address", "to": ["d@e.f"]},
+        },
+    )
     assert r.status_code == 422
 
 
@@ -181,10 +255,25 @@ async def receiver():
 async def test_slack_teams_and_templated_webhook_shapes(client, receiver):
     slack = await make(client, "slack", {"url": receiver.url + "/slack"})
     teams = await make(client, "teams", {"url": receiver.url + "/teams"})
-    card = await make(client, "teams", {"url": receiver.url + "/card", "format": "messagecard",
-                                        "template": "{{ alert.title }} in {{ alert.data.zone_id }}"}, name="card")
-    hook = await make(client, "webhook", {"url": receiver.url + "/tpl", "secret": "k",
-                                          "template": '{"title": {{ alert.title|tojson }}, "sev": "{{ alert.severity }}"}'})
+    card = await make(
+        client,
+        "teams",
+        {
+            "url": receiver.url + "/card",
+            "format": "messagecard",
+            "template": "{{ alert.title }} in {{ alert.data.zone_id }}",
+        },
+        name="card",
+    )
+    hook = await make(
+        client,
+        "webhook",
+        {
+            "url": receiver.url + "/tpl",
+            "secret": "k",
+            "template": '{"title": {{ alert.title|tojson }}, "sev": "{{ alert.severity }}"}',
+        },
+    )
     for exp in (slack, teams, card, hook):
         test = (await client.post(f"{URL}/{exp['id']}/test")).json()
         assert test["ok"] is True, (exp["kind"], test)
@@ -205,7 +294,10 @@ async def test_slack_teams_and_templated_webhook_shapes(client, receiver):
     assert templated["body"] == {"title": "Sample alert: forklift 7 entered Loading bay", "sev": "warning"}
     assert templated["headers"]["content-type"] == "application/json"
     sent = b'{"title": "Sample alert: forklift 7 entered Loading bay", "sev": "warning"}'  # the rendered body
-    assert templated["headers"]["x-vigil-signature"] == "sha256=" + hmac.new(b"k", sent, hashlib.sha256).hexdigest()
+    assert (
+        templated["headers"]["x-vigil-signature"]
+        == "sha256=" + hmac.new(b"k", sent, hashlib.sha256).hexdigest()
+    )
 
 
 async def test_telegram_bot_api_shape(server, client):
@@ -213,7 +305,9 @@ async def test_telegram_bot_api_shape(server, client):
     bot_api = Receiver(port=base.port)
     await bot_api.start()
     try:
-        exp = await make(client, "telegram", {"bot_token": TOKEN, "chat_id": -1001234, "template": "{{ alert.title }}!"})
+        exp = await make(
+            client, "telegram", {"bot_token": TOKEN, "chat_id": -1001234, "template": "{{ alert.title }}!"}
+        )
         assert exp["config"]["bot_token"] == "***" and exp["config"]["chat_id"] == "-1001234"
         test = (await client.post(f"{URL}/{exp['id']}/test")).json()
         assert test["ok"] is True, test
@@ -221,7 +315,9 @@ async def test_telegram_bot_api_shape(server, client):
         assert got["path"] == f"{base.path}/bot{TOKEN}/sendMessage"
         assert got["body"] == {"chat_id": "-1001234", "text": "Sample alert: forklift 7 entered Loading bay!"}
         # A PATCH that sends the masked token back keeps the stored one.
-        r = await client.patch(f"{URL}/{exp['id']}", json={"config": exp["config"] | {"template": "{{ alert.kind }}"}})
+        r = await client.patch(
+            f"{URL}/{exp['id']}", json={"config": exp["config"] | {"template": "{{ alert.kind }}"}}
+        )
         assert r.status_code == 200, r.text
         assert (await client.post(f"{URL}/{exp['id']}/test")).json()["ok"] is True
         assert bot_api.received[1]["path"].endswith(f"/bot{TOKEN}/sendMessage")
@@ -229,12 +325,15 @@ async def test_telegram_bot_api_shape(server, client):
     finally:
         await bot_api.stop()
     for bad in ({"bot_token": "nope", "chat_id": "1"}, {"bot_token": TOKEN, "chat_id": "x y"}):
-        assert (await client.post(URL, json={"name": "bad", "kind": "telegram", "config": bad})).status_code == 422
+        assert (
+            await client.post(URL, json={"name": "bad", "kind": "telegram", "config": bad})
+        ).status_code == 422
 
 
 async def test_templates_are_checked_and_sandboxed(client, receiver):
-    r = await client.post(URL, json={"name": "broken", "kind": "slack",
-                                     "config": {"url": receiver.url, "template": "{% if %}"}})
+    r = await client.post(
+        URL, json={"name": "broken", "kind": "slack", "config": {"url": receiver.url, "template": "{% if %}"}}
+    )
     assert r.status_code == 422 and "template" in r.text
     exp = await make(client, "slack", {"url": receiver.url, "template": "{{ ''.__class__.__mro__ }}"})
     test = (await client.post(f"{URL}/{exp['id']}/test")).json()

@@ -24,11 +24,19 @@ def announce(session: AsyncSession, alert: Alert, *, created: bool) -> None:
     emit(session, "alert.created" if created else "alert.updated", alert_json(alert), key=str(alert.id))
 
 
-def record(session: AsyncSession, alert: Alert, action: str, *, by: str,
-           detail: dict[str, Any] | None = None, at: datetime | None = None) -> AlertHistory:
+def record(
+    session: AsyncSession,
+    alert: Alert,
+    action: str,
+    *,
+    by: str,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AlertHistory:
     """Add one entry to the alert's history (flushed with the caller's unit of work)."""
-    entry = AlertHistory(id=uuid.uuid4(), alert_id=alert.id, at=at or utcnow(), action=action, by=by,
-                         detail=detail or {})
+    entry = AlertHistory(
+        id=uuid.uuid4(), alert_id=alert.id, at=at or utcnow(), action=action, by=by, detail=detail or {}
+    )
     session.add(entry)
     return entry
 

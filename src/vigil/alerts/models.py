@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
-
-import uuid
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -66,7 +65,9 @@ class AlertPolicy(UUIDPrimaryKey, Timestamps, Base):
     notify: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
     quiet_resolve_s: Mapped[int | None] = mapped_column(Integer, default=None)
     remind_every_s: Mapped[int | None] = mapped_column(Integer, default=None)
-    escalate: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
+    escalate: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 

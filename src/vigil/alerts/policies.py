@@ -42,12 +42,17 @@ class PolicyNotFound(NotFound):
 
 async def _check_exporters(session: AsyncSession, policy_in: PolicyCreate | PolicyUpdate) -> None:
     """Every exporter id in notify (and in the escalation steps) must exist: else 422 unknown_reference."""
-    refs: list[tuple[list[Any], uuid.UUID]] = [(["body", "notify", i], e) for i, e in enumerate(policy_in.notify or [])]
+    refs: list[tuple[list[Any], uuid.UUID]] = [
+        (["body", "notify", i], e) for i, e in enumerate(policy_in.notify or [])
+    ]
     for s, step in enumerate(policy_in.escalate or []):
         refs += [(["body", "escalate", s, "notify", i], e) for i, e in enumerate(step.notify or [])]
     missing = set(await exporters.missing_exporters(session, exporter_ids=list({e for _, e in refs})))
-    errors = [{"loc": loc, "msg": f"exporter {e} does not exist", "type": "unknown_reference"}
-              for loc, e in refs if e in missing]
+    errors = [
+        {"loc": loc, "msg": f"exporter {e} does not exist", "type": "unknown_reference"}
+        for loc, e in refs
+        if e in missing
+    ]
     if errors:
         raise ValidationFailed("The policy names exporters that do not exist.", errors=errors)
 
@@ -65,8 +70,10 @@ def _columns(policy_in: PolicyCreate | PolicyUpdate, *, partial: bool) -> dict[s
     if "match" in data and data["match"] is not None:
         data["match"] = {k: v for k, v in data["match"].items() if v is not None}
     if "escalate" in data and data["escalate"] is not None:
-        data["escalate"] = sorted(({k: v for k, v in step.items() if v is not None} for step in data["escalate"]),
-                                  key=lambda step: step["after_s"])
+        data["escalate"] = sorted(
+            ({k: v for k, v in step.items() if v is not None} for step in data["escalate"]),
+            key=lambda step: step["after_s"],
+        )
     return data
 
 
@@ -74,8 +81,9 @@ async def create_policy(session: AsyncSession, *, policy_in: PolicyCreate) -> Al
     """Create a policy; it applies at once to the active alerts it matches (from the next pass on)."""
     await _name_free(session, policy_in.name)
     await _check_exporters(session, policy_in)
-    policy = AlertPolicy(id=uuid.uuid4(), created_at=utcnow(), updated_at=utcnow(),
-                         **_columns(policy_in, partial=False))
+    policy = AlertPolicy(
+        id=uuid.uuid4(), created_at=utcnow(), updated_at=utcnow(), **_columns(policy_in, partial=False)
+    )
     session.add(policy)
     await session.flush()
     await _attach_active(session, policy)
@@ -100,7 +108,9 @@ async def list_policies(session: AsyncSession, *, page: PageParams, enabled: boo
     return await paginate(session, stmt.order_by(AlertPolicy.name, AlertPolicy.id), page)
 
 
-async def update_policy(session: AsyncSession, *, policy_id: uuid.UUID, policy_in: PolicyUpdate) -> AlertPolicy:
+async def update_policy(
+    session: AsyncSession, *, policy_id: uuid.UUID, policy_in: PolicyUpdate
+) -> AlertPolicy:
     """Partial update; the alerts it applies to are re-read, and their progress is re-evaluated next pass."""
     policy = await get_policy(session, policy_id=policy_id, lock=True)
     changes = _columns(policy_in, partial=True)
@@ -142,15 +152,19 @@ async def _attach_active(session: AsyncSession, policy: AlertPolicy) -> None:
     candidates = select(Alert.id, literal(policy.id), literal(0), literal(utcnow())).where(
         Alert.status != "resolved", match_clause(policy.match, Alert)
     )
-    await session.execute(pg_insert(AlertPolicyState).from_select(
-        ["alert_id", "policy_id", "steps_done", "next_due_at"], candidates).on_conflict_do_nothing())
+    await session.execute(
+        pg_insert(AlertPolicyState)
+        .from_select(["alert_id", "policy_id", "steps_done", "next_due_at"], candidates)
+        .on_conflict_do_nothing()
+    )
 
 
 # --- decisions -------------------------------------------------------------------------------
 
 
-def next_due(policy: AlertPolicy, *, created_at: datetime, steps_done: int,
-             notified_at: datetime | None) -> datetime | None:
+def next_due(
+    policy: AlertPolicy, *, created_at: datetime, steps_done: int, notified_at: datetime | None
+) -> datetime | None:
     """When the policy next has something to do for an alert by time alone: a step or a reminder."""
     times = []
     if steps_done < len(policy.escalate):
@@ -171,15 +185,23 @@ async def _active_mutes(session: AsyncSession, now: datetime) -> list[AlertMute]
 
 
 def _notification(alert: Alert, policy: AlertPolicy, reason: str, **extra: Any) -> dict[str, Any]:
-    return envelope(NOTIFICATION, {"alert": alert_json(alert), "policy": {"id": str(policy.id), "name": policy.name},
-                                   "reason": reason, **extra})
+    return envelope(
+        NOTIFICATION,
+        {
+            "alert": alert_json(alert),
+            "policy": {"id": str(policy.id), "name": policy.name},
+            "reason": reason,
+            **extra,
+        },
+    )
 
 
 Outgoing = list[tuple[list[uuid.UUID], dict[str, Any]]]
 
 
-def _notify(outgoing: Outgoing, alert: Alert, policy: AlertPolicy, targets: list[str], reason: str,
-            **extra: Any) -> int:
+def _notify(
+    outgoing: Outgoing, alert: Alert, policy: AlertPolicy, targets: list[str], reason: str, **extra: Any
+) -> int:
     """Collect one notification (queued in one go at the end); returns how many channels it names."""
     ids = [uuid.UUID(str(t)) for t in targets]
     if ids:
@@ -192,8 +214,11 @@ async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> b
 
     Returns True when the alert must not be pushed as new (muted, or outside every matching schedule).
     """
-    policies = [p for p in (await session.scalars(select(AlertPolicy).where(AlertPolicy.enabled))).all()
-                if matches(p.match, alert)]
+    policies = [
+        p
+        for p in (await session.scalars(select(AlertPolicy).where(AlertPolicy.enabled))).all()
+        if matches(p.match, alert)
+    ]
     mute = active_mute(await _active_mutes(session, now), alert, now)
     in_hours = [p for p in policies if schedule_active(p.schedule, now)]
     alert.muted = mute is not None
@@ -210,19 +235,36 @@ async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> b
         due = next_due(policy, created_at=alert.created_at, steps_done=0, notified_at=notified_at)
         if mute is not None and due is not None:
             due = max(due, mute.until)
-        states.append({"alert_id": alert.id, "policy_id": policy.id, "steps_done": 0, "notified_at": notified_at,
-                       "next_due_at": due})
+        states.append(
+            {
+                "alert_id": alert.id,
+                "policy_id": policy.id,
+                "steps_done": 0,
+                "notified_at": notified_at,
+                "next_due_at": due,
+            }
+        )
     if states:
         await session.execute(insert(AlertPolicyState).values(states))
     if outgoing:
         await exporters.enqueue_notifications(session, notifications=outgoing)
     if alert.muted or alert.suppressed:
         await session.flush()
-    record(session, alert, "created", by="system", at=now, detail={
-        "severity": alert.severity, "policies": [p.name for p in policies], "notified": notified,
-        "muted": alert.muted, "suppressed": alert.suppressed,
-        **({"mute_id": str(mute.id)} if mute is not None else {}),
-    })
+    record(
+        session,
+        alert,
+        "created",
+        by="system",
+        at=now,
+        detail={
+            "severity": alert.severity,
+            "policies": [p.name for p in policies],
+            "notified": notified,
+            "muted": alert.muted,
+            "suppressed": alert.suppressed,
+            **({"mute_id": str(mute.id)} if mute is not None else {}),
+        },
+    )
     return alert.muted or alert.suppressed
 
 
@@ -242,8 +284,9 @@ def _rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else 0
 
 
-async def evaluate(session: AsyncSession, *, now: datetime | None = None, batch: int = 1000,
-                   retry_in_s: float = 5.0) -> dict[str, int] | None:
+async def evaluate(
+    session: AsyncSession, *, now: datetime | None = None, batch: int = 1000, retry_in_s: float = 5.0
+) -> dict[str, int] | None:
     """One pass: resolve quiet alerts, take due escalation steps, send due reminders.
 
     Runs under a transaction-scoped advisory lock: returns None at once if another instance holds it.
@@ -253,7 +296,9 @@ async def evaluate(session: AsyncSession, *, now: datetime | None = None, batch:
         return None
     now = now or utcnow()
     counts = {"resolved": 0, "escalated": 0, "reminded": 0, "deferred": 0, "finished": 0, "due": 0}
-    policies = {p.id: p for p in (await session.scalars(select(AlertPolicy).where(AlertPolicy.enabled))).all()}
+    policies = {
+        p.id: p for p in (await session.scalars(select(AlertPolicy).where(AlertPolicy.enabled))).all()
+    }
     if not policies:
         return counts
     await _quiet_resolve(session, policies, now=now, batch=batch, counts=counts)
@@ -262,8 +307,14 @@ async def evaluate(session: AsyncSession, *, now: datetime | None = None, batch:
     return counts
 
 
-async def _quiet_resolve(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *, now: datetime,
-                         batch: int, counts: dict[str, int]) -> None:
+async def _quiet_resolve(
+    session: AsyncSession,
+    policies: dict[uuid.UUID, AlertPolicy],
+    *,
+    now: datetime,
+    batch: int,
+    counts: dict[str, int],
+) -> None:
     quiet = [p for p in policies.values() if p.quiet_resolve_s]
     if not quiet:
         return
@@ -272,8 +323,13 @@ async def _quiet_resolve(session: AsyncSession, policies: dict[uuid.UUID, AlertP
         select(Alert, AlertPolicyState.policy_id)
         .join(AlertPolicyState, AlertPolicyState.alert_id == Alert.id)
         .join(AlertPolicy, AlertPolicy.id == AlertPolicyState.policy_id)
-        .where(Alert.status != "resolved", AlertPolicy.enabled, AlertPolicy.quiet_resolve_s.is_not(None),
-               Alert.last_seen_at < literal(now) - func.make_interval(0, 0, 0, 0, 0, 0, AlertPolicy.quiet_resolve_s))
+        .where(
+            Alert.status != "resolved",
+            AlertPolicy.enabled,
+            AlertPolicy.quiet_resolve_s.is_not(None),
+            Alert.last_seen_at
+            < literal(now) - func.make_interval(0, 0, 0, 0, 0, 0, AlertPolicy.quiet_resolve_s),
+        )
         .order_by(Alert.last_seen_at)
         .limit(batch)
         .with_for_update(of=Alert, skip_locked=True)
@@ -286,26 +342,45 @@ async def _quiet_resolve(session: AsyncSession, policies: dict[uuid.UUID, AlertP
         done.add(alert.id)
         by = f"policy:{policy.name}"
         alert.status, alert.resolved_at, alert.resolved_by = "resolved", now, by
-        record(session, alert, "resolved", by=by, at=now, detail={
-            "reason": "quiet", "quiet_resolve_s": policy.quiet_resolve_s,
-            "last_seen_at": alert.last_seen_at.isoformat()})
+        record(
+            session,
+            alert,
+            "resolved",
+            by=by,
+            at=now,
+            detail={
+                "reason": "quiet",
+                "quiet_resolve_s": policy.quiet_resolve_s,
+                "last_seen_at": alert.last_seen_at.isoformat(),
+            },
+        )
         announce(session, alert, created=False)
         counts["resolved"] += 1
     if done:
-        await session.execute(update(AlertPolicyState).where(AlertPolicyState.alert_id.in_(done))
-                              .values(next_due_at=None))
+        await session.execute(
+            update(AlertPolicyState).where(AlertPolicyState.alert_id.in_(done)).values(next_due_at=None)
+        )
 
 
-async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *, now: datetime, batch: int,
-               retry_in_s: float, counts: dict[str, int]) -> None:
-    rows = (await session.execute(
-        select(AlertPolicyState, Alert)
-        .join(Alert, Alert.id == AlertPolicyState.alert_id)
-        .where(AlertPolicyState.next_due_at <= now)
-        .order_by(AlertPolicyState.next_due_at)
-        .limit(batch)
-        .with_for_update(of=[AlertPolicyState, Alert], skip_locked=True)
-    )).all()
+async def _due(
+    session: AsyncSession,
+    policies: dict[uuid.UUID, AlertPolicy],
+    *,
+    now: datetime,
+    batch: int,
+    retry_in_s: float,
+    counts: dict[str, int],
+) -> None:
+    rows = (
+        await session.execute(
+            select(AlertPolicyState, Alert)
+            .join(Alert, Alert.id == AlertPolicyState.alert_id)
+            .where(AlertPolicyState.next_due_at <= now)
+            .order_by(AlertPolicyState.next_due_at)
+            .limit(batch)
+            .with_for_update(of=[AlertPolicyState, Alert], skip_locked=True)
+        )
+    ).all()
     if not rows:
         return
     counts["due"] = len(rows)
@@ -315,7 +390,9 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
     for state, alert in rows:
         policy = policies.get(state.policy_id)
         if policy is None or alert.status != "open":
-            state.next_due_at = None  # disabled policy (re-armed when enabled), acknowledged or resolved alert
+            state.next_due_at = (
+                None  # disabled policy (re-armed when enabled), acknowledged or resolved alert
+            )
             counts["finished"] += 1
             continue
         hold = [t for t in (alert.snoozed_until,) if t is not None and t > now]
@@ -340,30 +417,55 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
                 alert.severity = step["severity"]
             targets = step.get("notify") or policy.notify
             sent = _notify(outgoing, alert, policy, targets, "escalated", step=state.steps_done)
-            record(session, alert, "escalated", by=by, at=now, detail={
-                "step": state.steps_done, "after_s": step["after_s"], "from_severity": before,
-                "severity": alert.severity, "notified": sent})
+            record(
+                session,
+                alert,
+                "escalated",
+                by=by,
+                at=now,
+                detail={
+                    "step": state.steps_done,
+                    "after_s": step["after_s"],
+                    "from_severity": before,
+                    "severity": alert.severity,
+                    "notified": sent,
+                },
+            )
             changed[alert.id] = alert
             stepped = True
             counts["escalated"] += 1
         if stepped:
             state.notified_at = now
-        elif policy.remind_every_s and (state.notified_at or alert.created_at) + timedelta(
-                seconds=policy.remind_every_s) <= now:
+        elif (
+            policy.remind_every_s
+            and (state.notified_at or alert.created_at) + timedelta(seconds=policy.remind_every_s) <= now
+        ):
             sent = _notify(outgoing, alert, policy, policy.notify, "reminder")
             record(session, alert, "reminded", by=by, at=now, detail={"notified": sent})
             state.notified_at = now
             changed[alert.id] = alert
             counts["reminded"] += 1
-        state.next_due_at = next_due(policy, created_at=alert.created_at, steps_done=state.steps_done,
-                                     notified_at=state.notified_at or now)
+        state.next_due_at = next_due(
+            policy,
+            created_at=alert.created_at,
+            steps_done=state.steps_done,
+            notified_at=state.notified_at or now,
+        )
     for alert in changed.values():
         alert.updated_at = now
         announce(session, alert, created=False)
     # Written as two executemany UPDATEs (uniform rows), not one UPDATE per changed object: the ORM's
     # flush splits rows with different changed columns into many small batches.
-    state_rows = [{"alert_id": st.alert_id, "policy_id": st.policy_id, "steps_done": st.steps_done,
-                   "notified_at": st.notified_at, "next_due_at": st.next_due_at} for st, _ in rows]
+    state_rows = [
+        {
+            "alert_id": st.alert_id,
+            "policy_id": st.policy_id,
+            "steps_done": st.steps_done,
+            "notified_at": st.notified_at,
+            "next_due_at": st.next_due_at,
+        }
+        for st, _ in rows
+    ]
     alert_rows = [{"id": a.id, "severity": a.severity, "updated_at": now} for a in changed.values()]
     for st, alert in rows:
         for obj in (st, alert):
@@ -376,5 +478,18 @@ async def _due(session: AsyncSession, policies: dict[uuid.UUID, AlertPolicy], *,
         await exporters.enqueue_notifications(session, notifications=outgoing)
 
 
-__all__ = ["LOCK_KEY", "NOTIFICATION", "PolicyNotFound", "active_mute", "create_policy", "delete_policy",
-           "evaluate", "get_policy", "list_policies", "next_due", "on_created", "postpone", "update_policy"]
+__all__ = [
+    "LOCK_KEY",
+    "NOTIFICATION",
+    "PolicyNotFound",
+    "active_mute",
+    "create_policy",
+    "delete_policy",
+    "evaluate",
+    "get_policy",
+    "list_policies",
+    "next_due",
+    "on_created",
+    "postpone",
+    "update_policy",
+]

@@ -93,13 +93,15 @@ async def update_alert(alert_id: uuid.UUID, body: AlertUpdate, session: SessionD
 
 @router.post("/{alert_id}/snooze", response_model=AlertRead, responses={**NOT_FOUND, 409: {
     "description": "The alert is resolved"}})
-async def snooze(alert_id: uuid.UUID, body: SnoozeIn, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def snooze(alert_id: uuid.UUID, body: SnoozeIn, session: SessionDep,
+                 principal: CurrentPrincipal) -> Any:
     """No reminders or escalations until `until`; the alert stays open and is still counted."""
     return await service.snooze(session, alert_id=alert_id, until=body.until, by=principal.name)
 
 
 @router.post("/{alert_id}/comments", status_code=201, response_model=CommentRead, responses=NOT_FOUND)
-async def comment(alert_id: uuid.UUID, body: CommentIn, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def comment(alert_id: uuid.UUID, body: CommentIn, session: SessionDep,
+                  principal: CurrentPrincipal) -> Any:
     return await service.comment(session, alert_id=alert_id, text=body.text, by=principal.name)
 
 

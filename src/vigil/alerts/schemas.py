@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any, Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -107,7 +106,8 @@ class Match(Input):
 class EscalationStep(Input):
     after_s: int = Field(ge=1, le=366 * 86400, description="Seconds after the alert was created")
     severity: Severity | None = None
-    notify: list[uuid.UUID] | None = Field(None, max_length=50, description="Exporter ids; the policy's when unset")
+    notify: list[uuid.UUID] | None = Field(None, max_length=50,
+                                           description="Exporter ids; the policy's when unset")
 
 
 TimeRange = list[str]

@@ -168,7 +168,9 @@ async def history(session: AsyncSession, *, alert_id: uuid.UUID) -> list[AlertHi
     """The alert's history, oldest first (404 for an unknown alert)."""
     await get_alert(session, alert_id=alert_id)
     rows = await session.scalars(
-        select(AlertHistory).where(AlertHistory.alert_id == alert_id).order_by(AlertHistory.at, AlertHistory.id)
+        select(AlertHistory)
+        .where(AlertHistory.alert_id == alert_id)
+        .order_by(AlertHistory.at, AlertHistory.id)
     )
     return list(rows.all())
 
@@ -218,8 +220,8 @@ async def create_mute(session: AsyncSession, *, mute_in: MuteCreate, by: str) ->
         raise ValidationFailed("A mute must match something (source, kind, severity, subject, zone_id, "
                                "camera_id or site_id).")
     if mute_in.until <= utcnow():
-        raise ValidationFailed("'until' must be in the future.",
-                               errors=[{"loc": ["body", "until"], "msg": "in the past", "type": "value_error"}])
+        errors = [{"loc": ["body", "until"], "msg": "in the past", "type": "value_error"}]
+        raise ValidationFailed("'until' must be in the future.", errors=errors)
     mute = AlertMute(id=uuid.uuid4(), match=match, until=mute_in.until, created_by=by,
                      created_at=utcnow(), updated_at=utcnow())
     session.add(mute)
@@ -268,6 +270,7 @@ async def recent_messages(redis: Redis, *, limit: int) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in await redis.lrange(RECENT_MESSAGES_KEY, 0, limit - 1)]
 
 
-__all__ = ["AlertNotFound", "MuteNotFound", "acknowledge", "comment", "create_mute", "delete_mute", "get_alert",
-           "history", "list_alerts", "list_mutes", "raise_alert", "recent_messages", "record", "remember_message",
+__all__ = ["AlertNotFound", "MuteNotFound", "acknowledge", "comment", "create_mute", "delete_mute",
+           "get_alert", "history", "list_alerts", "list_mutes", "raise_alert", "recent_messages", "record",
+           "remember_message",
            "resolve", "resolve_active", "snooze", "update_alert"]

@@ -39,7 +39,8 @@ DEFAULT_TEXT = (
     "{% else %}{{ type }}: {{ data|tojson }}{% endif %}"
 )
 DEFAULT_SUBJECT = (
-    "{% if alert %}[Vigil {{ alert.severity|upper }}] {{ alert.title }}{% else %}[Vigil] {{ type }}{% endif %}"
+    "{% if alert %}[Vigil {{ alert.severity|upper }}] {{ alert.title }}"
+    "{% else %}[Vigil] {{ type }}{% endif %}"
 )
 TEAMS_COLORS = {"critical": "D13438", "warning": "FFB900", "info": "0078D4"}
 
@@ -77,8 +78,16 @@ def context(payload: dict[str, Any]) -> dict[str, Any]:
         reason, step = data.get("reason"), data.get("step")
     elif kind.startswith("alert."):
         alert, reason = data, kind.removeprefix("alert.")
-    return {"event": payload, "type": kind, "ts": payload.get("ts"), "data": data, "alert": alert,
-            "policy": policy, "reason": reason, "step": step}
+    return {
+        "event": payload,
+        "type": kind,
+        "ts": payload.get("ts"),
+        "data": data,
+        "alert": alert,
+        "policy": policy,
+        "reason": reason,
+        "step": step,
+    }
 
 
 def render(source: str | None, payload: dict[str, Any], *, default: str = DEFAULT_TEXT) -> str:
@@ -91,15 +100,31 @@ def sample_alert_event() -> dict[str, Any]:
     """An `alert.notification` for `POST /exporters/{id}/test`: what a policy would send."""
     now = utcnow().isoformat()
     alert = {
-        "id": str(uuid.UUID(int=0)), "source": "geofence", "kind": "geofence_enter", "subject": "sample",
-        "severity": "warning", "status": "open", "title": "Sample alert: forklift 7 entered Loading bay",
-        "data": {"zone_id": "ZONE_001", "camera_id": None, "site_id": None, "sample": True}, "count": 1,
-        "created_at": now, "last_seen_at": now, "acknowledged_at": None, "acknowledged_by": None,
-        "resolved_at": None, "resolved_by": None, "assignee": None, "suppressed": False, "muted": False,
+        "id": str(uuid.UUID(int=0)),
+        "source": "geofence",
+        "kind": "geofence_enter",
+        "subject": "sample",
+        "severity": "warning",
+        "status": "open",
+        "title": "Sample alert: forklift 7 entered Loading bay",
+        "data": {"zone_id": "ZONE_001", "camera_id": None, "site_id": None, "sample": True},
+        "count": 1,
+        "created_at": now,
+        "last_seen_at": now,
+        "acknowledged_at": None,
+        "acknowledged_by": None,
+        "resolved_at": None,
+        "resolved_by": None,
+        "assignee": None,
+        "suppressed": False,
+        "muted": False,
         "snoozed_until": None,
     }
-    return {"type": "alert.notification", "ts": now,
-            "data": {"alert": alert, "policy": {"id": None, "name": "sample policy"}, "reason": "test"}}
+    return {
+        "type": "alert.notification",
+        "ts": now,
+        "data": {"alert": alert, "policy": {"id": None, "name": "sample policy"}, "reason": "test"},
+    }
 
 
 # --- senders ---------------------------------------------------------------------------------
@@ -129,19 +154,48 @@ def chat_body(kind: str, config: dict[str, Any], payload: dict[str, Any]) -> dic
     alert = ctx["alert"] or {}
     title = render(DEFAULT_SUBJECT, payload)
     if config.get("format") == "messagecard":
-        return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": title[:200],
-                "themeColor": TEAMS_COLORS.get(alert.get("severity"), "0078D4"), "title": title, "text": text}
-    return {"type": "message", "attachments": [{
-        "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
-        "content": {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-                    "version": "1.4", "body": [
-                        {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True},
-                        {"type": "TextBlock", "text": text, "wrap": True}]},
-    }]}
+        return {
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "summary": title[:200],
+            "themeColor": TEAMS_COLORS.get(alert.get("severity"), "0078D4"),
+            "title": title,
+            "text": text,
+        }
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {
+                            "type": "TextBlock",
+                            "text": title,
+                            "weight": "Bolder",
+                            "size": "Medium",
+                            "wrap": True,
+                        },
+                        {"type": "TextBlock", "text": text, "wrap": True},
+                    ],
+                },
+            }
+        ],
+    }
 
 
-async def send_chat(http: httpx.AsyncClient, target: Target, items: list[Outgoing], results: list[str | None],
-                    *, telegram_api_base: str) -> None:
+async def send_chat(
+    http: httpx.AsyncClient,
+    target: Target,
+    items: list[Outgoing],
+    results: list[str | None],
+    *,
+    telegram_api_base: str,
+) -> None:
     """Slack / Teams incoming webhooks and Telegram's sendMessage, one POST per item, in order."""
     config = target.config
     if target.kind == "telegram":
@@ -185,13 +239,18 @@ def _tls_context(config: dict[str, Any]) -> ssl.SSLContext:
     return context_
 
 
-async def send_email(target: Target, items: list[Outgoing], results: list[str | None], *, timeout_s: float) -> None:
+async def send_email(
+    target: Target, items: list[Outgoing], results: list[str | None], *, timeout_s: float
+) -> None:
     """One SMTP session for the batch: implicit TLS or STARTTLS as configured, login if given."""
     config = target.config
     use_tls, starttls = bool(config.get("tls")), bool(config.get("starttls"))
     smtp = aiosmtplib.SMTP(
-        hostname=config["host"], port=config.get("port", 465 if use_tls else 25), use_tls=use_tls,
-        start_tls=starttls, timeout=timeout_s,
+        hostname=config["host"],
+        port=config.get("port", 465 if use_tls else 25),
+        use_tls=use_tls,
+        start_tls=starttls,
+        timeout=timeout_s,
         tls_context=_tls_context(config) if (use_tls or starttls) else None,
     )
     async with smtp:
@@ -205,5 +264,15 @@ async def send_email(target: Target, items: list[Outgoing], results: list[str | 
             results.append(None)
 
 
-__all__ = ["CHANNEL_KINDS", "chat_body", "check_template", "context", "email_message", "render",
-           "sample_alert_event", "send_chat", "send_email", "webhook_body"]
+__all__ = [
+    "CHANNEL_KINDS",
+    "chat_body",
+    "check_template",
+    "context",
+    "email_message",
+    "render",
+    "sample_alert_event",
+    "send_chat",
+    "send_email",
+    "webhook_body",
+]

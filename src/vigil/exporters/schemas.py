@@ -164,7 +164,9 @@ class SlackConfig(Schema):
 
 class TeamsConfig(SlackConfig):
     format: Literal["adaptive", "messagecard"] = Field(
-        "adaptive", description="Adaptive Card message (Workflows webhooks) or the legacy connector MessageCard")
+        "adaptive",
+        description="Adaptive Card message (Workflows webhooks) or the legacy connector MessageCard",
+    )
 
 
 class TelegramConfig(Schema):

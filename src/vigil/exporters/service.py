@@ -419,7 +419,8 @@ async def enqueue_notifications(
     wanted = {e for ids, _ in notifications for e in ids}
     if not wanted:
         return 0
-    enabled = set((await session.scalars(select(Exporter.id).where(Exporter.id.in_(wanted), Exporter.enabled))).all())
+    stmt = select(Exporter.id).where(Exporter.id.in_(wanted), Exporter.enabled)
+    enabled = set((await session.scalars(stmt)).all())
     now = utcnow()
     rows = [
         {
