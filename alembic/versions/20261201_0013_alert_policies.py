@@ -71,6 +71,7 @@ def upgrade() -> None:
     sa.Column('action', sa.String(length=20), nullable=False),
     sa.Column('by', sa.String(length=200), nullable=False),
     sa.Column('detail', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('seq', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('id', sa.UUID(), nullable=False),
     sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], name=op.f('fk_alert_history_alert_id_alerts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_history'))

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Identity, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -117,5 +117,7 @@ class AlertHistory(UUIDPrimaryKey, Base):
     action: Mapped[str] = mapped_column(String(20))
     by: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # Insertion order: entries of one pass share their `at`, and must still read back in order.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
 
     __table_args__ = (Index("ix_alert_history_alert_at", "alert_id", "at"),)

@@ -302,6 +302,7 @@ async def evaluate(
     if not policies:
         return counts
     await _quiet_resolve(session, policies, now=now, batch=batch, counts=counts)
+    await session.flush()  # before _due, which writes its rows in bulk and lets go of the objects
     await _due(session, policies, now=now, batch=batch, retry_in_s=retry_in_s, counts=counts)
     await session.flush()
     return counts

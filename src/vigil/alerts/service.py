@@ -170,7 +170,7 @@ async def history(session: AsyncSession, *, alert_id: uuid.UUID) -> list[AlertHi
     rows = await session.scalars(
         select(AlertHistory)
         .where(AlertHistory.alert_id == alert_id)
-        .order_by(AlertHistory.at, AlertHistory.id)
+        .order_by(AlertHistory.at, AlertHistory.seq)
     )
     return list(rows.all())
 
