@@ -245,7 +245,7 @@ async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> b
             }
         )
     if states:
-        await session.execute(insert(AlertPolicyState).values(states))
+        await session.execute(insert(AlertPolicyState), states)
     if outgoing:
         await exporters.enqueue_notifications(session, notifications=outgoing)
     if alert.muted or alert.suppressed:
