@@ -283,9 +283,10 @@ async def test_mute_silences_until_it_expires(server, client, receivers):
     await raise_one(server, subject="cam-1")  # counted while muted
     alert = (await client.get(f"{ALERTS}/{muted}")).json()
     assert alert["muted"] is True and alert["count"] == 2
-    await asyncio.sleep(1.2)
-    assert notes(rcv) == []  # no first notification, no reminder while muted
     await wait_for(lambda: notes(rcv, "reminder"), timeout=10)  # the mute ended: reminders resume
+    assert notes(rcv, "created") == []  # a muted alert is never announced to the channels as new
+    # Nothing was sent while the mute held (each notification carries the time it was made).
+    assert all(datetime.fromisoformat(n["ts"]) >= until for n in notes(rcv))
     assert notes(rcv, "reminder")[0]["data"]["alert"]["id"] == muted
     fresh = await raise_one(server, subject="cam-2")
     await wait_for(lambda: any(n["data"]["alert"]["id"] == fresh for n in notes(rcv, "created")))
@@ -309,9 +310,11 @@ async def test_people_on_alerts_snooze_and_history(server, client, receivers, ma
     until = datetime.now(UTC) + timedelta(seconds=2)
     r = await client.post(f"{ALERTS}/{alert_id}/snooze", json={"until": until.isoformat()}, headers=alice)
     assert r.status_code == 200 and r.json()["id"] == alert_id and r.json()["snoozed_until"] is not None
-    await asyncio.sleep(1.5)
-    assert notes(rcv, "reminder") == []  # snoozed
-    await wait_for(lambda: notes(rcv, "reminder"), timeout=10)
+    snoozed_at = datetime.now(UTC)
+    await wait_for(lambda: [n for n in notes(rcv, "reminder") if datetime.fromisoformat(n["ts"]) >= until],
+                   timeout=10)  # reminders resume once the snooze is over
+    # None was made while the snooze held (one may have gone out before the snooze, on a loaded machine).
+    assert not [n for n in notes(rcv, "reminder") if snoozed_at < datetime.fromisoformat(n["ts"]) < until]
     r = await client.patch(f"{ALERTS}/{alert_id}", json={"assignee": "bob"}, headers=alice)
     assert r.status_code == 200 and r.json()["assignee"] == "bob"
     r = await client.post(f"{ALERTS}/{alert_id}/comments", json={"text": "on my way"}, headers=alice)
