@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,7 +132,9 @@ async def update_policy(
         )
     )
     await session.execute(
-        update(AlertPolicyState).where(AlertPolicyState.policy_id == policy.id).values(next_due_at=utcnow())
+        update(AlertPolicyState)
+        .where(AlertPolicyState.policy_id == policy.id, AlertPolicyState.alert_id == Alert.id)
+        .values(next_due_at=_earliest_due(policy))
     )
     await _attach_active(session, policy)
     logger.info("alert policy {} updated ({})", policy.id, ", ".join(sorted(changes)))
@@ -147,9 +149,19 @@ async def delete_policy(session: AsyncSession, *, policy_id: uuid.UUID) -> None:
     logger.info("alert policy {} deleted", policy_id)
 
 
+def _earliest_due(policy: AlertPolicy) -> Any:
+    """SQL: the earliest an alert can need this policy by time (its first step or first reminder after
+    creation), never later than the real next due time; NULL if the policy has nothing timed."""
+    first_step = policy.escalate[0]["after_s"] if policy.escalate else None
+    first = [s for s in (first_step, policy.remind_every_s) if s]
+    if not first:
+        return null()
+    return Alert.created_at + func.make_interval(0, 0, 0, 0, 0, 0, min(first))
+
+
 async def _attach_active(session: AsyncSession, policy: AlertPolicy) -> None:
     """Give the policy a state row on every active alert it matches (no notification: they are not new)."""
-    candidates = select(Alert.id, literal(policy.id), literal(0), literal(utcnow())).where(
+    candidates = select(Alert.id, literal(policy.id), literal(0), _earliest_due(policy)).where(
         Alert.status != "resolved", match_clause(policy.match, Alert)
     )
     await session.execute(
@@ -320,17 +332,25 @@ async def _quiet_resolve(
     if not quiet:
         return
     # One statement for every policy: alerts whose last sighting is older than their policy's quiet time.
-    stmt = (
-        select(Alert, AlertPolicyState.policy_id)
-        .join(AlertPolicyState, AlertPolicyState.alert_id == Alert.id)
+    # Per alert, the quiet policy that lets go first (one row per alert, so a batch is `batch` alerts).
+    policy_id = (
+        select(AlertPolicyState.policy_id)
         .join(AlertPolicy, AlertPolicy.id == AlertPolicyState.policy_id)
         .where(
-            Alert.status != "resolved",
+            AlertPolicyState.alert_id == Alert.id,
             AlertPolicy.enabled,
             AlertPolicy.quiet_resolve_s.is_not(None),
             Alert.last_seen_at
             < literal(now) - func.make_interval(0, 0, 0, 0, 0, 0, AlertPolicy.quiet_resolve_s),
         )
+        .order_by(AlertPolicy.quiet_resolve_s, AlertPolicy.name)
+        .limit(1)
+        .correlate(Alert)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(Alert, policy_id.label("policy_id"))
+        .where(Alert.status != "resolved", policy_id.is_not(None))
         .order_by(Alert.last_seen_at)
         .limit(batch)
         .with_for_update(of=Alert, skip_locked=True)
