@@ -72,6 +72,8 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "scenario_stale_run_s": 3.0,  # the app's stale-run sweeper: runners' heartbeats go every second
         "assets_debounce_s": 0.2,
         "assets_rules_interval_s": 1.0,
+        "alert_policy_interval_s": 0.2,  # escalations, reminders, quiet resolve: seconds, not minutes
+        "telegram_api_base": f"http://127.0.0.1:{free_port()}/telegram",  # tests/exporters/test_channels.py
         "port": free_port(),
     })
 

@@ -28,6 +28,7 @@ REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
 
 def api_routers() -> list[APIRouter]:
     """Routers mounted under /api/v1 (behind the authorization dependency)."""
+    from vigil.alerts.router import policies_router
     from vigil.alerts.router import router as alerts
     from vigil.assets.router import router as assets
     from vigil.audit.router import router as audit
@@ -41,7 +42,8 @@ def api_routers() -> list[APIRouter]:
     from vigil.scenarios.router import router as scenarios
     from vigil.zones.router import router as zones
 
-    return [api_router, admin, alerts, people, zones, cameras, plates, exporters, assets, faces, scenarios, audit]
+    return [api_router, admin, alerts, policies_router, people, zones, cameras, plates, exporters, assets, faces,
+            scenarios, audit]
 
 
 def ws_routers() -> list[APIRouter]:
@@ -79,6 +81,7 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     """Per-domain resources (worker pools, job loops) entered when the app starts, after its clients,
     and exited in reverse order when it stops. A hook publishes what its routes need in
     `ctx.extensions[<domain>]` and owns every task it starts."""
+    from vigil.alerts.evaluator import PolicyEvaluator
     from vigil.assets.tasks import background_tasks as assets_tasks
     from vigil.audit.service import audit_runtime
     from vigil.core.retention import retention_hook
@@ -89,6 +92,7 @@ def lifespan_hooks() -> list[Callable[[AppContext], AbstractAsyncContextManager[
     return [
         audit_runtime,
         background_service(DeliveryWorker),
+        background_service(PolicyEvaluator),
         cancelled_on_exit(assets_tasks),
         faces_runtime,
         background_service(StaleRunSweeper),

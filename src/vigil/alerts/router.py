@@ -6,10 +6,25 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi import APIRouter, Query, Request, Response, WebSocket
 
-from vigil.alerts import service
-from vigil.alerts.schemas import AlertRead, RecentMessage, Severity, Status
+from vigil.alerts import policies, service
+from vigil.alerts.schemas import (
+    AlertRead,
+    AlertUpdate,
+    CommentIn,
+    CommentRead,
+    HistoryRead,
+    MuteCreate,
+    MuteRead,
+    PolicyCreate,
+    PolicyRead,
+    PolicyUpdate,
+    RecentMessage,
+    Severity,
+    SnoozeIn,
+    Status,
+)
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
@@ -17,8 +32,11 @@ from vigil.core.types import LenientUtcDatetime
 from vigil.core.ws import field_filter
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+policies_router = APIRouter(prefix="/alert-policies", tags=["alert policies"])
 ws_router = APIRouter(tags=["alerts"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alert"}}
+POLICY_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alert policy"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate name"}}
 
 
 @router.get("", response_model=Page[AlertRead])
@@ -42,9 +60,55 @@ async def recent_messages(request: Request, limit: Annotated[int, Query(ge=1, le
     return await service.recent_messages(request.app.state.ctx.redis, limit=limit)
 
 
+# Mutes come before /{alert_id}: "mutes" is not an alert id.
+@router.post("/mutes", status_code=201, response_model=MuteRead)
+async def create_mute(body: MuteCreate, session: SessionDep, principal: CurrentPrincipal) -> Any:
+    """Mute alerts matching `match` until `until`: stored and counted, not notified or pushed as new."""
+    return await service.create_mute(session, mute_in=body, by=principal.name)
+
+
+@router.get("/mutes", response_model=Page[MuteRead])
+async def list_mutes(session: SessionDep, page: PageDep, active: bool | None = None) -> dict:
+    return await service.list_mutes(session, page=page, active=active)
+
+
+@router.delete("/mutes/{mute_id}", status_code=204, responses={404: {"description": "Unknown mute"}})
+async def delete_mute(mute_id: uuid.UUID, session: SessionDep) -> Response:
+    await service.delete_mute(session, mute_id=mute_id)
+    return Response(status_code=204)
+
+
 @router.get("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
 async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_alert(session, alert_id=alert_id)
+
+
+@router.patch("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
+async def update_alert(alert_id: uuid.UUID, body: AlertUpdate, session: SessionDep,
+                       principal: CurrentPrincipal) -> Any:
+    """Set or clear the `assignee`; recorded in the history as `updated`."""
+    return await service.update_alert(session, alert_id=alert_id, changes=body.model_dump(exclude_unset=True),
+                                      by=principal.name)
+
+
+@router.post("/{alert_id}/snooze", response_model=AlertRead, responses={**NOT_FOUND, 409: {
+    "description": "The alert is resolved"}})
+async def snooze(alert_id: uuid.UUID, body: SnoozeIn, session: SessionDep,
+                 principal: CurrentPrincipal) -> Any:
+    """No reminders or escalations until `until`; the alert stays open and is still counted."""
+    return await service.snooze(session, alert_id=alert_id, until=body.until, by=principal.name)
+
+
+@router.post("/{alert_id}/comments", status_code=201, response_model=CommentRead, responses=NOT_FOUND)
+async def comment(alert_id: uuid.UUID, body: CommentIn, session: SessionDep,
+                  principal: CurrentPrincipal) -> Any:
+    return await service.comment(session, alert_id=alert_id, text=body.text, by=principal.name)
+
+
+@router.get("/{alert_id}/history", response_model=list[HistoryRead], responses=NOT_FOUND)
+async def history(alert_id: uuid.UUID, session: SessionDep) -> Any:
+    """Created, updated, acknowledged, commented, escalated, reminded, snoozed, resolved: who and when."""
+    return await service.history(session, alert_id=alert_id)
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND)
@@ -60,6 +124,36 @@ async def acknowledge(alert_id: uuid.UUID, session: SessionDep, principal: Curre
 async def resolve(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: resolving twice returns the alert unchanged."""
     return await service.resolve(session, alert_id=alert_id, by=principal.name)
+
+
+# --- policies --------------------------------------------------------------------------------
+
+
+@policies_router.post("", status_code=201, response_model=PolicyRead, responses=CONFLICT)
+async def create_policy(body: PolicyCreate, session: SessionDep) -> Any:
+    """Unknown exporter ids in `notify` are 422 (`unknown_reference`)."""
+    return await policies.create_policy(session, policy_in=body)
+
+
+@policies_router.get("", response_model=Page[PolicyRead])
+async def list_policies(session: SessionDep, page: PageDep, enabled: bool | None = None) -> dict:
+    return await policies.list_policies(session, page=page, enabled=enabled)
+
+
+@policies_router.get("/{policy_id}", response_model=PolicyRead, responses=POLICY_NOT_FOUND)
+async def get_policy(policy_id: uuid.UUID, session: SessionDep) -> Any:
+    return await policies.get_policy(session, policy_id=policy_id)
+
+
+@policies_router.patch("/{policy_id}", response_model=PolicyRead, responses={**POLICY_NOT_FOUND, **CONFLICT})
+async def update_policy(policy_id: uuid.UUID, body: PolicyUpdate, session: SessionDep) -> Any:
+    return await policies.update_policy(session, policy_id=policy_id, policy_in=body)
+
+
+@policies_router.delete("/{policy_id}", status_code=204, responses=POLICY_NOT_FOUND)
+async def delete_policy(policy_id: uuid.UUID, session: SessionDep) -> Response:
+    await policies.delete_policy(session, policy_id=policy_id)
+    return Response(status_code=204)
 
 
 def alert_matcher(severity: str | None, source: str | None, zone_id: str | None, kind: str | None
@@ -84,4 +178,4 @@ async def alerts_stream(
     )
 
 
-__all__ = ["router", "ws_router"]
+__all__ = ["policies_router", "router", "ws_router"]

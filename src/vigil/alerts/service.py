@@ -1,6 +1,8 @@
-"""Alert rules: raise (deduplicated upsert), acknowledge, resolve; every change announced via the outbox.
+"""Alert rules: raise (deduplicated upsert), acknowledge, resolve, assign, comment, snooze, mute; every
+change announced via the outbox and kept in the alert's history.
 
-Other domains call `raise_alert` and `resolve_active`; nothing else writes the alerts table.
+Other domains call `raise_alert` and `resolve_active`; nothing else writes the alerts table. Policies
+(`alerts/policies.py`) act on the alerts `raise_alert` creates, in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert
-from vigil.alerts.schemas import AlertRead
-from vigil.core.messaging import emit
+from vigil.alerts import policies
+from vigil.alerts.events import announce, record
+from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert, AlertHistory, AlertMute
+from vigil.alerts.schemas import MuteCreate
 from vigil.core.db import utcnow
-from vigil.core.errors import NotFound, ValidationFailed
+from vigil.core.errors import InvalidState, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 
 ACTIVE = text(ACTIVE_PREDICATE)
@@ -31,11 +34,6 @@ class AlertNotFound(NotFound):
 
 def _rank(column: Any) -> Any:
     return case({s: i for i, s in enumerate(SEVERITIES)}, value=column, else_=0)
-
-
-def announce(session: AsyncSession, alert: Alert, *, created: bool) -> None:
-    emit(session, "alert.created" if created else "alert.updated",
-         AlertRead.model_validate(alert).model_dump(mode="json"), key=str(alert.id))
 
 
 async def raise_alert(
@@ -79,7 +77,12 @@ async def raise_alert(
     ).returning(Alert, literal_column("xmax = 0").label("inserted"))
     row = (await session.execute(stmt.execution_options(populate_existing=True))).one()
     alert, created = row[0], bool(row[1])
-    announce(session, alert, created=created)
+    quiet = False
+    if created:
+        # Policies and mutes decide, in this transaction, whether anyone hears of it.
+        quiet = await policies.on_created(session, alert, now=now)
+    # A muted or suppressed alert is stored and counted, but not pushed as new.
+    announce(session, alert, created=created and not quiet)
     return alert, created
 
 
@@ -124,6 +127,7 @@ async def acknowledge(session: AsyncSession, *, alert_id: uuid.UUID, by: str | N
     alert = await _locked(session, alert_id)
     if alert.status == "open":
         alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", utcnow(), by
+        record(session, alert, "acknowledged", by=by or "system")
         await session.flush()
         announce(session, alert, created=False)
     return alert
@@ -133,12 +137,13 @@ async def resolve(session: AsyncSession, *, alert_id: uuid.UUID, by: str | None 
     """Any active alert -> resolved. Resolving again changes nothing."""
     alert = await _locked(session, alert_id)
     if alert.status != "resolved":
-        await _mark_resolved(session, alert, by=by)
+        await _mark_resolved(session, alert, by=by, reason="manual")
     return alert
 
 
-async def _mark_resolved(session: AsyncSession, alert: Alert, *, by: str | None) -> None:
+async def _mark_resolved(session: AsyncSession, alert: Alert, *, by: str | None, reason: str) -> None:
     alert.status, alert.resolved_at, alert.resolved_by = "resolved", utcnow(), by
+    record(session, alert, "resolved", by=by or "system", detail={"reason": reason})
     await session.flush()
     announce(session, alert, created=False)
 
@@ -151,8 +156,100 @@ async def resolve_active(session: AsyncSession, *, source: str, kind: str, subje
         .with_for_update()
     )
     if alert is not None:
-        await _mark_resolved(session, alert, by=by)
+        # "auto": the source itself saw the condition end.
+        await _mark_resolved(session, alert, by=by, reason="auto")
     return alert
+
+
+# --- history, people on alerts, snooze, mutes ------------------------------------------------
+
+
+async def history(session: AsyncSession, *, alert_id: uuid.UUID) -> list[AlertHistory]:
+    """The alert's history, oldest first (404 for an unknown alert)."""
+    await get_alert(session, alert_id=alert_id)
+    rows = await session.scalars(
+        select(AlertHistory)
+        .where(AlertHistory.alert_id == alert_id)
+        .order_by(AlertHistory.at, AlertHistory.seq)
+    )
+    return list(rows.all())
+
+
+async def update_alert(session: AsyncSession, *, alert_id: uuid.UUID, changes: dict[str, Any],
+                       by: str) -> Alert:
+    """Change what people own on an alert (its `assignee`); recorded as `updated` and announced."""
+    alert = await _locked(session, alert_id)
+    diff = {name: {"from": getattr(alert, name), "to": value}
+            for name, value in changes.items() if getattr(alert, name) != value}
+    if diff:
+        for name, change in diff.items():
+            setattr(alert, name, change["to"])
+        record(session, alert, "updated", by=by, detail=diff)
+        await session.flush()
+        announce(session, alert, created=False)
+    return alert
+
+
+async def comment(session: AsyncSession, *, alert_id: uuid.UUID, text: str, by: str) -> dict[str, Any]:
+    """Add a comment, kept in the alert's history as `commented`; announced as an update."""
+    alert = await _locked(session, alert_id)
+    entry = record(session, alert, "commented", by=by, detail={"text": text})
+    alert.updated_at = utcnow()
+    await session.flush()
+    announce(session, alert, created=False)
+    return {"id": entry.id, "alert_id": alert.id, "at": entry.at, "by": entry.by, "text": text}
+
+
+async def snooze(session: AsyncSession, *, alert_id: uuid.UUID, until: datetime, by: str) -> Alert:
+    """No notifications (reminders, escalations) for this alert until `until`; it stays open and counted."""
+    alert = await _locked(session, alert_id)
+    if alert.status == "resolved":
+        raise InvalidState("A resolved alert cannot be snoozed.")
+    alert.snoozed_until = until
+    record(session, alert, "snoozed", by=by, detail={"until": until.isoformat()})
+    await policies.postpone(session, alert_id=alert.id, until=until)
+    await session.flush()
+    announce(session, alert, created=False)
+    return alert
+
+
+async def create_mute(session: AsyncSession, *, mute_in: MuteCreate, by: str) -> AlertMute:
+    """Mute alerts matching `match` until `until`: raised ones are stored and counted, not notified."""
+    match = mute_in.match.model_dump(exclude_none=True)
+    if not match:
+        raise ValidationFailed("A mute must match something (source, kind, severity, subject, zone_id, "
+                               "camera_id or site_id).")
+    if mute_in.until <= utcnow():
+        errors = [{"loc": ["body", "until"], "msg": "in the past", "type": "value_error"}]
+        raise ValidationFailed("'until' must be in the future.", errors=errors)
+    mute = AlertMute(id=uuid.uuid4(), match=match, until=mute_in.until, created_by=by,
+                     created_at=utcnow(), updated_at=utcnow())
+    session.add(mute)
+    await session.flush()
+    return mute
+
+
+async def list_mutes(session: AsyncSession, *, page: PageParams, active: bool | None = None) -> dict:
+    """Mutes, latest ending first; `active=true` only those still in force."""
+    stmt = select(AlertMute)
+    if active is True:
+        stmt = stmt.where(AlertMute.until > utcnow())
+    elif active is False:
+        stmt = stmt.where(AlertMute.until <= utcnow())
+    return await paginate(session, stmt.order_by(AlertMute.until.desc(), AlertMute.id), page)
+
+
+class MuteNotFound(NotFound):
+    title = "Mute not found"
+
+
+async def delete_mute(session: AsyncSession, *, mute_id: uuid.UUID) -> None:
+    """Remove a mute now; alerts raised from then on notify again."""
+    mute = await session.get(AlertMute, mute_id)
+    if mute is None:
+        raise MuteNotFound(f"Mute {mute_id} does not exist.")
+    await session.delete(mute)
+    await session.flush()
 
 
 # --- raw messages of the alert topics (debugging aid for pipelines) --------------------------
@@ -173,8 +270,10 @@ async def recent_messages(redis: Redis, *, limit: int) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in await redis.lrange(RECENT_MESSAGES_KEY, 0, limit - 1)]
 
 
-__all__ = ["AlertNotFound", "acknowledge", "get_alert", "list_alerts", "raise_alert", "recent_messages",
-           "remember_message", "resolve", "resolve_active"]
+__all__ = ["AlertNotFound", "MuteNotFound", "acknowledge", "comment", "create_mute", "delete_mute",
+           "get_alert", "history", "list_alerts", "list_mutes", "raise_alert", "recent_messages", "record",
+           "remember_message",
+           "resolve", "resolve_active", "snooze", "update_alert"]
 
 
 # --- retention (run by core.retention; listed in registry.retention_policies) ----------------

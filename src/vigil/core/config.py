@@ -188,6 +188,17 @@ class Settings(BaseSettings):
     alert_recent_messages: int = Field(
         200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")
     )
+    # --- alert policies: how often one instance evaluates them (escalation, reminders, quiet resolve)
+    alert_policy_interval_s: float = Field(
+        2.0, gt=0, le=3600, validation_alias=_env("VIGIL_ALERT_POLICY_INTERVAL_S", "alert_policy_interval_s")
+    )
+    alert_policy_batch_size: int = Field(
+        1000, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_POLICY_BATCH_SIZE", "alert_policy_batch_size")
+    )
+    # Where the telegram channel sends (tests point it at a local receiver).
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", min_length=1, validation_alias=_env("VIGIL_TELEGRAM_API_BASE", "telegram_api_base")
+    )
 
     # --- scenarios ---------------------------------------------------------------------
     scenario_max_attempts: int = Field(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.core.db import Base, Timestamps, UUIDPrimaryKey, utcnow
 
-KINDS = ("webhook", "mqtt", "kafka")
+KINDS = ("webhook", "mqtt", "kafka", "email", "slack", "teams", "telegram")
 # `held`: the event arrived while its exporter was disabled; sent only if it is enabled with replay.
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "held")
 

@@ -91,6 +91,7 @@ async def test_exporter(
         bus=request.app.state.ctx.bus,
         timeout_s=settings.exporter_timeout_s,
         allow=AllowList.parse(settings.exporter_allowed_hosts),
+        telegram_api_base=settings.telegram_api_base,
     )
     async with senders:
         return await service.test_exporter(session, exporter_id=exporter_id, senders=senders)

@@ -11,7 +11,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Kind = Literal["webhook", "mqtt", "kafka"]
+from vigil.exporters.channels import check_template
+
+Kind = Literal["webhook", "mqtt", "kafka", "email", "slack", "teams", "telegram"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "held"]
 MASK = "***"
 # Header values and URL query parameters under these names are credentials: masked like secrets.
@@ -26,24 +28,31 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    return value
+
+
+def _template_field() -> Any:
+    return Field(None, min_length=1, max_length=20_000, description="Jinja2 (sandboxed); see README")
+
+
 class WebhookConfig(Schema):
     url: str = Field(max_length=2000)
     secret: str | None = Field(None, min_length=1, max_length=500)
     headers: dict[str, str] | None = None
+    template: str | None = _template_field()
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("scheme must be http or https")
-        if not parts.hostname:
-            raise ValueError("must name a host")
-        try:
-            parts.port  # noqa: B018 - raises for a port out of range
-        except ValueError as exc:
-            raise ValueError(f"bad port: {exc}") from None
-        return value
+    _url = field_validator("url")(_http_url)
+    _template = field_validator("template")(check_template)
 
     @field_validator("headers")
     @classmethod
@@ -116,7 +125,82 @@ class KafkaConfig(Schema):
         return value
 
 
-CONFIG_MODELS: dict[str, type[Schema]] = {"webhook": WebhookConfig, "mqtt": MqttConfig, "kafka": KafkaConfig}
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"{value!r} is not an email address (name@host)")
+    return value
+
+
+class EmailConfig(Schema):
+    """SMTP: implicit TLS (`tls`, port 465) or STARTTLS (`starttls`, port 587), or neither (port 25)."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid", serialize_by_alias=True)
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int | None = Field(None, ge=1, le=65535, description="465 with tls, else 25")
+    starttls: bool = False
+    tls: bool = False
+    username: str | None = Field(None, min_length=1, max_length=200)
+    password: str | None = Field(None, min_length=1, max_length=500)
+    from_: str = Field(alias="from", max_length=320)
+    to: list[str] = Field(min_length=1, max_length=50)
+    subject_template: str | None = Field(None, min_length=1, max_length=2000)
+    body_template: str | None = _template_field()
+    ca_cert: str | None = Field(None, min_length=1, max_length=20_000,
+                                description="PEM of a private CA to trust for TLS (else the system's)")
+
+    _from = field_validator("from_")(_address)
+    _templates = field_validator("subject_template", "body_template")(check_template)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: list[str]) -> list[str]:
+        return [_address(v) for v in value]
+
+    @model_validator(mode="after")
+    def _one_tls(self) -> EmailConfig:
+        if self.tls and self.starttls:
+            raise ValueError("choose tls (implicit, port 465) or starttls, not both")
+        if self.port is None:
+            self.port = 465 if self.tls else 25
+        return self
+
+
+class SlackConfig(Schema):
+    url: str = Field(max_length=2000, description="The incoming-webhook URL")
+    template: str | None = _template_field()
+
+    _url = field_validator("url")(_http_url)
+    _template = field_validator("template")(check_template)
+
+
+class TeamsConfig(SlackConfig):
+    format: Literal["adaptive", "messagecard"] = Field(
+        "adaptive",
+        description="Adaptive Card message (Workflows webhooks) or the legacy connector MessageCard",
+    )
+
+
+class TelegramConfig(Schema):
+    bot_token: str = Field(pattern=r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$", description="From @BotFather")
+    chat_id: str = Field(min_length=1, max_length=100, pattern=r"^(-?[0-9]+|@[A-Za-z0-9_]{5,32})$")
+    template: str | None = _template_field()
+
+    _template = field_validator("template")(check_template)
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+CONFIG_MODELS: dict[str, type[Schema]] = {
+    "webhook": WebhookConfig, "mqtt": MqttConfig, "kafka": KafkaConfig,
+    "email": EmailConfig, "slack": SlackConfig, "teams": TeamsConfig, "telegram": TelegramConfig,
+}
 
 
 # --- secrets: which config keys are credentials, and which name the target they are for -----------
@@ -140,6 +224,11 @@ SECRET_RULES: dict[str, SecretRule] = {
     "webhook": SecretRule(target=("url",), secrets=("secret",), headers="headers", urls=("url",)),
     "mqtt": SecretRule(target=("host", "port"), secrets=("password",)),
     "kafka": SecretRule(target=("bootstrap_servers",), secrets=("sasl_password",)),
+    "email": SecretRule(target=("host", "port"), secrets=("password",)),
+    # An incoming-webhook URL is itself the credential: shown masked, kept only while unchanged.
+    "slack": SecretRule(target=("url",), secrets=("url",)),
+    "teams": SecretRule(target=("url",), secrets=("url",)),
+    "telegram": SecretRule(secrets=("bot_token",)),
 }
 _ANY_KIND = SecretRule(
     secrets=tuple(sorted({k for r in SECRET_RULES.values() for k in r.secrets})), headers="headers", urls=("url",)
@@ -302,7 +391,8 @@ class ExporterCreate(Schema):
     name: str = Field(min_length=1, max_length=200)
     kind: Kind
     config: dict[str, Any]
-    event_types: list[str] = Field(min_length=1, max_length=50)
+    # May be empty for a channel that only alert policies notify (through their `notify`).
+    event_types: list[str] = Field(default_factory=list, max_length=50)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     enabled: bool = True
 
@@ -313,7 +403,7 @@ class ExporterUpdate(Schema):
     name: str | None = Field(None, min_length=1, max_length=200)
     kind: Kind | None = None
     config: dict[str, Any] | None = None
-    event_types: list[str] | None = Field(None, min_length=1, max_length=50)
+    event_types: list[str] | None = Field(None, max_length=50)
     retry: RetryUpdate | None = None
     enabled: bool | None = None
 

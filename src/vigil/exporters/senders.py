@@ -22,6 +22,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from vigil.core.messaging import Bus, ensure_topics
 from vigil.core.ssrf import pinned_client, refused
+from vigil.exporters import channels
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_endpoints, vet
 
 USER_AGENT = "vigil-exporter/1"
@@ -75,8 +76,10 @@ def _error(exc: BaseException) -> str:
 
 
 class Senders:
-    def __init__(self, *, bus: Bus, timeout_s: float, allow: AllowList) -> None:
+    def __init__(self, *, bus: Bus, timeout_s: float, allow: AllowList,
+                 telegram_api_base: str = "https://api.telegram.org") -> None:
         self.bus = bus
+        self.telegram_api_base = telegram_api_base
         self.timeout_s = timeout_s
         self.allow = allow
         self.http: httpx.AsyncClient | None = None
@@ -103,7 +106,8 @@ class Senders:
             await self._guard(target)
         except TargetRefused as exc:
             return [refused(exc, exporter_id=target.id)] * len(items)
-        sender = {"webhook": self._webhook, "mqtt": self._mqtt, "kafka": self._kafka}[target.kind]
+        sender = {"webhook": self._webhook, "mqtt": self._mqtt, "kafka": self._kafka, "email": self._email,
+                  "slack": self._chat, "teams": self._chat, "telegram": self._chat}[target.kind]
         try:
             await sender(target, items, results)
         except asyncio.CancelledError:
@@ -126,10 +130,10 @@ class Senders:
         assert self.http is not None, "Senders used outside `async with`"
         config = target.config
         for item in items:
-            body = body_of(item.payload)
+            body, content_type = channels.webhook_body(config, item.payload, body_of(item.payload))
             headers = {
                 **(config.get("headers") or {}),
-                "content-type": "application/json",
+                "content-type": content_type,
                 "X-Vigil-Delivery": str(item.delivery_id),
                 "X-Vigil-Event": item.event_type,
             }
@@ -140,6 +144,13 @@ class Senders:
                 results.append(f"HTTP {response.status_code} from the webhook")
                 return
             results.append(None)
+
+    async def _email(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
+        await channels.send_email(target, items, results, timeout_s=self.timeout_s)
+
+    async def _chat(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
+        assert self.http is not None, "Senders used outside `async with`"
+        await channels.send_chat(self.http, target, items, results, telegram_api_base=self.telegram_api_base)
 
     async def _mqtt(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
         config = target.config

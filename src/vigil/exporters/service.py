@@ -17,11 +17,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
+from vigil.core.db import after_commit, utcnow
 from vigil.core.messaging import EVENTS_TOPIC
-from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
+from vigil.exporters.channels import CHANNEL_KINDS, sample_alert_event
 from vigil.exporters.models import Delivery, Exporter
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, masked_fields, merge_secrets
 from vigil.exporters.senders import Outgoing, Senders, Target
@@ -228,6 +229,8 @@ async def list_deliveries(
 
 
 def sample_payload(exporter: Exporter) -> dict[str, Any]:
+    if exporter.kind in CHANNEL_KINDS or exporter.config.get("template"):
+        return sample_alert_event()  # channels render templates: show them a sample alert
     now = utcnow().isoformat()
     return {
         "type": "exporter.test",
@@ -570,3 +573,58 @@ def retention_policies() -> list[Any]:
     from vigil.core.retention import RetentionPolicy
 
     return [RetentionPolicy("exporter_deliveries", "retention_deliveries_days", purge_deliveries)]
+
+
+# --- alert policies' routing (issue 16) --------------------------------------------------------
+
+
+async def missing_exporters(session: AsyncSession, *, exporter_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The ids among `exporter_ids` that name no exporter (a policy's `notify` must name real ones)."""
+    if not exporter_ids:
+        return []
+    found = set((await session.scalars(select(Exporter.id).where(Exporter.id.in_(exporter_ids)))).all())
+    return [i for i in exporter_ids if i not in found]
+
+
+async def enqueue_notifications(
+    session: AsyncSession, *, notifications: list[tuple[list[uuid.UUID], dict[str, Any]]]
+) -> int:
+    """Queue each message for each of its named, enabled exporters, whatever their event_types (a policy
+    routes it). Two statements for any number of notifications.
+
+    Written in the caller's transaction, so a notification exists exactly when the change that caused it
+    commits; from then on the delivery worker sends it with the usual retries and delivery log.
+    """
+    wanted = {e for ids, _ in notifications for e in ids}
+    if not wanted:
+        return 0
+    stmt = select(Exporter.id).where(Exporter.id.in_(wanted), Exporter.enabled)
+    enabled = set((await session.scalars(stmt)).all())
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "exporter_id": exporter_id,
+            "event_id": uuid.uuid4().hex,  # every notification is its own event (a reminder is not a repeat)
+            "event_type": str(message.get("type", "alert.notification"))[:100],
+            "payload": message,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for ids, message in notifications
+        for exporter_id in dict.fromkeys(ids)
+        if exporter_id in enabled
+    ]
+    if rows:
+        # executemany form: one cached statement (insertmanyvalues batches it), not a fresh multi-VALUES
+        # compile per call, which costs more than the database work for a thousand rows.
+        await session.execute(insert(Delivery), rows)
+        after_commit(session, _wake_workers)
+    return len(rows)
+
+
+async def _wake_workers() -> None:
+    from vigil.exporters.worker import wake_workers  # the worker imports this module
+
+    wake_workers()

@@ -20,10 +20,12 @@ from vigil.core.ssrf import check_endpoints as _check_pairs
 
 def endpoints(kind: str, config: dict[str, Any]) -> list[tuple[str, int]]:
     """The (host, port) pairs an exporter of `kind` connects to; none for Kafka on the app's own broker."""
-    if kind == "webhook":
+    if kind in ("webhook", "slack", "teams"):
         return [url_endpoint(config["url"])]
     if kind == "mqtt":
         return [(config["host"], config.get("port", 1883))]
+    if kind == "email":
+        return [(config["host"], config.get("port") or 25)]
     if kind == "kafka" and config.get("bootstrap_servers"):
         return kafka_servers(config["bootstrap_servers"])
     return []

@@ -62,7 +62,8 @@ class DeliveryWorker:
         delay = 0.5
         try:
             async with Senders(
-                bus=self.ctx.bus, timeout_s=self.ctx.settings.exporter_timeout_s, allow=self.allow
+                bus=self.ctx.bus, timeout_s=self.ctx.settings.exporter_timeout_s, allow=self.allow,
+                telegram_api_base=self.ctx.settings.telegram_api_base,
             ) as senders:
                 try:
                     while not self._stopping:
