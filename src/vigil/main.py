@@ -21,6 +21,7 @@ from vigil.core.db import create_engine, create_sessionmaker
 from vigil.core.errors import install_error_handlers
 from vigil.core.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
+from vigil.core.openapi import install_openapi
 from vigil.core.security import authorize
 from vigil.core.storage import LocalBlobStore
 from vigil.core.tasks import TaskSet
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)  # error answers declared once, from the error classes
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
 

@@ -8,21 +8,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vigil.core.schemas import Input, Name, Read
+
 Severity = Literal["critical", "warning", "info"]
 JobStatus = Literal["open", "in_progress", "done"]
 RuleKind = Literal["low_battery", "missing", "maintenance_overdue"]
 Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 RSSI_MIN, RSSI_MAX = -120.0, 0.0
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Read(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 # --- sites -----------------------------------------------------------------------------------

@@ -6,17 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from vigil.cameras.urls import mask_password, validate_stream_url
+from vigil.core.schemas import Input, Name, Read
 
 ModelKind = Literal["detector", "ocr", "reid", "face"]
-Name = Field(min_length=1, max_length=200)
-OptionalName = Field(None, min_length=1, max_length=200)
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True, extra="forbid")
+class Schema(Input, Read):
+    """Cameras' bodies and reads share one base: unknown fields are refused, rows are read as is."""
 
 
 class Location(Schema):
@@ -38,7 +37,7 @@ def _zone_ids(value: list[str] | None) -> list[str] | None:
 
 
 class CameraCreate(Schema):
-    name: str = Name
+    name: Name
     rtsp_url: str = Field(max_length=2000)
     fps: int = Field(ge=1, le=120)
     width: int = Field(gt=0, le=100_000)
@@ -52,7 +51,7 @@ class CameraCreate(Schema):
 
 
 class CameraUpdate(Schema):
-    name: str | None = OptionalName
+    name: Name | None = None
     rtsp_url: str | None = Field(None, max_length=2000)
     fps: int | None = Field(None, ge=1, le=120)
     width: int | None = Field(None, gt=0, le=100_000)
@@ -89,7 +88,7 @@ class CameraRead(Schema):
 
 
 class ModelConfigCreate(Schema):
-    name: str = Name
+    name: Name
     kind: ModelKind
     version: str = Field(min_length=1, max_length=100)
     weights_uri: str = Field(min_length=1, max_length=2000)
@@ -97,7 +96,7 @@ class ModelConfigCreate(Schema):
 
 
 class ModelConfigUpdate(Schema):
-    name: str | None = OptionalName
+    name: Name | None = None
     kind: ModelKind | None = None
     version: str | None = Field(None, min_length=1, max_length=100)
     weights_uri: str | None = Field(None, min_length=1, max_length=2000)
@@ -116,14 +115,14 @@ class ModelConfigRead(Schema):
 
 
 class SensorCreate(Schema):
-    name: str = Name
+    name: Name
     camera_id: uuid.UUID
     zone_id: str | None = Field(None, min_length=1, max_length=100)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class SensorUpdate(Schema):
-    name: str | None = OptionalName
+    name: Name | None = None
     camera_id: uuid.UUID | None = None
     zone_id: str | None = Field(None, min_length=1, max_length=100)
     settings: dict[str, Any] | None = None

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.core.cache import Cache
+from vigil.core.crud import apply_patch, ensure_unique, get_or_404, patch_changes, unknown_reference
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -52,27 +53,22 @@ def invalidate_directory(session: AsyncSession, *, cache: Cache) -> None:
 
 async def _check_zone(session: AsyncSession, zone_id: str | None) -> None:
     if zone_id is not None and not await zones_service.zone_exists(session, zone_id=zone_id):
-        error = {"loc": ["body", "zone_id"], "msg": "unknown zone", "type": "unknown_zone"}
-        raise UnknownZone(f"Zone {zone_id} does not exist.", errors=[error])
+        raise unknown_reference("zone_id", zone_id, error=UnknownZone)
 
 
 async def _check_global_id(session: AsyncSession, global_id: int, *,
                            other_than: uuid.UUID | None = None) -> None:
-    stmt = select(Person.id).where(Person.global_id == global_id)
-    if other_than is not None:
-        stmt = stmt.where(Person.id != other_than)
-    if await session.scalar(stmt) is not None:
-        raise DuplicateGlobalId(f"A person with global_id {global_id} already exists.")
+    await ensure_unique(session, Person, global_id=global_id, exclude_id=other_than, error=DuplicateGlobalId,
+                        detail=f"A person with global_id {global_id} already exists.")
 
 
 async def get_person(session: AsyncSession, *, person_id: uuid.UUID) -> Person:
-    person = await session.get(Person, person_id)
-    if person is None:
-        raise PersonNotFound(f"Person {person_id} does not exist.")
-    return person
+    """One person by id, or 404."""
+    return await get_or_404(session, Person, person_id, error=PersonNotFound)
 
 
 async def find_by_global_id(session: AsyncSession, *, global_id: int) -> Person | None:
+    """The person with this ReID global id, or None (the alert consumer resolves names this way)."""
     return await session.scalar(select(Person).where(Person.global_id == global_id))
 
 
@@ -88,6 +84,7 @@ async def list_people(session: AsyncSession, *, page: PageParams, q: str | None 
 
 
 async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache: Cache) -> Person:
+    """Create a person: `global_id` is unique and the zone, if given, must exist."""
     await _check_global_id(session, person_in.global_id)
     await _check_zone(session, person_in.zone_id)
     person = Person(global_id=person_in.global_id, name=person_in.name, zone_id=person_in.zone_id)
@@ -102,15 +99,15 @@ async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
                         person_in: PersonUpdate | PersonCreate, cache: Cache) -> Person:
     """PATCH with a PersonUpdate (fields given), PUT with a PersonCreate (every field)."""
     person = await get_person(session, person_id=person_id)
-    full = not isinstance(person_in, PersonUpdate)
-    fields = set(PersonCreate.model_fields) if full else person_in.model_fields_set
-    changes = {f: getattr(person_in, f) for f in fields}
+    if isinstance(person_in, PersonUpdate):
+        changes = patch_changes(person_in, nullable={"zone_id"})
+    else:  # PUT replaces every field; a zone left out becomes null
+        changes = {f: getattr(person_in, f) for f in PersonCreate.model_fields}
     if "global_id" in changes:
         await _check_global_id(session, changes["global_id"], other_than=person.id)
     if "zone_id" in changes:
         await _check_zone(session, changes["zone_id"])
-    for field, value in changes.items():
-        setattr(person, field, value)
+    apply_patch(person, changes)
     await session.flush()
     invalidate_directory(session, cache=cache)
     logger.info("person {} updated ({})", person.id, ", ".join(sorted(changes)) or "nothing")

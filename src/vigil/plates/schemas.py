@@ -8,14 +8,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from vigil.core.schemas import Input, Read
 from vigil.core.types import UtcDatetime
 from vigil.plates.normalize import normalize_plate
 
 Severity = Literal["critical", "warning", "info"]
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True, extra="forbid")
+class Schema(Input, Read):
+    """Plates' bodies and reads share one base: unknown fields are refused, rows are read as is."""
 
 
 class Vehicle(BaseModel):
