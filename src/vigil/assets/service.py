@@ -118,7 +118,7 @@ async def list_sites(session: AsyncSession, *, page: PageParams) -> dict:
 async def update_site(session: AsyncSession, *, site_id: uuid.UUID, site_in: SiteUpdate) -> Site:
     """PATCH a site: only `description` may be null; the name stays unique."""
     site = await get_site(session, site_id=site_id)
-    changes = patch_changes(site_in, nullable={"description"})
+    changes = patch_changes(site_in)
     if changes.get("name", site.name) != site.name:
         await _unique(session, Site, Site.name, changes["name"], exclude=site.id,
                       what=f"A site named {changes['name']!r}")
@@ -222,8 +222,7 @@ async def list_assets(session: AsyncSession, *, page: PageParams, site_id: uuid.
 async def update_asset(session: AsyncSession, *, asset_id: uuid.UUID, asset_in: AssetUpdate) -> Asset:
     """PATCH an asset: only `site_id` may be null; tag_id stays unique."""
     asset = await get_asset(session, asset_id=asset_id)
-    # site_id may be set to null (asset without a home site); the other fields may not.
-    changes = patch_changes(asset_in, nullable={"site_id"})
+    changes = patch_changes(asset_in)  # only site_id may be null (an asset without a home site)
     if changes.get("site_id") is not None:
         await _require_site(session, changes["site_id"])
     if changes.get("tag_id", asset.tag_id) != asset.tag_id:
@@ -299,7 +298,7 @@ async def list_jobs(session: AsyncSession, *, page: PageParams, status: str | No
 async def update_job(session: AsyncSession, *, job_id: uuid.UUID, job_in: JobUpdate) -> Job:
     """Field changes plus the status machine: open <-> in_progress -> done; done is final."""
     job = await get_job(session, job_id=job_id)
-    changes = patch_changes(job_in, nullable={"description", "site_id", "due_at"})
+    changes = patch_changes(job_in)
     status = changes.pop("status", None)
     asset_ids = changes.pop("asset_ids", None)
     if job.status == "done" and (changes or asset_ids is not None or status not in (None, "done")):
@@ -365,7 +364,7 @@ async def update_maintenance(session: AsyncSession, *, record_id: uuid.UUID,
                              record_in: MaintenanceUpdate) -> Maintenance:
     """Done, or moved to a later due date: the overdue alert (if any) is resolved and may be raised again."""
     record = await get_maintenance(session, record_id=record_id)
-    apply_patch(record, record_in, nullable={"done_at", "notes"})
+    apply_patch(record, record_in)
     if record.overdue_alerted_at is not None and (record.done_at is not None or record.due_at > utcnow()):
         await alerts.resolve_active(session, source="asset", kind="maintenance_overdue",
                                     subject=maintenance_subject(record.id))

@@ -9,9 +9,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from vigil.cameras.urls import mask_password, validate_stream_url
-from vigil.core.schemas import Input, Name, Read
+from vigil.core.schemas import Input, Name, Patch, Read
 
 ModelKind = Literal["detector", "ocr", "reid", "face"]
+# What `validate_stream_url` checks that a schema can say too: the scheme and no whitespace.
+STREAM_URL = r"^(?:[Rr][Tt][Ss][Pp][Ss]?|[Hh][Tt][Tt][Pp][Ss]?)://\S+$"
 
 
 class Schema(Input, Read):
@@ -38,7 +40,7 @@ def _zone_ids(value: list[str] | None) -> list[str] | None:
 
 class CameraCreate(Schema):
     name: Name
-    rtsp_url: str = Field(max_length=2000)
+    rtsp_url: str = Field(max_length=2000, pattern=STREAM_URL)
     fps: int = Field(ge=1, le=120)
     width: int = Field(gt=0, le=100_000)
     height: int = Field(gt=0, le=100_000)
@@ -50,9 +52,11 @@ class CameraCreate(Schema):
     _zones = field_validator("zone_ids")(_zone_ids)
 
 
-class CameraUpdate(Schema):
+class CameraUpdate(Schema, Patch):
+    __nullable__ = frozenset({"location"})
+
     name: Name | None = None
-    rtsp_url: str | None = Field(None, max_length=2000)
+    rtsp_url: str | None = Field(None, max_length=2000, pattern=STREAM_URL)
     fps: int | None = Field(None, ge=1, le=120)
     width: int | None = Field(None, gt=0, le=100_000)
     height: int | None = Field(None, gt=0, le=100_000)
@@ -95,7 +99,7 @@ class ModelConfigCreate(Schema):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelConfigUpdate(Schema):
+class ModelConfigUpdate(Schema, Patch):
     name: Name | None = None
     kind: ModelKind | None = None
     version: str | None = Field(None, min_length=1, max_length=100)
@@ -121,7 +125,9 @@ class SensorCreate(Schema):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class SensorUpdate(Schema):
+class SensorUpdate(Schema, Patch):
+    __nullable__ = frozenset({"zone_id"})
+
     name: Name | None = None
     camera_id: uuid.UUID | None = None
     zone_id: str | None = Field(None, min_length=1, max_length=100)

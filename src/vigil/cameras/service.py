@@ -129,7 +129,7 @@ async def list_cameras(
 async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_in: CameraUpdate) -> Camera:
     """PATCH a camera: only `location` may be null; a masked password keeps the stored one."""
     camera = await get_camera(session, camera_id=camera_id)
-    changes = patch_changes(camera_in, nullable={"location"})
+    changes = patch_changes(camera_in)
     if "name" in changes and changes["name"] != camera.name:
         await _name_free(session, Camera, changes["name"], exclude=camera.id)
     if "zone_ids" in changes:
@@ -262,7 +262,7 @@ async def list_sensors(
 async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_in: SensorUpdate) -> Sensor:
     """PATCH a sensor: only `zone_id` may be null (the sensor leaves its zone)."""
     sensor = await get_sensor(session, sensor_id=sensor_id)
-    changes = patch_changes(sensor_in, nullable={"zone_id"})
+    changes = patch_changes(sensor_in)
     if "name" in changes and changes["name"] != sensor.name:
         await _name_free(session, Sensor, changes["name"], exclude=sensor.id)
     if "camera_id" in changes:

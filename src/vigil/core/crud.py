@@ -91,8 +91,14 @@ def null_not_allowed(fields: Collection[str]) -> ValidationFailed:
     )
 
 
-def patch_changes(body: BaseModel, *, nullable: Collection[str] = ()) -> dict[str, Any]:
-    """The fields a PATCH sets (sent, even if null); 422 if a field outside `nullable` is null."""
+def patch_changes(body: BaseModel, *, nullable: Collection[str] | None = None) -> dict[str, Any]:
+    """The fields a PATCH sets (sent, even if null); 422 if a field outside `nullable` is null.
+
+    `nullable` defaults to the body's `__nullable__` (see `core.schemas.Patch`), which the OpenAPI
+    document shows too.
+    """
+    if nullable is None:
+        nullable = getattr(type(body), "__nullable__", frozenset())
     changes = body.model_dump(exclude_unset=True)
     nulls = [k for k, v in changes.items() if v is None and k not in nullable]
     if nulls:
@@ -101,7 +107,8 @@ def patch_changes(body: BaseModel, *, nullable: Collection[str] = ()) -> dict[st
 
 
 def apply_patch(
-    obj: Any, body: BaseModel | dict[str, Any], *, nullable: Collection[str] = (), skip: Collection[str] = ()
+    obj: Any, body: BaseModel | dict[str, Any], *, nullable: Collection[str] | None = None,
+    skip: Collection[str] = (),
 ) -> dict[str, Any]:
     """Set on `obj` the fields the PATCH `body` sent (checked by `patch_changes`); returns them all.
 

@@ -161,17 +161,26 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app serves on this request's path (the 405 `Allow` header)."""
+    """The methods served on this request's path (the 405 `Allow` header).
+
+    Starlette's Allow names the methods of the first route matching the path; a path served by several
+    routes (GET and POST /cameras) allows the methods of all of them. Only routes with the same path
+    template as the first match count: `/zones/stats` is not also `/zones/{zone_id}`.
+    """
     from fastapi.routing import iter_route_contexts
     from starlette.routing import Match
 
+    template: str | None = None
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.router.routes):
         route_methods = getattr(route, "methods", None)
         if not route_methods:
             continue
         match, _ = route.matches({**request.scope, "method": next(iter(route_methods))})
-        if match is Match.FULL:
+        if match is not Match.FULL:
+            continue
+        template = template or route.path_format
+        if route.path_format == template:
             methods |= set(route_methods)
     order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))

@@ -103,9 +103,10 @@ def route_statuses(route: Any) -> set[int]:
         statuses.add(404)
     if route.methods & WRITE_METHODS and uses_db:
         statuses.add(409)
-    if has_params:
+    takes_body = route.body_field is not None or bool(route.methods & {"POST", "PUT", "PATCH"})
+    if has_params or takes_body:  # a route may read its body itself (plates' multipart ingest)
         statuses.add(422)
-    if route.body_field is not None or route.methods & {"POST", "PUT", "PATCH"}:
+    if takes_body:
         statuses |= {400, 413}
         if dependant.body_params and any(_is_form(p) for p in dependant.body_params):
             statuses.add(415)

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from vigil.core.schemas import Input, Name
+from vigil.core.schemas import Input, Name, Patch
 from vigil.core.types import UtcDatetime
 
 EventCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
@@ -28,7 +28,7 @@ class EventCreate(_Period):
     name: Name
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: bool = Field(True, description="Uploads are accepted only while the event is running.")
+    running: StrictBool = Field(True, description="Uploads are accepted only while the event is running.")
 
 
 class EventReplace(_Period):
@@ -37,14 +37,15 @@ class EventReplace(_Period):
     name: Name
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: bool = True
+    running: StrictBool = True
 
 
-class EventUpdate(_Period):
+class EventUpdate(_Period, Patch):
+    __nullable__ = frozenset({"starts_at", "ends_at"})
     name: Name | None = None
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: bool | None = None
+    running: StrictBool | None = None
 
 
 class EventRead(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from vigil.core.schemas import Input, Name, Read
+from vigil.core.schemas import Input, Name, Patch, Read
 
 GlobalId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 ZoneRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -28,8 +28,10 @@ class PersonCreate(Input):
     zone_id: ZoneRef | None = None
 
 
-class PersonUpdate(Input):
+class PersonUpdate(Patch):
     """PATCH: only the fields given change; `zone_id: null` takes the person out of their zone."""
+
+    __nullable__ = frozenset({"zone_id"})
 
     global_id: GlobalId | None = None
     name: Name | None = None

@@ -100,7 +100,7 @@ async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
     """PATCH with a PersonUpdate (fields given), PUT with a PersonCreate (every field)."""
     person = await get_person(session, person_id=person_id)
     if isinstance(person_in, PersonUpdate):
-        changes = patch_changes(person_in, nullable={"zone_id"})
+        changes = patch_changes(person_in)
     else:  # PUT replaces every field; a zone left out becomes null
         changes = {f: getattr(person_in, f) for f in PersonCreate.model_fields}
     if "global_id" in changes:
@@ -144,12 +144,14 @@ async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
 
 
 async def stats(session: AsyncSession) -> dict[str, Any]:
+    """How many people there are, in total and per zone (biggest first, no zone last)."""
     counts = await count_by_zone(session)
     by_zone = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
     return {"total": sum(counts.values()), "by_zone": [{"zone_id": z, "count": c} for z, c in by_zone]}
 
 
 async def count_in_zone(session: AsyncSession, *, zone_id: str) -> int:
+    """How many people are in the zone (the zones domain asks before deleting one)."""
     return await session.scalar(select(func.count()).where(Person.zone_id == zone_id)) or 0
 
 
@@ -184,6 +186,7 @@ def _check_vectors(vectors: Sequence[Sequence[float]]) -> None:
 
 async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors: Sequence[Sequence[float]],
                          camera_id: str | None, model: str | None, gallery: Gallery) -> dict[str, int]:
+    """Store ReID vectors of an existing person in the gallery; the person cannot vanish meanwhile."""
     # Key-share lock: a concurrent delete of this person waits until the vectors are stored.
     stmt = select(Person).where(Person.id == person_id).with_for_update(key_share=True)
     person = await session.scalar(stmt)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-from vigil.core.schemas import Input, Read
+from vigil.core.schemas import Input, Patch, Read
 from vigil.core.types import UtcDatetime
 from vigil.plates.normalize import normalize_plate
 
@@ -130,7 +130,7 @@ class WatchlistCreate(Schema):
     _plate = field_validator("plate")(_plate)
 
 
-class WatchlistUpdate(Schema):
+class WatchlistUpdate(Schema, Patch):
     label: str | None = Field(None, max_length=200)
     severity: Severity | None = None
 

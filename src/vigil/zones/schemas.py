@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from vigil.core.schemas import Input, Name, Read
+from vigil.core.schemas import Input, Name, Patch, Read
 
 ZoneKind = Literal["working", "detection", "exclusion", "parking"]
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
@@ -84,8 +84,11 @@ class ZoneCreate(ZoneShape):
         return self
 
 
-class ZoneUpdate(ZoneShape):
+class ZoneUpdate(ZoneShape, Patch):
     """PATCH: only the fields given change; `camera_id: null` detaches the zone from its camera."""
+
+    # A null corner means "not given" (the eight corners are one shape, given whole or not at all).
+    __nullable__ = frozenset({"camera_id", *CORNERS})
 
     name: Name | None = None
     kind: ZoneKind | None = None

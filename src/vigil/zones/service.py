@@ -30,7 +30,7 @@ from vigil.core.pagination import PageParams, paginate
 from vigil.people import service as people_service
 from vigil.zones import geometry
 from vigil.zones.models import Zone
-from vigil.zones.schemas import CORNERS, ZoneCreate, ZoneShape, ZoneUpdate
+from vigil.zones.schemas import ZoneCreate, ZoneShape, ZoneUpdate
 
 # Above this many points a containment test goes to a worker thread instead of the event loop.
 INLINE_POINTS = 2_000
@@ -154,8 +154,7 @@ async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cach
 async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdate, cache: Cache) -> Zone:
     """PATCH a zone: `camera_id: null` detaches it; a new shape is validated like on create."""
     zone = await get_zone(session, zone_id=zone_id, lock=True)
-    # The eight corners are one shape: null for a corner means "not given", like leaving it out.
-    changes = patch_changes(zone_in, nullable={"camera_id", *CORNERS})
+    changes = patch_changes(zone_in)  # ZoneUpdate.__nullable__: camera_id and the corners
     geojson = await _geojson(zone_in)
     if geojson is not None:
         zone.geometry = geojson
