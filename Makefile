@@ -11,6 +11,7 @@ STAMP  := $(VENV)/.vigil-installed
 help:
 	@echo "make run    - install (first time), start embedded services, migrate, serve on HOST:PORT"
 	@echo "make test   - install with dev extras (first time) and run the whole test suite"
+	@echo "make lint   - ruff, mypy and the import contracts (router -> service -> models, core independent)"
 	@echo "make bench  - run the benchmarks and write results under bench/results"
 
 $(BIN)/python:
@@ -31,6 +32,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Every tool runs even when an earlier one fails, so one `make lint` shows everything; it fails if any did.
+lint: $(STAMP)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	$(BIN)/lint-imports --no-cache || status=1; \
+	exit $$status
 
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python run.py

@@ -23,6 +23,7 @@ from vigil.core.db import create_engine, create_read_sessionmaker, create_sessio
 from vigil.core.errors import install_error_handlers
 from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
+from vigil.core.openapi import install_openapi
 from vigil.core.ratelimit import RateLimiter
 from vigil.core.security import KeyCache, authorize
 from vigil.core.storage import open_blob_store
@@ -233,6 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)  # error answers declared once, from the error classes
     # Outermost first on the way in: request id and log line, then the key check (before any body is
     # read), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from vigil.assets import service, tracking
 from vigil.assets.schemas import (
@@ -44,6 +43,7 @@ from vigil.assets.schemas import (
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
+from vigil.core.types import AwareTime
 from vigil.core.ws import field_filter
 
 router = APIRouter(tags=["assets"])
@@ -183,7 +183,7 @@ async def get_location(asset_id: uuid.UUID, session: SessionDep, request: Reques
 
 @router.get("/assets/{asset_id}/locations", response_model=Page[LocationRead], responses=_responses(404))
 async def get_locations(asset_id: uuid.UUID, session: SessionDep, page: PageDep,
-                        since: AwareDatetime | None = None, until: AwareDatetime | None = None) -> dict:
+                        since: AwareTime | None = None, until: AwareTime | None = None) -> dict:
     """Location history, newest first."""
     return await service.location_history(session, asset_id=asset_id, page=page, since=since, until=until)
 
@@ -324,8 +324,8 @@ async def delete_maintenance(record_id: uuid.UUID, session: SessionDep) -> Respo
 
 # --- analytics -------------------------------------------------------------------------------
 
-Since = Annotated[AwareDatetime | None, Query(description="Range start (default: 24 h before `until`)")]
-Until = Annotated[AwareDatetime | None, Query(description="Range end (default and latest: now)")]
+Since = Annotated[AwareTime | None, Query(description="Range start (default: 24 h before `until`)")]
+Until = Annotated[AwareTime | None, Query(description="Range end (default and latest: now)")]
 
 
 @router.get("/analytics/assets/{asset_id}/dwell", response_model=DwellRead, responses=_responses(404, 422))

@@ -6,23 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vigil.core.schemas import Input, Name, Patch, Read
+from vigil.core.types import AwareTime
 
 Severity = Literal["critical", "warning", "info"]
 JobStatus = Literal["open", "in_progress", "done"]
 RuleKind = Literal["low_battery", "missing", "maintenance_overdue"]
 Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 RSSI_MIN, RSSI_MAX = -120.0, 0.0
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Read(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 # --- sites -----------------------------------------------------------------------------------
@@ -33,7 +27,8 @@ class SiteCreate(Input):
     description: str | None = None
 
 
-class SiteUpdate(Input):
+class SiteUpdate(Patch):
+    __nullable__ = frozenset({"description"})
     name: Name | None = None
     description: str | None = None
 
@@ -61,7 +56,7 @@ class GatewayCreate(Input):
     path_loss_exponent: PathLoss = 2.0
 
 
-class GatewayUpdate(Input):
+class GatewayUpdate(Patch):
     name: Name | None = None
     site_id: uuid.UUID | None = None
     x: Coord | None = None
@@ -94,7 +89,8 @@ class AssetCreate(Input):
     site_id: uuid.UUID | None = None
 
 
-class AssetUpdate(Input):
+class AssetUpdate(Patch):
+    __nullable__ = frozenset({"site_id"})
     name: Name | None = None
     tag_id: TagId | None = None
     kind: Annotated[str, Field(min_length=1, max_length=100)] | None = None
@@ -133,15 +129,16 @@ class JobCreate(Input):
     description: str | None = None
     site_id: uuid.UUID | None = None
     asset_ids: Annotated[list[uuid.UUID], Field(max_length=500)] = []
-    due_at: AwareDatetime | None = None
+    due_at: AwareTime | None = None
 
 
-class JobUpdate(Input):
+class JobUpdate(Patch):
+    __nullable__ = frozenset({"description", "site_id", "due_at"})
     title: Annotated[str, Field(min_length=1, max_length=300)] | None = None
     description: str | None = None
     site_id: uuid.UUID | None = None
     asset_ids: Annotated[list[uuid.UUID], Field(max_length=500)] | None = None
-    due_at: AwareDatetime | None = None
+    due_at: AwareTime | None = None
     status: JobStatus | None = None
 
 
@@ -175,15 +172,16 @@ class MaintenanceCreate(Input):
     asset_id: uuid.UUID
     kind: Annotated[str, Field(min_length=1, max_length=100)]
     notes: str | None = None
-    due_at: AwareDatetime
-    done_at: AwareDatetime | None = None
+    due_at: AwareTime
+    done_at: AwareTime | None = None
 
 
-class MaintenanceUpdate(Input):
+class MaintenanceUpdate(Patch):
+    __nullable__ = frozenset({"done_at", "notes"})
     kind: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     notes: str | None = None
-    due_at: AwareDatetime | None = None
-    done_at: AwareDatetime | None = None
+    due_at: AwareTime | None = None
+    done_at: AwareTime | None = None
 
 
 class MaintenanceRead(Read):
@@ -207,8 +205,8 @@ class ObservationIn(Input):
     gateway_id: Annotated[str, Field(min_length=1, max_length=200)]
     tag_id: TagId
     rssi: Annotated[float, Field(ge=RSSI_MIN, le=RSSI_MAX, allow_inf_nan=False)]
-    observed_at: AwareDatetime
-    battery: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    observed_at: AwareTime
+    battery: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)] | None = None  # not `false`
 
 
 class ObservationMessage(ObservationIn):
@@ -257,7 +255,7 @@ class GeofenceCreate(GeofenceBase):
     auto_resolve: bool = True
 
 
-class GeofenceUpdate(GeofenceBase):
+class GeofenceUpdate(GeofenceBase, Patch):
     name: Name | None = None
     center: Point | None = None
     radius_m: Annotated[float, Field(allow_inf_nan=False)] | None = None
@@ -321,7 +319,7 @@ class RuleCreate(Input):
         return self
 
 
-class RuleUpdate(Input):
+class RuleUpdate(Patch):
     name: Name | None = None
     params: dict[str, float] | None = None
     severity: Severity | None = None

@@ -51,6 +51,7 @@ from vigil.assets.schemas import (
     SiteCreate,
     SiteUpdate,
 )
+from vigil.core.crud import apply_patch, ensure_unique, get_or_404, patch_changes, unknown_reference
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, InvalidState, NotFound, PayloadTooLarge, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -80,38 +81,23 @@ class LocationNotFound(NotFound):
     title = "No location yet"
 
 
-def _apply(row: Any, changes: dict[str, Any]) -> None:
-    for name, value in changes.items():
-        setattr(row, name, value)
-
-
-async def _get(session: AsyncSession, model: type, id_: uuid.UUID, error: type[NotFound], what: str) -> Any:
-    row = await session.get(model, id_)
-    if row is None:
-        raise error(f"{what} {id_} does not exist.")
-    return row
-
-
 async def _require_site(session: AsyncSession, site_id: uuid.UUID | None) -> None:
     """A reference to a site in a payload: unknown is a 422 (the payload is wrong), not a 404."""
     if site_id is not None and await session.get(Site, site_id) is None:
-        raise ValidationFailed(f"Site {site_id} does not exist.", errors=[
-            {"loc": ["body", "site_id"], "msg": "unknown site", "type": "unknown_reference"}])
+        raise unknown_reference("site_id", site_id)
 
 
 async def _unique(session: AsyncSession, model: type, column: Any, value: Any, *, exclude: uuid.UUID | None,
                   what: str) -> None:
-    stmt = select(exists().where(column == value))
-    if exclude is not None:
-        stmt = select(exists().where(column == value, model.id != exclude))
-    if await session.scalar(stmt):
-        raise Conflict(f"{what} already exists.")
+    await ensure_unique(session, model, exclude_id=exclude, detail=f"{what} already exists.",
+                        **{column.key: value})
 
 
 # --- sites -----------------------------------------------------------------------------------
 
 
 async def create_site(session: AsyncSession, *, site_in: SiteCreate) -> Site:
+    """Create a site; its name is unique."""
     await _unique(session, Site, Site.name, site_in.name, exclude=None, what=f"A site named {site_in.name!r}")
     site = Site(**site_in.model_dump())
     session.add(site)
@@ -120,25 +106,29 @@ async def create_site(session: AsyncSession, *, site_in: SiteCreate) -> Site:
 
 
 async def get_site(session: AsyncSession, *, site_id: uuid.UUID) -> Site:
-    return await _get(session, Site, site_id, SiteNotFound, "Site")
+    """One site by id, or 404."""
+    return await get_or_404(session, Site, site_id, error=SiteNotFound)
 
 
 async def list_sites(session: AsyncSession, *, page: PageParams) -> dict:
+    """One page of sites, by name."""
     return await paginate(session, select(Site).order_by(Site.name, Site.id), page)
 
 
 async def update_site(session: AsyncSession, *, site_id: uuid.UUID, site_in: SiteUpdate) -> Site:
+    """PATCH a site: only `description` may be null; the name stays unique."""
     site = await get_site(session, site_id=site_id)
-    changes = site_in.model_dump(exclude_unset=True)
-    if changes.get("name") not in (None, site.name):
+    changes = patch_changes(site_in)
+    if changes.get("name", site.name) != site.name:
         await _unique(session, Site, Site.name, changes["name"], exclude=site.id,
                       what=f"A site named {changes['name']!r}")
-    _apply(site, {k: v for k, v in changes.items() if not (k == "name" and v is None)})
+    apply_patch(site, changes)
     await session.flush()
     return site
 
 
 async def delete_site(session: AsyncSession, *, site_id: uuid.UUID) -> None:
+    """Delete an empty site; one that still has gateways, assets, geofences or jobs is a 409."""
     site = await get_site(session, site_id=site_id)
     for model, what in ((Gateway, "gateways"), (Asset, "assets"), (Geofence, "geofences"), (Job, "jobs")):
         if await session.scalar(select(exists().where(model.site_id == site_id))):
@@ -151,6 +141,7 @@ async def delete_site(session: AsyncSession, *, site_id: uuid.UUID) -> None:
 
 
 async def create_gateway(session: AsyncSession, *, gateway_in: GatewayCreate) -> Gateway:
+    """Place a gateway on an existing site; its name is unique."""
     await _require_site(session, gateway_in.site_id)
     await _unique(session, Gateway, Gateway.name, gateway_in.name, exclude=None,
                   what=f"A gateway named {gateway_in.name!r}")
@@ -161,10 +152,12 @@ async def create_gateway(session: AsyncSession, *, gateway_in: GatewayCreate) ->
 
 
 async def get_gateway(session: AsyncSession, *, gateway_id: uuid.UUID) -> Gateway:
-    return await _get(session, Gateway, gateway_id, GatewayNotFound, "Gateway")
+    """One gateway by id, or 404."""
+    return await get_or_404(session, Gateway, gateway_id, error=GatewayNotFound)
 
 
 async def list_gateways(session: AsyncSession, *, page: PageParams, site_id: uuid.UUID | None = None) -> dict:
+    """One page of gateways, optionally of one site."""
     stmt = select(Gateway).order_by(Gateway.name, Gateway.id)
     if site_id is not None:
         stmt = stmt.where(Gateway.site_id == site_id)
@@ -173,19 +166,21 @@ async def list_gateways(session: AsyncSession, *, page: PageParams, site_id: uui
 
 async def update_gateway(session: AsyncSession, *, gateway_id: uuid.UUID,
                          gateway_in: GatewayUpdate) -> Gateway:
+    """PATCH a gateway: no field may be null (a null used to be dropped silently; now 422 like cameras)."""
     gateway = await get_gateway(session, gateway_id=gateway_id)
-    changes = {k: v for k, v in gateway_in.model_dump(exclude_unset=True).items() if v is not None}
+    changes = patch_changes(gateway_in)
     if "site_id" in changes:
         await _require_site(session, changes["site_id"])
     if changes.get("name", gateway.name) != gateway.name:
         await _unique(session, Gateway, Gateway.name, changes["name"], exclude=gateway.id,
                       what=f"A gateway named {changes['name']!r}")
-    _apply(gateway, changes)
+    apply_patch(gateway, changes)
     await session.flush()
     return gateway
 
 
 async def delete_gateway(session: AsyncSession, *, gateway_id: uuid.UUID) -> None:
+    """Delete a gateway; its past observations go with it (cascade)."""
     await session.delete(await get_gateway(session, gateway_id=gateway_id))
     await session.flush()
 
@@ -194,6 +189,7 @@ async def delete_gateway(session: AsyncSession, *, gateway_id: uuid.UUID) -> Non
 
 
 async def create_asset(session: AsyncSession, *, asset_in: AssetCreate) -> Asset:
+    """Register an asset; its tag_id is unique and its site, if given, must exist."""
     await _require_site(session, asset_in.site_id)
     await _unique(session, Asset, Asset.tag_id, asset_in.tag_id, exclude=None,
                   what=f"An asset with tag_id {asset_in.tag_id!r}")
@@ -204,11 +200,13 @@ async def create_asset(session: AsyncSession, *, asset_in: AssetCreate) -> Asset
 
 
 async def get_asset(session: AsyncSession, *, asset_id: uuid.UUID) -> Asset:
-    return await _get(session, Asset, asset_id, AssetNotFound, "Asset")
+    """One asset by id, or 404."""
+    return await get_or_404(session, Asset, asset_id, error=AssetNotFound)
 
 
 async def list_assets(session: AsyncSession, *, page: PageParams, site_id: uuid.UUID | None = None,
                       kind: str | None = None, tag_id: str | None = None, q: str | None = None) -> dict:
+    """One page of assets, filtered by site, kind, tag and part of the name."""
     stmt = select(Asset).order_by(Asset.name, Asset.id)
     if site_id is not None:
         stmt = stmt.where(Asset.site_id == site_id)
@@ -222,16 +220,15 @@ async def list_assets(session: AsyncSession, *, page: PageParams, site_id: uuid.
 
 
 async def update_asset(session: AsyncSession, *, asset_id: uuid.UUID, asset_in: AssetUpdate) -> Asset:
+    """PATCH an asset: only `site_id` may be null; tag_id stays unique."""
     asset = await get_asset(session, asset_id=asset_id)
-    changes = asset_in.model_dump(exclude_unset=True)
-    # site_id may be set to null (asset without a home site); the other fields may not.
-    changes = {k: v for k, v in changes.items() if v is not None or k == "site_id"}
+    changes = patch_changes(asset_in)  # only site_id may be null (an asset without a home site)
     if changes.get("site_id") is not None:
         await _require_site(session, changes["site_id"])
     if changes.get("tag_id", asset.tag_id) != asset.tag_id:
         await _unique(session, Asset, Asset.tag_id, changes["tag_id"], exclude=asset.id,
                       what=f"An asset with tag_id {changes['tag_id']!r}")
-    _apply(asset, changes)
+    apply_patch(asset, changes)
     await session.flush()
     return asset
 
@@ -258,9 +255,7 @@ async def _assets_by_id(session: AsyncSession, asset_ids: Iterable[uuid.UUID]) -
     found = {a.id: a for a in (await session.scalars(select(Asset).where(Asset.id.in_(wanted)))).all()}
     missing = [str(i) for i in wanted if i not in found]
     if missing:
-        raise ValidationFailed(f"Unknown assets: {', '.join(missing)}.", errors=[
-            {"loc": ["body", "asset_ids"], "msg": f"unknown asset {m}", "type": "unknown_reference"}
-            for m in missing])
+        raise unknown_reference("asset_ids", missing, what="asset")
     return [found[i] for i in wanted]
 
 
@@ -269,6 +264,7 @@ def _jobs() -> Select[tuple[Job]]:
 
 
 async def create_job(session: AsyncSession, *, job_in: JobCreate) -> Job:
+    """Open a job on existing assets (and site, if given)."""
     await _require_site(session, job_in.site_id)
     assets = await _assets_by_id(session, job_in.asset_ids)
     job = Job(**job_in.model_dump(exclude={"asset_ids"}), status="open")
@@ -279,6 +275,7 @@ async def create_job(session: AsyncSession, *, job_in: JobCreate) -> Job:
 
 
 async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> Job:
+    """One job with its assets, or 404 (not `crud.get_or_404`: it loads the assets in the same query)."""
     job = await session.scalar(_jobs().where(Job.id == job_id).execution_options(populate_existing=True))
     if job is None:
         raise JobNotFound(f"Job {job_id} does not exist.")
@@ -287,6 +284,7 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> Job:
 
 async def list_jobs(session: AsyncSession, *, page: PageParams, status: str | None = None,
                     asset_id: uuid.UUID | None = None, site_id: uuid.UUID | None = None) -> dict:
+    """One page of jobs, newest first, filtered by status, site and asset."""
     stmt = _jobs().order_by(Job.created_at.desc(), Job.id)
     if status is not None:
         stmt = stmt.where(Job.status == status)
@@ -300,16 +298,14 @@ async def list_jobs(session: AsyncSession, *, page: PageParams, status: str | No
 async def update_job(session: AsyncSession, *, job_id: uuid.UUID, job_in: JobUpdate) -> Job:
     """Field changes plus the status machine: open <-> in_progress -> done; done is final."""
     job = await get_job(session, job_id=job_id)
-    changes = job_in.model_dump(exclude_unset=True)
+    changes = patch_changes(job_in)
     status = changes.pop("status", None)
     asset_ids = changes.pop("asset_ids", None)
     if job.status == "done" and (changes or asset_ids is not None or status not in (None, "done")):
         raise InvalidState(f"Job {job_id} is done and can no longer change.")
     if "site_id" in changes:
         await _require_site(session, changes["site_id"])
-    if "title" in changes and changes["title"] is None:
-        del changes["title"]
-    _apply(job, changes)
+    apply_patch(job, changes)
     if asset_ids is not None:
         job.assets = await _assets_by_id(session, asset_ids)
     if status is not None and status != job.status:
@@ -327,6 +323,7 @@ async def update_job(session: AsyncSession, *, job_id: uuid.UUID, job_in: JobUpd
 
 
 async def delete_job(session: AsyncSession, *, job_id: uuid.UUID) -> None:
+    """Delete a job (its asset links go with it)."""
     await session.delete(await get_job(session, job_id=job_id))
     await session.flush()
 
@@ -335,9 +332,9 @@ async def delete_job(session: AsyncSession, *, job_id: uuid.UUID) -> None:
 
 
 async def create_maintenance(session: AsyncSession, *, record_in: MaintenanceCreate) -> Maintenance:
+    """Schedule maintenance of an existing asset."""
     if await session.get(Asset, record_in.asset_id) is None:
-        raise ValidationFailed(f"Asset {record_in.asset_id} does not exist.", errors=[
-            {"loc": ["body", "asset_id"], "msg": "unknown asset", "type": "unknown_reference"}])
+        raise unknown_reference("asset_id", record_in.asset_id)
     record = Maintenance(**record_in.model_dump())
     session.add(record)
     await session.flush()
@@ -345,11 +342,13 @@ async def create_maintenance(session: AsyncSession, *, record_in: MaintenanceCre
 
 
 async def get_maintenance(session: AsyncSession, *, record_id: uuid.UUID) -> Maintenance:
-    return await _get(session, Maintenance, record_id, MaintenanceNotFound, "Maintenance record")
+    """One maintenance record by id, or 404."""
+    return await get_or_404(session, Maintenance, record_id, error=MaintenanceNotFound, what="Maintenance record")
 
 
 async def list_maintenance(session: AsyncSession, *, page: PageParams, asset_id: uuid.UUID | None = None,
                            overdue: bool | None = None, done: bool | None = None) -> dict:
+    """One page of maintenance records by due date, filtered by asset, overdue and done."""
     stmt = select(Maintenance).order_by(Maintenance.due_at, Maintenance.id)
     if asset_id is not None:
         stmt = stmt.where(Maintenance.asset_id == asset_id)
@@ -365,9 +364,7 @@ async def update_maintenance(session: AsyncSession, *, record_id: uuid.UUID,
                              record_in: MaintenanceUpdate) -> Maintenance:
     """Done, or moved to a later due date: the overdue alert (if any) is resolved and may be raised again."""
     record = await get_maintenance(session, record_id=record_id)
-    changes = record_in.model_dump(exclude_unset=True)
-    changes = {k: v for k, v in changes.items() if v is not None or k in ("done_at", "notes")}
-    _apply(record, changes)
+    apply_patch(record, record_in)
     if record.overdue_alerted_at is not None and (record.done_at is not None or record.due_at > utcnow()):
         await alerts.resolve_active(session, source="asset", kind="maintenance_overdue",
                                     subject=maintenance_subject(record.id))
@@ -377,6 +374,7 @@ async def update_maintenance(session: AsyncSession, *, record_id: uuid.UUID,
 
 
 async def delete_maintenance(session: AsyncSession, *, record_id: uuid.UUID) -> None:
+    """Delete a record, resolving its overdue alert if one is active."""
     record = await get_maintenance(session, record_id=record_id)
     if record.overdue_alerted_at is not None:
         await alerts.resolve_active(session, source="asset", kind="maintenance_overdue",
@@ -440,6 +438,7 @@ def _geometry_columns(kind: str, center: Any, radius_m: Any, points: Any) -> dic
 
 
 async def create_geofence(session: AsyncSession, *, fence_in: GeofenceCreate) -> Geofence:
+    """Draw a circle or polygon geofence on an existing site."""
     await _require_site(session, fence_in.site_id)
     _shape(fence_in.kind, fence_in.center, fence_in.radius_m, fence_in.polygon)
     fence = Geofence(
@@ -452,11 +451,13 @@ async def create_geofence(session: AsyncSession, *, fence_in: GeofenceCreate) ->
 
 
 async def get_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> Geofence:
-    return await _get(session, Geofence, geofence_id, GeofenceNotFound, "Geofence")
+    """One geofence by id, or 404."""
+    return await get_or_404(session, Geofence, geofence_id, error=GeofenceNotFound)
 
 
 async def list_geofences(session: AsyncSession, *, page: PageParams,
                          site_id: uuid.UUID | None = None) -> dict:
+    """One page of geofences, optionally of one site."""
     stmt = select(Geofence).order_by(Geofence.name, Geofence.id)
     if site_id is not None:
         stmt = stmt.where(Geofence.site_id == site_id)
@@ -467,7 +468,7 @@ async def update_geofence(session: AsyncSession, *, geofence_id: uuid.UUID,
                           fence_in: GeofenceUpdate) -> Geofence:
     """Geometry changes keep each asset's state; the next location is judged against the new shape."""
     fence = await get_geofence(session, geofence_id=geofence_id)
-    changes = {k: v for k, v in fence_in.model_dump(exclude_unset=True).items() if v is not None}
+    changes = patch_changes(fence_in)
     geometry = {k: changes.pop(k) for k in ("center", "radius_m", "polygon") if k in changes}
     if geometry:
         center = geometry.get("center", None if fence.center_x is None else [fence.center_x, fence.center_y])
@@ -478,19 +479,21 @@ async def update_geofence(session: AsyncSession, *, geofence_id: uuid.UUID,
             raise ValidationFailed(f"A {fence.kind} geofence cannot take those geometry fields.")
         _shape(fence.kind, center, radius, points)
         changes |= _geometry_columns(fence.kind, center, radius, points)
-    _apply(fence, changes)
+    apply_patch(fence, changes)
     fence.updated_at = utcnow()
     await session.flush()
     return fence
 
 
 async def delete_geofence(session: AsyncSession, *, geofence_id: uuid.UUID) -> None:
+    """Delete a geofence with its per-asset state and events (cascade)."""
     await session.delete(await get_geofence(session, geofence_id=geofence_id))
     await session.flush()
 
 
 async def geofence_states(session: AsyncSession, *, redis: Redis,
                           asset_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Inside/outside of every geofence for one asset, as the evaluator last judged it."""
     await get_asset(session, asset_id=asset_id)
     return await geofencing.states_of(session, redis, asset_id=asset_id)
 
@@ -511,10 +514,10 @@ def _params(kind: str, params: dict[str, float]) -> dict[str, float]:
 
 
 async def create_rule(session: AsyncSession, *, rule_in: RuleCreate) -> Rule:
+    """Create an alert rule, scoped to an existing site or asset (or global)."""
     await _require_site(session, rule_in.site_id)
     if rule_in.asset_id is not None and await session.get(Asset, rule_in.asset_id) is None:
-        raise ValidationFailed(f"Asset {rule_in.asset_id} does not exist.", errors=[
-            {"loc": ["body", "asset_id"], "msg": "unknown asset", "type": "unknown_reference"}])
+        raise unknown_reference("asset_id", rule_in.asset_id)
     rule = Rule(**rule_in.model_dump(exclude={"params"}), params=_params(rule_in.kind, rule_in.params))
     session.add(rule)
     await session.flush()
@@ -522,11 +525,13 @@ async def create_rule(session: AsyncSession, *, rule_in: RuleCreate) -> Rule:
 
 
 async def get_rule(session: AsyncSession, *, rule_id: uuid.UUID) -> Rule:
-    return await _get(session, Rule, rule_id, RuleNotFound, "Rule")
+    """One rule by id, or 404."""
+    return await get_or_404(session, Rule, rule_id, error=RuleNotFound)
 
 
 async def list_rules(session: AsyncSession, *, page: PageParams, kind: str | None = None,
                      site_id: uuid.UUID | None = None, asset_id: uuid.UUID | None = None) -> dict:
+    """One page of rules, filtered by kind, site and asset."""
     stmt = select(Rule).order_by(Rule.kind, Rule.created_at, Rule.id)
     for column, value in ((Rule.kind, kind), (Rule.site_id, site_id), (Rule.asset_id, asset_id)):
         if value is not None:
@@ -537,10 +542,10 @@ async def list_rules(session: AsyncSession, *, page: PageParams, kind: str | Non
 async def update_rule(session: AsyncSession, *, rule_id: uuid.UUID, rule_in: RuleUpdate) -> Rule:
     """Takes effect at the next check (raising or resolving then, as the new settings say)."""
     rule = await get_rule(session, rule_id=rule_id)
-    changes = {k: v for k, v in rule_in.model_dump(exclude_unset=True).items() if v is not None}
+    changes = patch_changes(rule_in)
     if "params" in changes:
         changes["params"] = _params(rule.kind, {**rule.params, **changes["params"]})
-    _apply(rule, changes)
+    apply_patch(rule, changes)
     rule.updated_at = utcnow()
     await session.flush()
     return rule

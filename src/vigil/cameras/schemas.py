@@ -6,17 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from vigil.cameras.urls import mask_password, validate_stream_url
+from vigil.core.schemas import Input, Name, Patch, Read
 
 ModelKind = Literal["detector", "ocr", "reid", "face"]
-Name = Field(min_length=1, max_length=200)
-OptionalName = Field(None, min_length=1, max_length=200)
+# What `validate_stream_url` checks that a schema can say too: the scheme and no whitespace.
+STREAM_URL = r"^(?:[Rr][Tt][Ss][Pp][Ss]?|[Hh][Tt][Tt][Pp][Ss]?)://\S+$"
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True, extra="forbid")
+class Schema(Input, Read):
+    """Cameras' bodies and reads share one base: unknown fields are refused, rows are read as is."""
 
 
 class Location(Schema):
@@ -38,8 +39,8 @@ def _zone_ids(value: list[str] | None) -> list[str] | None:
 
 
 class CameraCreate(Schema):
-    name: str = Name
-    rtsp_url: str = Field(max_length=2000)
+    name: Name
+    rtsp_url: str = Field(max_length=2000, pattern=STREAM_URL)
     fps: int | None = Field(None, ge=1, le=120, description="Unknown (null) if not given.")
     width: int | None = Field(None, gt=0, le=100_000)
     height: int | None = Field(None, gt=0, le=100_000)
@@ -51,9 +52,11 @@ class CameraCreate(Schema):
     _zones = field_validator("zone_ids")(_zone_ids)
 
 
-class CameraUpdate(Schema):
-    name: str | None = OptionalName
-    rtsp_url: str | None = Field(None, max_length=2000)
+class CameraUpdate(Schema, Patch):
+    __nullable__ = frozenset({"location"})
+
+    name: Name | None = None
+    rtsp_url: str | None = Field(None, max_length=2000, pattern=STREAM_URL)
     fps: int | None = Field(None, ge=1, le=120)
     width: int | None = Field(None, gt=0, le=100_000)
     height: int | None = Field(None, gt=0, le=100_000)
@@ -89,15 +92,15 @@ class CameraRead(Schema):
 
 
 class ModelConfigCreate(Schema):
-    name: str = Name
+    name: Name
     kind: ModelKind
     version: str = Field(min_length=1, max_length=100)
     weights_uri: str = Field(min_length=1, max_length=2000)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelConfigUpdate(Schema):
-    name: str | None = OptionalName
+class ModelConfigUpdate(Schema, Patch):
+    name: Name | None = None
     kind: ModelKind | None = None
     version: str | None = Field(None, min_length=1, max_length=100)
     weights_uri: str | None = Field(None, min_length=1, max_length=2000)
@@ -116,14 +119,16 @@ class ModelConfigRead(Schema):
 
 
 class SensorCreate(Schema):
-    name: str = Name
+    name: Name
     camera_id: uuid.UUID
     zone_id: str | None = Field(None, min_length=1, max_length=100)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class SensorUpdate(Schema):
-    name: str | None = OptionalName
+class SensorUpdate(Schema, Patch):
+    __nullable__ = frozenset({"zone_id"})
+
+    name: Name | None = None
     camera_id: uuid.UUID | None = None
     zone_id: str | None = Field(None, min_length=1, max_length=100)
     settings: dict[str, Any] | None = None

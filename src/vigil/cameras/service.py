@@ -11,9 +11,7 @@ import uuid
 from typing import Any
 
 from loguru import logger
-from pydantic import BaseModel
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.cameras.models import Camera, ModelConfig, Sensor
@@ -26,8 +24,9 @@ from vigil.cameras.schemas import (
     SensorUpdate,
 )
 from vigil.cameras.urls import keep_masked_password
+from vigil.core.crud import apply_patch, ensure_unique, flush_or_conflict, get_or_404, patch_changes, unknown_reference
 from vigil.core.db import utcnow
-from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.zones import service as zones_service
 
@@ -48,44 +47,14 @@ class UnknownZone(ValidationFailed):
     title = "Unknown zone"
 
 
-def _changes(update: BaseModel, *, nullable: set[str]) -> dict[str, Any]:
-    """The fields a PATCH sets; an explicit null is only allowed where the column may be empty."""
-    changes = update.model_dump(exclude_unset=True)
-    for name, value in changes.items():
-        if value is None and name not in nullable:
-            raise ValidationFailed(
-                f"'{name}' cannot be null.",
-                errors=[{"loc": ["body", name], "msg": "may not be null", "type": "null"}],
-            )
-    return changes
-
-
 async def _check_zones(session: AsyncSession, field: str, zone_ids: list[str]) -> None:
     """422 naming every zone id that does not exist; the ones that do stay locked against deletion."""
     missing = await zones_service.missing_zone_ids(session, zone_ids=zone_ids, lock=True)
     if missing:
-        errors = [
-            {
-                "loc": ["body", field] + ([zone_ids.index(z)] if field == "zone_ids" else []),
-                "msg": f"unknown zone {z}",
-                "type": "unknown_zone",
-            }
-            for z in missing
-        ]
-        raise UnknownZone(
-            f"Unknown zone{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.",
-            errors=errors,
-            missing_zone_ids=missing,
-        )
-
-
-async def _flush_or_conflict(session: AsyncSession, detail: str) -> None:
-    """Flush inside a savepoint so a unique/foreign-key violation becomes a 409, not a broken session."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(detail) from exc
+        if field == "zone_ids":
+            raise unknown_reference(field, [(zone_ids.index(z), z) for z in missing], what="zone",
+                                    indexed=True, error=UnknownZone, missing_zone_ids=missing)
+        raise unknown_reference(field, missing, what="zone", error=UnknownZone, missing_zone_ids=missing)
 
 
 # --- cameras ---------------------------------------------------------------------------------
@@ -94,33 +63,31 @@ async def _flush_or_conflict(session: AsyncSession, detail: str) -> None:
 async def _name_free(
     session: AsyncSession, model: Any, name: str, *, exclude: uuid.UUID | None = None
 ) -> None:
-    stmt = select(model.id).where(model.name == name)
-    if exclude is not None:
-        stmt = stmt.where(model.id != exclude)
-    if await session.scalar(stmt) is not None:
-        raise Conflict(f"A {model.__tablename__[:-1].replace('_', ' ')} named {name!r} already exists.")
+    noun = model.__tablename__[:-1].replace("_", " ")
+    await ensure_unique(session, model, name=name, exclude_id=exclude,
+                        detail=f"A {noun} named {name!r} already exists.")
 
 
 async def create_camera(session: AsyncSession, *, camera_in: CameraCreate) -> Camera:
+    """Register a camera: its name is unique and every zone it lists must exist."""
     await _name_free(session, Camera, camera_in.name)
     await _check_zones(session, "zone_ids", camera_in.zone_ids)
     data = camera_in.model_dump(exclude={"location"})
     location = camera_in.location
     camera = Camera(**data, lat=location.lat if location else None, lon=location.lon if location else None)
     session.add(camera)
-    await _flush_or_conflict(session, f"A camera named {camera_in.name!r} already exists.")
+    await flush_or_conflict(session, f"A camera named {camera_in.name!r} already exists.")
     logger.info("camera {} created (name={!r})", camera.id, camera.name)
     return camera
 
 
 async def get_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> Camera:
-    camera = await session.get(Camera, camera_id)
-    if camera is None:
-        raise CameraNotFound(f"Camera {camera_id} does not exist.")
-    return camera
+    """One camera by id, or 404."""
+    return await get_or_404(session, Camera, camera_id, error=CameraNotFound)
 
 
 async def find_camera(session: AsyncSession, *, name: str) -> Camera | None:
+    """The camera with this name, or None (the seed and imports look cameras up by name)."""
     return await session.scalar(select(Camera).where(Camera.name == name))
 
 
@@ -148,6 +115,7 @@ async def list_cameras(
     zone_id: str | None = None,
     q: str | None = None,
 ) -> dict:
+    """One page of cameras, filtered by enabled, zone and part of the name."""
     stmt: Select[Any] = select(Camera)
     if enabled is not None:
         stmt = stmt.where(Camera.enabled == enabled)
@@ -159,8 +127,9 @@ async def list_cameras(
 
 
 async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_in: CameraUpdate) -> Camera:
+    """PATCH a camera: only `location` may be null; a masked password keeps the stored one."""
     camera = await get_camera(session, camera_id=camera_id)
-    changes = _changes(camera_in, nullable={"location"})
+    changes = patch_changes(camera_in)
     if "name" in changes and changes["name"] != camera.name:
         await _name_free(session, Camera, changes["name"], exclude=camera.id)
     if "zone_ids" in changes:
@@ -175,9 +144,8 @@ async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_i
     if "location" in changes:
         location = changes.pop("location")
         camera.lat, camera.lon = (location["lat"], location["lon"]) if location else (None, None)
-    for name, value in changes.items():
-        setattr(camera, name, value)
-    await _flush_or_conflict(session, "The change conflicts with another camera.")
+    apply_patch(camera, changes)
+    await flush_or_conflict(session, "The change conflicts with another camera.")
     logger.info("camera {} updated ({})", camera.id, ", ".join(sorted(camera_in.model_fields_set)))
     return camera
 
@@ -187,7 +155,7 @@ async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
     database); a camera with recorded plate events is kept (disable it instead)."""
     camera = await get_camera(session, camera_id=camera_id)
     await session.delete(camera)
-    await _flush_or_conflict(
+    await flush_or_conflict(
         session, f"Camera {camera_id} has recorded events; disable it instead of deleting it."
     )
     logger.info("camera {} deleted", camera_id)
@@ -199,32 +167,29 @@ async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
 async def _model_version_free(
     session: AsyncSession, name: str, version: str, *, exclude: uuid.UUID | None = None
 ) -> None:
-    stmt = select(ModelConfig.id).where(ModelConfig.name == name, ModelConfig.version == version)
-    if exclude is not None:
-        stmt = stmt.where(ModelConfig.id != exclude)
-    if await session.scalar(stmt) is not None:
-        raise Conflict(f"Model {name!r} version {version!r} already exists.")
+    await ensure_unique(session, ModelConfig, name=name, version=version, exclude_id=exclude,
+                        detail=f"Model {name!r} version {version!r} already exists.")
 
 
 async def create_model(session: AsyncSession, *, model_in: ModelConfigCreate) -> ModelConfig:
+    """Register a model config; (name, version) is unique."""
     await _model_version_free(session, model_in.name, model_in.version)
     model = ModelConfig(**model_in.model_dump())
     session.add(model)
-    await _flush_or_conflict(session, f"Model {model_in.name!r} version {model_in.version!r} already exists.")
+    await flush_or_conflict(session, f"Model {model_in.name!r} version {model_in.version!r} already exists.")
     logger.info("model config {} created ({} {} {})", model.id, model.kind, model.name, model.version)
     return model
 
 
 async def get_model(session: AsyncSession, *, model_id: uuid.UUID) -> ModelConfig:
-    model = await session.get(ModelConfig, model_id)
-    if model is None:
-        raise ModelConfigNotFound(f"Model config {model_id} does not exist.")
-    return model
+    """One model config by id, or 404."""
+    return await get_or_404(session, ModelConfig, model_id, error=ModelConfigNotFound)
 
 
 async def list_models(
     session: AsyncSession, *, page: PageParams, kind: str | None = None, name: str | None = None
 ) -> dict:
+    """One page of model configs, filtered by kind and name."""
     stmt: Select[Any] = select(ModelConfig)
     if kind:
         stmt = stmt.where(ModelConfig.kind == kind)
@@ -236,19 +201,20 @@ async def list_models(
 async def update_model(
     session: AsyncSession, *, model_id: uuid.UUID, model_in: ModelConfigUpdate
 ) -> ModelConfig:
+    """PATCH a model config; no field may be null; (name, version) stays unique."""
     model = await get_model(session, model_id=model_id)
-    changes = _changes(model_in, nullable=set())
+    changes = patch_changes(model_in)
     name, version = changes.get("name", model.name), changes.get("version", model.version)
     if (name, version) != (model.name, model.version):
         await _model_version_free(session, name, version, exclude=model.id)
-    for field, value in changes.items():
-        setattr(model, field, value)
-    await _flush_or_conflict(session, f"Model {name!r} version {version!r} already exists.")
+    apply_patch(model, changes)
+    await flush_or_conflict(session, f"Model {name!r} version {version!r} already exists.")
     logger.info("model config {} updated", model.id)
     return model
 
 
 async def delete_model(session: AsyncSession, *, model_id: uuid.UUID) -> None:
+    """Delete a model config (nothing references it)."""
     model = await get_model(session, model_id=model_id)
     await session.delete(model)
     await session.flush()
@@ -260,34 +226,31 @@ async def delete_model(session: AsyncSession, *, model_id: uuid.UUID) -> None:
 
 async def _known_camera(session: AsyncSession, camera_id: uuid.UUID) -> None:
     if await session.get(Camera, camera_id) is None:
-        raise ValidationFailed(
-            f"Camera {camera_id} does not exist.",
-            errors=[{"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown"}],
-        )
+        raise unknown_reference("camera_id", camera_id)
 
 
 async def create_sensor(session: AsyncSession, *, sensor_in: SensorCreate) -> Sensor:
+    """Register a sensor on an existing camera, optionally in an existing zone."""
     await _name_free(session, Sensor, sensor_in.name)
     await _known_camera(session, sensor_in.camera_id)
     if sensor_in.zone_id is not None:
         await _check_zones(session, "zone_id", [sensor_in.zone_id])
     sensor = Sensor(**sensor_in.model_dump())
     session.add(sensor)
-    await _flush_or_conflict(session, f"A sensor named {sensor_in.name!r} already exists.")
+    await flush_or_conflict(session, f"A sensor named {sensor_in.name!r} already exists.")
     logger.info("sensor {} created (camera_id={} zone_id={})", sensor.id, sensor.camera_id, sensor.zone_id)
     return sensor
 
 
 async def get_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> Sensor:
-    sensor = await session.get(Sensor, sensor_id)
-    if sensor is None:
-        raise SensorNotFound(f"Sensor {sensor_id} does not exist.")
-    return sensor
+    """One sensor by id, or 404."""
+    return await get_or_404(session, Sensor, sensor_id, error=SensorNotFound)
 
 
 async def list_sensors(
     session: AsyncSession, *, page: PageParams, camera_id: uuid.UUID | None = None, zone_id: str | None = None
 ) -> dict:
+    """One page of sensors, filtered by camera and zone."""
     stmt: Select[Any] = select(Sensor)
     if camera_id:
         stmt = stmt.where(Sensor.camera_id == camera_id)
@@ -297,22 +260,23 @@ async def list_sensors(
 
 
 async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_in: SensorUpdate) -> Sensor:
+    """PATCH a sensor: only `zone_id` may be null (the sensor leaves its zone)."""
     sensor = await get_sensor(session, sensor_id=sensor_id)
-    changes = _changes(sensor_in, nullable={"zone_id"})
+    changes = patch_changes(sensor_in)
     if "name" in changes and changes["name"] != sensor.name:
         await _name_free(session, Sensor, changes["name"], exclude=sensor.id)
     if "camera_id" in changes:
         await _known_camera(session, changes["camera_id"])
     if changes.get("zone_id") is not None:
         await _check_zones(session, "zone_id", [changes["zone_id"]])
-    for field, value in changes.items():
-        setattr(sensor, field, value)
-    await _flush_or_conflict(session, "The change conflicts with another sensor.")
+    apply_patch(sensor, changes)
+    await flush_or_conflict(session, "The change conflicts with another sensor.")
     logger.info("sensor {} updated", sensor.id)
     return sensor
 
 
 async def delete_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> None:
+    """Delete a sensor."""
     sensor = await get_sensor(session, sensor_id=sensor_id)
     await session.delete(sensor)
     await session.flush()

@@ -38,6 +38,12 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class MalformedRequest(DomainError):
+    """A body that is not even parseable (invalid JSON); a body that parses but breaks the schema is 422."""
+
+    status, title = 400, "Malformed request"
+
+
 class Unauthorized(DomainError):
     status, title = 401, "Unauthorized"
 
@@ -74,6 +80,10 @@ class ValidationFailed(DomainError):
     """A payload that parses but breaks a rule (bad polygon, unknown reference)."""
 
     status, title = 422, "Validation failed"
+
+
+class TooManyRequests(DomainError):
+    status, title = 429, "Too many requests"
 
 
 class ServiceUnavailable(DomainError):
@@ -149,10 +159,40 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     detail = exc.detail if isinstance(exc.detail, str) else None
     if exc.status_code == 404 and detail in (None, "Not Found"):
         detail = f"No route matches {request.method} {request.url.path}."
-    if exc.status_code == 405 and detail in (None, "Method Not Allowed"):
-        detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem(exc.status_code, None, detail, headers=getattr(exc, "headers", None),
-                   instance=request.url.path)
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        if detail in (None, "Method Not Allowed"):
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        # Starlette's Allow names the methods of the first route matching the path; a path served by
+        # several routes (GET and POST /cameras) allows the methods of all of them.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return problem(exc.status_code, None, detail, headers=headers, instance=request.url.path)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods served on this request's path (the 405 `Allow` header).
+
+    Starlette's Allow names the methods of the first route matching the path; a path served by several
+    routes (GET and POST /cameras) allows the methods of all of them. Only routes with the same path
+    template as the first match count: `/zones/stats` is not also `/zones/{zone_id}`.
+    """
+    from fastapi.routing import iter_route_contexts
+    from starlette.routing import Match
+
+    template: str | None = None
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        route_methods = getattr(route, "methods", None)
+        if not route_methods:
+            continue
+        match, _ = route.matches({**request.scope, "method": next(iter(route_methods))})
+        if match is not Match.FULL:
+            continue
+        template = template or route.path_format
+        if route.path_format == template:
+            methods |= set(route_methods)
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
 
 async def _integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:

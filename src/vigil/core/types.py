@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 
 def to_utc(value: datetime) -> datetime:
@@ -36,8 +36,27 @@ def storable_utc(value: datetime) -> datetime:
     return value
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(storable_utc)]
+def not_a_number(value: object) -> object:
+    """Refuse numbers for a time: pydantic would read 0.5 as a Unix timestamp, which the document
+    (`format: date-time`, RFC 3339) does not allow, so clients would be told one thing and get another."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _looks_numeric(value)):
+        raise ValueError("a time must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z")
+    return value
+
+
+def _looks_numeric(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(not_a_number), AfterValidator(storable_utc)]
 """A timestamp to store, which must carry its offset (what clients send in bodies); converted to UTC."""
 
-LenientUtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
+LenientUtcDatetime = Annotated[datetime, BeforeValidator(not_a_number), AfterValidator(to_utc)]
 """A timestamp filter: with an offset, or naive and then read as UTC; converted to UTC."""
+
+AwareTime = Annotated[AwareDatetime, BeforeValidator(not_a_number)]
+"""A time that must carry its offset, given as RFC 3339 text (never a bare number)."""

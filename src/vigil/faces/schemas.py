@@ -6,18 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
+from vigil.core.schemas import Input, Name, Patch
 from vigil.core.types import UtcDatetime
 
 EventCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Period(_Input):
+class _Period(Input):
     @model_validator(mode="after")
     def _ends_after_start(self):
         starts, ends = getattr(self, "starts_at", None), getattr(self, "ends_at", None)
@@ -28,26 +25,27 @@ class _Period(_Input):
 
 class EventCreate(_Period):
     code: EventCode = Field(description="Natural key, unique: letters, digits, `_`, `-`, `.`; at most 64.")
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Name
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: bool = Field(True, description="Uploads are accepted only while the event is running.")
+    running: StrictBool = Field(True, description="Uploads are accepted only while the event is running.")
 
 
 class EventReplace(_Period):
     """PUT: every field but `code` (which never changes); omitted optional fields are cleared."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Name
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: bool = True
+    running: StrictBool = True
 
 
-class EventUpdate(_Period):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+class EventUpdate(_Period, Patch):
+    __nullable__ = frozenset({"starts_at", "ends_at"})
+    name: Name | None = None
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: bool | None = None
+    running: StrictBool | None = None
 
 
 class EventRead(BaseModel):

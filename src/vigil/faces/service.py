@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from vigil.core.crud import apply_patch, ensure_unique, get_or_404, null_not_allowed
 from vigil.core.messaging import emit
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -85,6 +86,7 @@ async def analyse_upload(runtime: FacesRuntime, data: bytes, *, largest_only: bo
 
 
 async def get_event(session: AsyncSession, *, code: str, lock: bool = False) -> FaceEvent:
+    """The event with this code, or 404 (found by natural key, optionally row-locked: not `get_or_404`)."""
     stmt = select(FaceEvent).where(FaceEvent.code == code)
     if lock:
         stmt = stmt.with_for_update()
@@ -95,8 +97,9 @@ async def get_event(session: AsyncSession, *, code: str, lock: bool = False) -> 
 
 
 async def create_event(session: AsyncSession, *, event_in: EventCreate) -> FaceEvent:
-    if await session.scalar(select(FaceEvent.id).where(FaceEvent.code == event_in.code)) is not None:
-        raise Conflict(f"A face event with code {event_in.code!r} already exists.")
+    """Create a face event; its code is unique."""
+    await ensure_unique(session, FaceEvent, code=event_in.code,
+                        detail=f"A face event with code {event_in.code!r} already exists.")
     event = FaceEvent(**event_in.model_dump())
     session.add(event)
     await session.flush()
@@ -123,10 +126,10 @@ async def update_event(session: AsyncSession, *, code: str, changes: dict[str, A
     ends = changes.get("ends_at", event.ends_at)
     if starts is not None and ends is not None and ends < starts:
         raise ValidationFailed("ends_at must not be before starts_at")
-    for name, value in changes.items():
-        if name in ("name", "running") and value is None:
-            raise ValidationFailed(f"{name} cannot be null")
-        setattr(event, name, value)
+    nulls = [k for k in ("name", "running") if k in changes and changes[k] is None]
+    if nulls:  # PUT and PATCH both land here, so the dict is checked rather than a body
+        raise null_not_allowed(nulls)
+    apply_patch(event, changes)
     await session.flush()
     logger.info("face event {} updated: {}", event.code, ", ".join(sorted(changes)) or "nothing")
     return event
@@ -152,6 +155,7 @@ def _with_faces(stmt: Any) -> Any:
 
 
 async def get_image(session: AsyncSession, *, image_id: uuid.UUID) -> FaceImage:
+    """One image with its event and faces, or 404."""
     image = await session.scalar(_with_faces(select(FaceImage).where(FaceImage.id == image_id)))
     if image is None:
         raise ImageNotFound(f"Image {image_id} does not exist.")
@@ -247,13 +251,11 @@ async def referenced_keys(session: AsyncSession, keys: list[str]) -> set[str]:
 
 async def image_row(session: AsyncSession, *, image_id: uuid.UUID) -> FaceImage:
     """The image row alone (blob key, media type, hash) for serving its file."""
-    image = await session.get(FaceImage, image_id)
-    if image is None:
-        raise ImageNotFound(f"Image {image_id} does not exist.")
-    return image
+    return await get_or_404(session, FaceImage, image_id, error=ImageNotFound, what="Image")
 
 
 async def image_file(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> tuple[bytes, FaceImage]:
+    """The bytes of an image and its row; 404 when either the row or the file is gone."""
     image = await image_row(session, image_id=image_id)
     try:
         return await storage.get(image.blob_key), image
@@ -355,6 +357,7 @@ async def request_recompute(session: AsyncSession, *, event_code: str,
 
 
 async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
+    """One cluster job with its counts, or 404."""
     job = await session.scalar(_job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
     if job is None:
         raise JobNotFound(f"Cluster job {job_id} does not exist.")

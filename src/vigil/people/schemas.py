@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from vigil.core.schemas import Input, Name, Patch, Read
 
 GlobalId = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ZoneRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -19,36 +20,26 @@ Component = Annotated[float, Field(allow_inf_nan=False)]
 Vector = Annotated[list[Component], Field(min_length=1, max_length=MAX_DIMENSION)]
 
 
-class PersonCreate(BaseModel):
+class PersonCreate(Input):
     """Also the body of PUT, a full update: a zone left out becomes null."""
-
-    model_config = ConfigDict(extra="forbid")
 
     global_id: GlobalId
     name: Name
     zone_id: ZoneRef | None = None
 
 
-class PersonUpdate(BaseModel):
+class PersonUpdate(Patch):
     """PATCH: only the fields given change; `zone_id: null` takes the person out of their zone."""
 
-    model_config = ConfigDict(extra="forbid")
+    __nullable__ = frozenset({"zone_id"})
 
     global_id: GlobalId | None = None
     name: Name | None = None
     zone_id: ZoneRef | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> PersonUpdate:
-        for name in ("global_id", "name"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    # `null` for global_id or name is refused by the service (core.crud.patch_changes): one rule.
 
 
-class PersonRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class PersonRead(Read):
     id: uuid.UUID
     global_id: int
     name: str
@@ -72,10 +63,8 @@ class PeopleStats(BaseModel):
     by_zone: list[ZoneCount]
 
 
-class EmbeddingsIn(BaseModel):
+class EmbeddingsIn(Input):
     """Vectors of one person; all of one length, the gallery's dimension."""
-
-    model_config = ConfigDict(extra="forbid")
 
     vectors: Annotated[list[Vector], Field(min_length=1, max_length=MAX_VECTORS)]
     camera_id: Label | None = None
@@ -87,9 +76,7 @@ class EmbeddingsStored(BaseModel):
     dimension: int
 
 
-class IdentifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IdentifyIn(Input):
     vector: Vector
     top_k: Annotated[int, Field(ge=1, le=100)] = 5
     min_score: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0

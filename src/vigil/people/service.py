@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.core.cache import Cache
+from vigil.core.crud import apply_patch, ensure_unique, get_or_404, patch_changes, unknown_reference
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -57,27 +58,22 @@ async def invalidate_directory_now(*, cache: Cache) -> None:
 
 async def _check_zone(session: AsyncSession, zone_id: str | None) -> None:
     if zone_id is not None and not await zones_service.zone_exists(session, zone_id=zone_id):
-        error = {"loc": ["body", "zone_id"], "msg": "unknown zone", "type": "unknown_zone"}
-        raise UnknownZone(f"Zone {zone_id} does not exist.", errors=[error])
+        raise unknown_reference("zone_id", zone_id, error=UnknownZone)
 
 
 async def _check_global_id(session: AsyncSession, global_id: int, *,
                            other_than: uuid.UUID | None = None) -> None:
-    stmt = select(Person.id).where(Person.global_id == global_id)
-    if other_than is not None:
-        stmt = stmt.where(Person.id != other_than)
-    if await session.scalar(stmt) is not None:
-        raise DuplicateGlobalId(f"A person with global_id {global_id} already exists.")
+    await ensure_unique(session, Person, global_id=global_id, exclude_id=other_than, error=DuplicateGlobalId,
+                        detail=f"A person with global_id {global_id} already exists.")
 
 
 async def get_person(session: AsyncSession, *, person_id: uuid.UUID) -> Person:
-    person = await session.get(Person, person_id)
-    if person is None:
-        raise PersonNotFound(f"Person {person_id} does not exist.")
-    return person
+    """One person by id, or 404."""
+    return await get_or_404(session, Person, person_id, error=PersonNotFound)
 
 
 async def find_by_global_id(session: AsyncSession, *, global_id: int) -> Person | None:
+    """The person with this ReID global id, or None (the alert consumer resolves names this way)."""
     return await session.scalar(select(Person).where(Person.global_id == global_id))
 
 
@@ -101,6 +97,7 @@ async def list_people(session: AsyncSession, *, page: PageParams, q: str | None 
 
 
 async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache: Cache) -> Person:
+    """Create a person: `global_id` is unique and the zone, if given, must exist."""
     await _check_global_id(session, person_in.global_id)
     await _check_zone(session, person_in.zone_id)
     person = Person(global_id=person_in.global_id, name=person_in.name, zone_id=person_in.zone_id)
@@ -115,15 +112,15 @@ async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
                         person_in: PersonUpdate | PersonCreate, cache: Cache) -> Person:
     """PATCH with a PersonUpdate (fields given), PUT with a PersonCreate (every field)."""
     person = await get_person(session, person_id=person_id)
-    full = not isinstance(person_in, PersonUpdate)
-    fields = set(PersonCreate.model_fields) if full else person_in.model_fields_set
-    changes = {f: getattr(person_in, f) for f in fields}
+    if isinstance(person_in, PersonUpdate):
+        changes = patch_changes(person_in)
+    else:  # PUT replaces every field; a zone left out becomes null
+        changes = {f: getattr(person_in, f) for f in PersonCreate.model_fields}
     if "global_id" in changes:
         await _check_global_id(session, changes["global_id"], other_than=person.id)
     if "zone_id" in changes:
         await _check_zone(session, changes["zone_id"])
-    for field, value in changes.items():
-        setattr(person, field, value)
+    apply_patch(person, changes)
     await session.flush()
     invalidate_directory(session, cache=cache)
     logger.info("person {} updated ({})", person.id, ", ".join(sorted(changes)) or "nothing")
@@ -165,12 +162,14 @@ async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
 
 
 async def stats(session: AsyncSession) -> dict[str, Any]:
+    """How many people there are, in total and per zone (biggest first, no zone last)."""
     counts = await count_by_zone(session)
     by_zone = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
     return {"total": sum(counts.values()), "by_zone": [{"zone_id": z, "count": c} for z, c in by_zone]}
 
 
 async def count_in_zone(session: AsyncSession, *, zone_id: str) -> int:
+    """How many people are in the zone (the zones domain asks before deleting one)."""
     return await session.scalar(select(func.count()).where(Person.zone_id == zone_id)) or 0
 
 
@@ -205,6 +204,7 @@ def _check_vectors(vectors: Sequence[Sequence[float]]) -> None:
 
 async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors: Sequence[Sequence[float]],
                          camera_id: str | None, model: str | None, gallery: Gallery) -> dict[str, int]:
+    """Store ReID vectors of an existing person in the gallery; the person cannot vanish meanwhile."""
     # Key-share lock: a concurrent delete of this person waits until the vectors are stored.
     stmt = select(Person).where(Person.id == person_id).with_for_update(key_share=True)
     person = await session.scalar(stmt)

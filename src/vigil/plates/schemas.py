@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from vigil.core.limits import MAX_JSON_FIELD_BYTES, BoundedJSON, check_json_size
+from vigil.core.schemas import Input, Patch, Read
 from vigil.core.types import UtcDatetime
 from vigil.plates.normalize import normalize_plate
 
 Severity = Literal["critical", "warning", "info"]
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True, extra="forbid")
+class Schema(Input, Read):
+    """Plates' bodies and reads share one base: unknown fields are refused, rows are read as is."""
 
 
 class Vehicle(BaseModel):
@@ -139,7 +140,7 @@ class WatchlistCreate(Schema):
     _plate = field_validator("plate")(_plate)
 
 
-class WatchlistUpdate(Schema):
+class WatchlistUpdate(Schema, Patch):
     label: str | None = Field(None, max_length=200)
     severity: Severity | None = None
 

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.cameras import service as cameras
-from vigil.core.messaging import emit
+from vigil.core.crud import apply_patch, ensure_unique, get_or_404, unknown_reference
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, claim_blob, content_key
 from vigil.plates.images import inspect_image
@@ -37,10 +38,7 @@ class WatchlistEntryNotFound(NotFound):
 
 
 def _unknown_camera(camera_id: uuid.UUID) -> ValidationFailed:
-    return ValidationFailed(
-        f"Camera {camera_id} does not exist.",
-        errors=[{"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown"}],
-    )
+    return unknown_reference("camera_id", camera_id)
 
 
 async def _by_uid(session: AsyncSession, event_uid: str) -> PlateEvent | None:
@@ -131,10 +129,8 @@ async def ingest_event(
 
 
 async def get_event(session: AsyncSession, *, event_id: uuid.UUID) -> PlateEvent:
-    event = await session.get(PlateEvent, event_id)
-    if event is None:
-        raise PlateEventNotFound(f"Plate event {event_id} does not exist.")
-    return event
+    """One plate event by id, or 404."""
+    return await get_or_404(session, PlateEvent, event_id, error=PlateEventNotFound)
 
 
 async def get_image(
@@ -340,9 +336,10 @@ async def _check_watchlist(session: AsyncSession, event: PlateEvent, *, camera_n
 
 
 async def add_to_watchlist(session: AsyncSession, *, entry_in: WatchlistCreate) -> WatchlistEntry:
+    """Watch a plate; its normalised form is unique on the list."""
     normalized = normalize_plate(entry_in.plate)
-    if await session.scalar(select(WatchlistEntry.id).where(WatchlistEntry.plate_normalized == normalized)):
-        raise Conflict(f"Plate {normalized} is already on the watchlist.")
+    await ensure_unique(session, WatchlistEntry, plate_normalized=normalized,
+                        detail=f"Plate {normalized} is already on the watchlist.")
     entry = WatchlistEntry(
         plate=entry_in.plate, plate_normalized=normalized, label=entry_in.label, severity=entry_in.severity
     )
@@ -353,13 +350,12 @@ async def add_to_watchlist(session: AsyncSession, *, entry_in: WatchlistCreate) 
 
 
 async def get_watchlist_entry(session: AsyncSession, *, entry_id: uuid.UUID) -> WatchlistEntry:
-    entry = await session.get(WatchlistEntry, entry_id)
-    if entry is None:
-        raise WatchlistEntryNotFound(f"Watchlist entry {entry_id} does not exist.")
-    return entry
+    """One watchlist entry by id, or 404."""
+    return await get_or_404(session, WatchlistEntry, entry_id, error=WatchlistEntryNotFound)
 
 
 async def list_watchlist(session: AsyncSession, *, page: PageParams, plate: str | None = None) -> dict:
+    """One page of the watchlist, optionally for one plate (compared normalised)."""
     stmt = select(WatchlistEntry)
     if plate:
         stmt = stmt.where(WatchlistEntry.plate_normalized == normalize_plate(plate))
@@ -371,15 +367,13 @@ async def update_watchlist_entry(
 ) -> WatchlistEntry:
     """Change label or severity; the plate is the entry's identity (remove and add to change it)."""
     entry = await get_watchlist_entry(session, entry_id=entry_id)
-    for name, value in entry_in.model_dump(exclude_unset=True).items():
-        if value is None:
-            raise ValidationFailed(f"'{name}' cannot be null.")
-        setattr(entry, name, value)
+    apply_patch(entry, entry_in)  # label and severity are NOT NULL (an empty label is "")
     await session.flush()
     return entry
 
 
 async def remove_from_watchlist(session: AsyncSession, *, entry_id: uuid.UUID) -> None:
+    """Stop watching a plate; past alerts stay."""
     entry = await get_watchlist_entry(session, entry_id=entry_id)
     await session.delete(entry)
     await session.flush()

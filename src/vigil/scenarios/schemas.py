@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_serializer, field_validator
 
+from vigil.core.schemas import Input, Read
+
 Status = Literal["init_startup", "init_startup_processing", "active", "in_shutdown_processing", "inactive", "failed"]
 RunStatus = Literal["queued", "running", "completed", "failed", "stopped", "cancelled"]
 Detector = Literal["face", "person"]
@@ -52,10 +54,8 @@ def check_source(value: str) -> str:
     return source
 
 
-class ScenarioParams(BaseModel):
+class ScenarioParams(Input):
     """How a runner processes the source."""
-
-    model_config = ConfigDict(extra="forbid")
 
     detectors: list[Detector] = Field(default_factory=lambda: list(DETECTORS), min_length=1,
                                       description="Detectors to run: `face` (Haar cascade), `person` (HOG).")
@@ -71,8 +71,7 @@ class ScenarioParams(BaseModel):
         return list(dict.fromkeys(value))
 
 
-class ScenarioCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ScenarioCreate(Input):
 
     source: str | None = Field(None, max_length=MAX_SOURCE_LENGTH + 100,
                                description="Video file or URL; unset = the runner's own default source "
@@ -85,16 +84,14 @@ class ScenarioCreate(BaseModel):
         return None if value is None else check_source(value)
 
 
-class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusChange(Input):
 
     status: Status
     reason: str | None = Field(None, max_length=1000)
     version: int | None = Field(None, ge=1, description="Refuse (409) unless the scenario is at this version.")
 
 
-class RunRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class RunRead(Read):
 
     id: uuid.UUID
     attempt: int
@@ -111,8 +108,7 @@ class RunRead(BaseModel):
     created_at: datetime
 
 
-class ScenarioRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class ScenarioRead(Read):
 
     id: uuid.UUID
     source: str | None
@@ -142,8 +138,7 @@ class ScenarioRead(BaseModel):
         return allowed_moves(self.status)
 
 
-class TransitionRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class TransitionRead(Read):
 
     from_status: Status | None
     to_status: Status

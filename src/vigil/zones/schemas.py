@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+
+from vigil.core.schemas import Input, Name, Patch, Read
 
 ZoneKind = Literal["working", "detection", "exclusion", "parking"]
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
@@ -14,7 +16,6 @@ Coordinate = Annotated[float, Field(allow_inf_nan=False)]
 Position = Annotated[list[Coordinate], Field(min_length=2, max_length=3)]
 Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 ZoneId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 MAX_RING_POINTS = 10_000
 MAX_CONTAINS_POINTS = 100_000
@@ -25,10 +26,8 @@ RESERVED_ZONE_IDS = frozenset({"stats"})  # would shadow GET /zones/stats
 RingCoords = Annotated[list[Position], Field(max_length=MAX_RING_POINTS)]
 
 
-class PolygonGeometry(BaseModel):
+class PolygonGeometry(Input):
     """A GeoJSON Polygon: an outer ring, then optional holes; each ring closed (first == last)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: Literal["Polygon"]
     coordinates: Annotated[list[RingCoords], Field(min_length=1, max_length=100)]
@@ -37,10 +36,8 @@ class PolygonGeometry(BaseModel):
         return [[[p[0], p[1]] for p in ring] for ring in self.coordinates]
 
 
-class ZoneShape(BaseModel):
+class ZoneShape(Input):
     """Either `geometry` or the seed's eight corner fields x1..y4, never both."""
-
-    model_config = ConfigDict(extra="forbid")
 
     geometry: PolygonGeometry | None = None
     x1: Coordinate | None = None
@@ -87,24 +84,19 @@ class ZoneCreate(ZoneShape):
         return self
 
 
-class ZoneUpdate(ZoneShape):
+class ZoneUpdate(ZoneShape, Patch):
     """PATCH: only the fields given change; `camera_id: null` detaches the zone from its camera."""
+
+    # A null corner means "not given" (the eight corners are one shape, given whole or not at all).
+    __nullable__ = frozenset({"camera_id", *CORNERS})
 
     name: Name | None = None
     kind: ZoneKind | None = None
     camera_id: uuid.UUID | None = None  # the id of an existing camera
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> ZoneUpdate:
-        for name in ("name", "kind", "geometry"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    # `null` for name, kind or geometry is refused by the service (core.crud.patch_changes): one rule.
 
 
-class ZoneRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class ZoneRead(Read):
     id: uuid.UUID
     zone_id: str
     name: str
@@ -130,9 +122,7 @@ class ZoneStats(BaseModel):
     unassigned_people: int
 
 
-class ContainsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ContainsRequest(Input):
     points: Annotated[list[Point], Field(max_length=MAX_CONTAINS_POINTS)]
 
 

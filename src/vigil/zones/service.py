@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.cameras import service as cameras_service
 from vigil.core.cache import Cache
+from vigil.core.crud import apply_patch, ensure_unique, patch_changes, unknown_reference
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
 from vigil.people import service as people_service
@@ -81,11 +82,14 @@ async def _geojson(shape: ZoneShape) -> dict[str, Any] | None:
 
 
 async def find_zone(session: AsyncSession, *, zone_id: str, lock: bool = False) -> Zone | None:
+    """The zone with this natural id, or None; `lock` row-locks it (update and delete take it)."""
     stmt = select(Zone).where(Zone.zone_id == zone_id)
     return await session.scalar(stmt.with_for_update() if lock else stmt)
 
 
 async def get_zone(session: AsyncSession, *, zone_id: str, lock: bool = False) -> Zone:
+    """The zone with this natural id, or 404. Not `crud.get_or_404`: zones are found by `zone_id`,
+    not by their primary key, and may be row-locked."""
     zone = await find_zone(session, zone_id=zone_id, lock=lock)
     if zone is None:
         raise ZoneNotFound(f"Zone {zone_id} does not exist.")
@@ -113,6 +117,7 @@ def new_zone_id() -> str:
 
 
 async def zone_exists(session: AsyncSession, *, zone_id: str) -> bool:
+    """Whether a zone has this natural id (for other domains' checks)."""
     return await session.scalar(select(Zone.id).where(Zone.zone_id == zone_id)) is not None
 
 
@@ -137,12 +142,12 @@ async def _check_camera(session: AsyncSession, camera_id: uuid.UUID | None) -> N
     """422 unless the camera exists; its row stays key-share locked so it cannot vanish before our flush."""
     if camera_id is not None and not await cameras_service.camera_exists(session, camera_id=camera_id,
                                                                          lock=True):
-        error = {"loc": ["body", "camera_id"], "msg": "unknown camera", "type": "unknown_camera"}
-        raise UnknownCamera(f"Camera {camera_id} does not exist.", errors=[error])
+        raise unknown_reference("camera_id", camera_id, error=UnknownCamera)
 
 
 async def list_zones(session: AsyncSession, *, page: PageParams, kind: str | None = None,
                      camera_id: uuid.UUID | None = None) -> dict:
+    """One page of zones, filtered by kind and camera, in zone_id order."""
     stmt = select(Zone)
     if kind is not None:
         stmt = stmt.where(Zone.kind == kind)
@@ -152,9 +157,10 @@ async def list_zones(session: AsyncSession, *, page: PageParams, kind: str | Non
 
 
 async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cache) -> Zone:
+    """Create a zone with a valid polygon; its zone_id is unique and its camera must exist."""
     geojson = await _geojson(zone_in)
-    if await zone_exists(session, zone_id=zone_in.zone_id):
-        raise ZoneAlreadyExists(f"Zone {zone_in.zone_id} already exists.")
+    await ensure_unique(session, Zone, zone_id=zone_in.zone_id, error=ZoneAlreadyExists,
+                        detail=f"Zone {zone_in.zone_id} already exists.")
     await _check_camera(session, zone_in.camera_id)
     zone = Zone(zone_id=zone_in.zone_id, name=zone_in.name, kind=zone_in.kind, geometry=geojson,
                 camera_id=zone_in.camera_id)
@@ -166,15 +172,15 @@ async def create_zone(session: AsyncSession, *, zone_in: ZoneCreate, cache: Cach
 
 
 async def update_zone(session: AsyncSession, *, zone_id: str, zone_in: ZoneUpdate, cache: Cache) -> Zone:
+    """PATCH a zone: `camera_id: null` detaches it; a new shape is validated like on create."""
     zone = await get_zone(session, zone_id=zone_id, lock=True)
+    changes = patch_changes(zone_in)  # ZoneUpdate.__nullable__: camera_id and the corners
     geojson = await _geojson(zone_in)
     if geojson is not None:
         zone.geometry = geojson
-    if "camera_id" in zone_in.model_fields_set and zone_in.camera_id != zone.camera_id:
-        await _check_camera(session, zone_in.camera_id)
-    for field in ("name", "kind", "camera_id"):
-        if field in zone_in.model_fields_set:
-            setattr(zone, field, getattr(zone_in, field))
+    if "camera_id" in changes and changes["camera_id"] != zone.camera_id:
+        await _check_camera(session, changes["camera_id"])
+    apply_patch(zone, {k: v for k, v in changes.items() if k in ("name", "kind", "camera_id")})
     await session.flush()
     people_service.invalidate_directory(session, cache=cache)
     logger.info("zone {} updated", zone.zone_id)
