@@ -1,7 +1,7 @@
 """Exporters: `failing_since` (auto-disable by time) and `held` deliveries (kept while disabled)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 14:00:00+00:00
 
 Existing exporters start with `failing_since` NULL (not failing); their next failure starts the clock.
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0010'
-down_revision: str | None = '0008'
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """scale: blob-key and retention indexes, the pgvector ReID gallery tables
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-01 14:20:00+00:00
 
 - Indexes on the blob keys (plate frames and crops, face images): a blob is deleted only when no row
@@ -18,7 +18,7 @@ from alembic import op
 from pgvector.sqlalchemy import Vector
 
 revision: str = '0012'
-down_revision: str | None = '0008'
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alert policies, mutes, history; assignee/suppressed/muted/snooze on alerts; notification exporter kinds
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0012
 Create Date: 2026-12-01 14:00:00+00:00
 
 Existing alerts get assignee NULL, suppressed/muted false, no snooze, and an empty history (their past
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0013'
-down_revision: str | None = '0008'
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,7 +4,7 @@ The ANPR seed registered a camera by name and RTSP URL alone, and the scenario s
 with no source (its workers were started with one). Unknown values are null, not made up.
 
 Revision ID: 0016
-Revises: 0008
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0008"
+down_revision: str | None = "0013"
 branch_labels = None
 depends_on = None
 
