@@ -191,6 +191,17 @@ def build_context(settings: Settings) -> AppContext:
     )
 
 
+def guarded_prefixes(settings: Settings) -> tuple[str, ...]:
+    """Where every route needs a key: /api/v1, /ws, and the first path segment of each seed adapter."""
+    prefixes = {"/api/v1", "/ws"}
+    for router in registry.compat_routers(settings.compat_seeds):
+        for route in router.routes:
+            path = getattr(route, "path", "")
+            if not any(path == p or path.startswith(p + "/") for p in prefixes):
+                prefixes.add("/" + path.lstrip("/").split("/", 1)[0])
+    return tuple(sorted(prefixes))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; clients are opened by the lifespan, not here."""
     settings = settings or Settings()
@@ -238,7 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost first on the way in: request id and log line, then the key check (before any body is
     # read), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(AuthMiddleware)
+    app.add_middleware(AuthMiddleware, prefixes=guarded_prefixes(settings))
     app.add_middleware(RequestLogMiddleware)
     for middleware in registry.middlewares():
         app.add_middleware(middleware)

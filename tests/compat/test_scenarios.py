@@ -12,8 +12,11 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("compat-runner")
+def workdir(base_settings, tmp_path_factory):
+    """Under the media root: file sources elsewhere are refused (issue 12)."""
+    path = base_settings.media_dir / tmp_path_factory.mktemp("compat-runner").name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")

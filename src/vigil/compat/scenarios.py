@@ -14,10 +14,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.compat import TAG, SeedPage, to_domain
-from vigil.core.deps import SessionDep
+from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.security import CurrentPrincipal
 from vigil.scenarios import service as scenarios
 from vigil.scenarios.schemas import MAX_SOURCE_LENGTH, ScenarioCreate, ScenarioParams, Status
+from vigil.scenarios.sources import SourcePolicy
 
 router = APIRouter(tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown scenario"}}
@@ -58,9 +59,11 @@ class SeedPredictions(BaseModel):
 
 
 @router.post("/scenario/", status_code=201, response_model=SeedCreated)
-async def create_scenario(body: SeedScenarioCreate, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def create_scenario(body: SeedScenarioCreate, session: SessionDep, principal: CurrentPrincipal,
+                          settings: SettingsDep) -> Any:
     scenario_in = to_domain(ScenarioCreate, body.model_dump(exclude={"status"}, exclude_none=True))
-    created = await scenarios.create_scenario(session, scenario_in=scenario_in, by=principal.name)
+    created = await scenarios.create_scenario(session, scenario_in=scenario_in, by=principal.name,
+                                              sources=SourcePolicy.from_settings(settings))
     return {"scenario_id": created.id}
 
 

@@ -147,8 +147,16 @@ class _RouteAuth:
         return {"GET": "read", "HEAD": "read", "OPTIONS": "read"}.get(method or "", "write")
 
 
+def _bucket(path: str, prefixes: tuple[str, ...]) -> str | None:
+    """`<prefix>|<first segment after it>` for a path under one of `prefixes` (longest first), else None."""
+    for prefix in prefixes:
+        if path == prefix or path.startswith(prefix + "/"):
+            return f"{prefix}|{path[len(prefix):].lstrip('/').split('/', 1)[0]}"
+    return None
+
+
 def route_table(routes: list[Any], prefixes: tuple[str, ...]) -> dict[str, list[_RouteAuth]]:
-    """Every route under `prefixes`, indexed by its first path segment after the prefix, in routing order."""
+    """Every route under `prefixes`, indexed by prefix and first path segment after it, in routing order."""
     from fastapi.routing import APIRoute, APIWebSocketRoute
 
     try:  # FastAPI keeps included routers nested; this walks them with their full paths
@@ -167,12 +175,12 @@ def route_table(routes: list[Any], prefixes: tuple[str, ...]) -> dict[str, list[
         else:
             continue
         path = getattr(target, "path_format", "") or getattr(target, "path", "")
-        prefix = next((p for p in prefixes if path.startswith(p + "/") or path == p), None)
-        if prefix is None:
+        bucket = _bucket(path, prefixes)
+        if bucket is None:
             continue
-        first = path[len(prefix):].lstrip("/").split("/", 1)[0]
-        table.setdefault("*" if "{" in first else first, []).append(_RouteAuth(kind, target.path_regex, methods,
-                                                                                 endpoint))
+        prefix, _, first = bucket.partition("|")
+        key = f"{prefix}|*" if "{" in first else bucket
+        table.setdefault(key, []).append(_RouteAuth(kind, target.path_regex, methods, endpoint))
     return table
 
 
@@ -188,18 +196,21 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/api/v1", "/ws")) -> None:
         self.app = app
-        self.prefixes = prefixes
+        # Longest first, so `/api/v1/...` is never taken for a shorter prefix such as a seed's `/api`.
+        self.prefixes = tuple(sorted(set(prefixes), key=len, reverse=True))
         self._table: dict[str, list[_RouteAuth]] | None = None
 
     def _route(self, scope: Scope) -> _RouteAuth | None:
         if self._table is None:
             self._table = route_table(scope["app"].routes, self.prefixes)
         path: str = scope["path"]
+        bucket = _bucket(path, self.prefixes)
+        if bucket is None:
+            return None
         kind = scope["type"]
-        prefix = "/ws" if kind == "websocket" else "/api/v1"
-        first = path[len(prefix):].lstrip("/").split("/", 1)[0]
         method = scope.get("method")
-        for entry in (*self._table.get(first, ()), *self._table.get("*", ())):
+        prefix = bucket.partition("|")[0]
+        for entry in (*self._table.get(bucket, ()), *self._table.get(f"{prefix}|*", ())):
             if entry.kind != kind or not entry.regex.match(path):
                 continue
             if kind == "websocket" or method in entry.methods or (method == "HEAD" and "GET" in entry.methods):
@@ -223,6 +234,7 @@ class AuthMiddleware:
                                "A valid API key is required (Authorization: Bearer <key> or X-API-Key).",
                                {"WWW-Authenticate": "Bearer"})
             return
+        scope.setdefault("state", {})["principal"] = principal  # the audit log names who was refused
         needed = entry.needed(scope.get("method"))
         if not principal.allows(needed):
             await self._refuse(scope, send, 403, "Forbidden", f"This key lacks the '{needed}' scope this route "
