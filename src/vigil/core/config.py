@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     redpanda_brokers: str | None = Field(None, validation_alias=_env("REDPANDA_BROKERS", "redpanda_brokers"))
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL", "qdrant_url"))
     qdrant_path: Path | None = Field(None, validation_alias=_env("VIGIL_QDRANT_PATH", "qdrant_path"))
-    db_pool_size: int = Field(10, ge=1, validation_alias=_env("VIGIL_DB_POOL_SIZE", "db_pool_size"))
-    db_max_overflow: int = Field(10, ge=0, validation_alias=_env("VIGIL_DB_MAX_OVERFLOW", "db_max_overflow"))
+    db_pool_size: int = Field(20, ge=1, validation_alias=_env("VIGIL_DB_POOL_SIZE", "db_pool_size"))
+    db_max_overflow: int = Field(0, ge=0, validation_alias=_env("VIGIL_DB_MAX_OVERFLOW", "db_max_overflow"))
     dependency_timeout_s: float = Field(
         2.0, gt=0, validation_alias=_env("VIGIL_DEPENDENCY_TIMEOUT_S", "dependency_timeout_s")
     )
