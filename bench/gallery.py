@@ -41,10 +41,10 @@ def make_data(n: int, dim: int, per_person: int, queries: int, seed: int = 7):
     centroids = rng.normal(size=(people, dim)).astype(np.float32)
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     owners = np.repeat(np.arange(people), per_person)
-    vectors = centroids[owners] + rng.normal(scale=0.6 / np.sqrt(dim) * 4, size=(people * per_person, dim))
+    vectors = centroids[owners] + rng.normal(scale=0.6 / np.sqrt(dim), size=(people * per_person, dim))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     q_owner = rng.integers(0, people, size=queries)
-    q = centroids[q_owner] + rng.normal(scale=0.6 / np.sqrt(dim) * 4, size=(queries, dim))
+    q = centroids[q_owner] + rng.normal(scale=0.6 / np.sqrt(dim), size=(queries, dim))
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     return people, owners, vectors, q
 
@@ -102,14 +102,15 @@ async def bench_pgvector(database_url, people, owners, vectors, q, truth, top_k,
         await conn.execute(text(f"DROP INDEX ix_reid_embeddings_hnsw_{dim}"))
     t = time.perf_counter()
     per = len(owners) // people
-    from vigil.people.models import ReidEmbedding
-    from sqlalchemy import insert
-    rows = [{"id": uuid.uuid4(), "collection": "bench", "person_id": ids[p], "global_id": p + 1, "camera_id": None,
-             "model": "bench", "dim": dim, "embedding": vectors[p * per + j].tolist(), "created_at": utcnow()}
-            for p in range(people) for j in range(per)]
-    for start in range(0, len(rows), 2000):
-        async with sm() as session, session.begin():
-            await session.execute(insert(ReidEmbedding), rows[start:start + 2000])
+    owner_ids = [str(ids[p]) for p in range(people) for _ in range(per)]
+    literals = ["[" + ",".join(f"{x:.6f}" for x in row) + "]" for row in vectors]
+    sql = text("INSERT INTO reid_embeddings (id, collection, person_id, global_id, model, dim, embedding, created_at) "
+               "SELECT gen_random_uuid(), 'bench', p, 0, 'bench', :dim, CAST(v AS vector), now() "
+               "FROM unnest(CAST(:pids AS uuid[]), CAST(:vecs AS text[])) AS t(p, v)")
+    for start in range(0, len(literals), 5000):
+        async with engine.begin() as conn:
+            await conn.execute(sql, {"dim": dim, "pids": owner_ids[start:start + 5000],
+                                     "vecs": literals[start:start + 5000]})
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     async with engine.begin() as conn:
@@ -137,7 +138,9 @@ async def bench_pgvector(database_url, people, owners, vectors, q, truth, top_k,
 async def bench_qdrant_local(path, people, owners, vectors, q, truth, top_k):
     from qdrant_client import AsyncQdrantClient
 
-    client = AsyncQdrantClient(path=str(path))
+    # In memory: the same in-process search as local mode under the data dir (numpy over every
+    # vector); only the load differs (no SQLite persistence), which is not what is measured here.
+    client = AsyncQdrantClient(location=":memory:")
     gallery = Gallery(client, collection="bench", local=True)
     from qdrant_client import models
 
@@ -190,6 +193,7 @@ async def main() -> None:
         "vectors": args.vectors, "dim": args.dim, "people": people, "queries": args.queries, "top_k": args.top_k,
         "pgvector_hnsw": pg,
         "qdrant_local_mode": qd,
+        "qdrant_local_mode_note": "qdrant-client local mode, in memory (same search path as the data-dir local mode)",
         "qdrant_server_mode": "not measured: no PyPI wheel ships the Qdrant server binary, and nothing else can "
                               "be fetched on this machine (checked: qdrant-client, qdrant-edge-py is an embedded "
                               "engine); see README 'ReID gallery'",
