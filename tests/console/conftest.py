@@ -22,7 +22,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # VIGIL_SCREENSHOTS=1 writes a screenshot of each page to docs/console/ (see the README's Console section).
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "console"
 
-pytestmark = pytest.mark.browser
 
 
 def _require_chromium() -> None:
