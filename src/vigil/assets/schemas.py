@@ -206,7 +206,7 @@ class ObservationIn(Input):
     tag_id: TagId
     rssi: Annotated[float, Field(ge=RSSI_MIN, le=RSSI_MAX, allow_inf_nan=False)]
     observed_at: AwareTime
-    battery: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)] | None = None  # not `false`
+    battery: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
 
 
 class ObservationMessage(ObservationIn):

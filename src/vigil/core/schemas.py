@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, StringConstraints
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, StringConstraints, ValidationInfo, field_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 NAME_MAX = 200  # the `name` columns are String(200)
 
 
+def _scalar_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation admits: `Annotated[float, ...] | None` -> {float, NoneType}."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_types(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return set().union(*(_scalar_types(a) for a in get_args(annotation)))
+    return {annotation}
+
+
 class Input(BaseModel):
-    """Base of request bodies: an unknown field is a 422, not silently dropped."""
+    """Base of request bodies: an unknown field is a 422, not silently dropped.
+
+    JSON types are not coerced into each other: `0` is not `false` and `false` is not `0` (pydantic's lax
+    mode would take both, while the document says boolean or number). Strings still become UUIDs and
+    times, which JSON has no type for.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types_stay_apart(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None or value is None:
+            return value
+        types = _scalar_types(cls.model_fields[info.field_name].annotation)
+        if bool in types and not isinstance(value, bool) and types <= {bool, type(None)}:
+            raise ValueError("must be true or false")
+        if isinstance(value, bool) and bool not in types and types & {int, float}:
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class Read(BaseModel):

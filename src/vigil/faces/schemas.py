@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from vigil.core.schemas import Input, Name, Patch
 from vigil.core.types import UtcDatetime
@@ -28,7 +28,7 @@ class EventCreate(_Period):
     name: Name
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: StrictBool = Field(True, description="Uploads are accepted only while the event is running.")
+    running: bool = Field(True, description="Uploads are accepted only while the event is running.")
 
 
 class EventReplace(_Period):
@@ -37,7 +37,7 @@ class EventReplace(_Period):
     name: Name
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: StrictBool = True
+    running: bool = True
 
 
 class EventUpdate(_Period, Patch):
@@ -45,7 +45,7 @@ class EventUpdate(_Period, Patch):
     name: Name | None = None
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
-    running: StrictBool | None = None
+    running: bool | None = None
 
 
 class EventRead(BaseModel):
