@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         "pgvector", validation_alias=_env("VIGIL_GALLERY_BACKEND", "gallery_backend")
     )
     gallery_hnsw_ef_search: int = Field(
-        100, ge=1, le=1000, validation_alias=_env("VIGIL_GALLERY_HNSW_EF_SEARCH", "gallery_hnsw_ef_search")
+        200, ge=1, le=1000, validation_alias=_env("VIGIL_GALLERY_HNSW_EF_SEARCH", "gallery_hnsw_ef_search")
     )
     alert_recent_messages: int = Field(
         200, ge=1, le=100_000, validation_alias=_env("VIGIL_ALERT_RECENT_MESSAGES", "alert_recent_messages")

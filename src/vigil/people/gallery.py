@@ -174,7 +174,7 @@ class PgGallery:
 
     sessionmaker: Any  # async_sessionmaker[AsyncSession]
     collection: str
-    ef_search: int = 100
+    ef_search: int = 200
     local: bool = False
 
     async def dimension(self) -> int | None:
