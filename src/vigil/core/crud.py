@@ -97,10 +97,9 @@ def patch_changes(body: BaseModel, *, nullable: Collection[str] | None = None) -
     `nullable` defaults to the body's `__nullable__` (see `core.schemas.Patch`), which the OpenAPI
     document shows too.
     """
-    if nullable is None:
-        nullable = getattr(type(body), "__nullable__", frozenset())
+    allowed: Collection[str] = getattr(type(body), "__nullable__", frozenset()) if nullable is None else nullable
     changes = body.model_dump(exclude_unset=True)
-    nulls = [k for k, v in changes.items() if v is None and k not in nullable]
+    nulls = [k for k, v in changes.items() if v is None and k not in allowed]
     if nulls:
         raise null_not_allowed(nulls)
     return changes

@@ -148,6 +148,13 @@ async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = _jsonable_errors(exc.errors())
+    if any(e["loc"][:1] == ["path"] for e in errors) and request.scope["type"] == "http":
+        # PUT /people/directory reaches PUT /people/{person_id} and fails there on the id, but the path
+        # names the GET-only /people/directory: the method is what is wrong (405), not the id (422).
+        literal = allowed_methods(request, literal_only=True)
+        if literal and request.method not in literal:
+            return problem(405, None, f"{request.method} is not allowed on {request.url.path}.",
+                           headers={"Allow": ", ".join(literal)}, instance=request.url.path)
     if any(e["type"] == "json_invalid" for e in errors):
         return problem(400, "Malformed JSON", "The request body is not valid JSON.", errors=errors,
                        instance=request.url.path)
@@ -169,12 +176,13 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return problem(exc.status_code, None, detail, headers=headers, instance=request.url.path)
 
 
-def allowed_methods(request: Request) -> list[str]:
+def allowed_methods(request: Request, *, literal_only: bool = False) -> list[str]:
     """The methods served on this request's path (the 405 `Allow` header).
 
     Starlette's Allow names the methods of the first route matching the path; a path served by several
     routes (GET and POST /cameras) allows the methods of all of them. Only routes with the same path
-    template as the first match count: `/zones/stats` is not also `/zones/{zone_id}`.
+    template as the first match count: `/zones/stats` is not also `/zones/{zone_id}`. `literal_only`
+    looks only at routes without parameters (is there a fixed path like `/people/directory` here?).
     """
     from fastapi.routing import iter_route_contexts
     from starlette.routing import Match
@@ -186,7 +194,7 @@ def allowed_methods(request: Request) -> list[str]:
         if not route_methods:
             continue
         match, _ = route.matches({**request.scope, "method": next(iter(route_methods))})
-        if match is not Match.FULL:
+        if match is not Match.FULL or (literal_only and "{" in route.path_format):
             continue
         template = template or route.path_format
         if route.path_format == template:

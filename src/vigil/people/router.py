@@ -23,8 +23,6 @@ from vigil.people.schemas import (
     PersonUpdate,
 )
 
-# `{person_id:uuid}`: only a UUID reaches the person routes, so PUT /people/directory is a 405
-# (GET-only path) rather than a 422 about a malformed person id.
 router = APIRouter(prefix="/people", tags=["people"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown person"}}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate global_id"},
@@ -83,23 +81,23 @@ async def identify(body: IdentifyIn, session: SessionDep, gallery: GalleryDep) -
     return {"matches": matches}
 
 
-@router.get("/{person_id:uuid}", response_model=PersonRead, responses=NOT_FOUND)
+@router.get("/{person_id}", response_model=PersonRead, responses=NOT_FOUND)
 async def get_person(person_id: uuid.UUID, session: SessionDep) -> Any:
     return await service.get_person(session, person_id=person_id)
 
 
-@router.patch("/{person_id:uuid}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
+@router.patch("/{person_id}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
 async def patch_person(person_id: uuid.UUID, body: PersonUpdate, session: SessionDep, cache: CacheDep) -> Any:
     return await service.update_person(session, person_id=person_id, person_in=body, cache=cache)
 
 
-@router.put("/{person_id:uuid}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
+@router.put("/{person_id}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
 async def put_person(person_id: uuid.UUID, body: PersonCreate, session: SessionDep, cache: CacheDep) -> Any:
     """Full update: every field is replaced (a zone left out becomes null)."""
     return await service.update_person(session, person_id=person_id, person_in=body, cache=cache)
 
 
-@router.delete("/{person_id:uuid}", status_code=204, responses=NOT_FOUND)
+@router.delete("/{person_id}", status_code=204, responses=NOT_FOUND)
 async def delete_person(person_id: uuid.UUID, session: SessionDep, cache: CacheDep,
                         gallery: OptionalGalleryDep) -> Response:
     """Deletes the person's ReID vectors too."""
