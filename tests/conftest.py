@@ -67,6 +67,7 @@ def base_settings(stack: DevStack, data_dir: Path) -> Settings:
         "ws_queue_size": 64,
         "consumer_retry_backoff_s": 0.01,
         "exporter_allowed_hosts": "127.0.0.1",  # the tests' webhook receivers and brokers
+        "scenario_allowed_hosts": "10.0.0.5",  # one test camera on a private network (the console's)
         "exporter_poll_interval_s": 0.2,
         "scenario_retry_backoff_s": 0.1,
         "scenario_stale_run_s": 3.0,  # the app's stale-run sweeper: runners' heartbeats go every second

@@ -29,7 +29,7 @@ async def claim_and_die(server, body: dict, runner: str) -> None:
 
 async def test_runs_of_a_dead_runner_are_redispatched_then_failed_with_an_alert(server, client, tmp_path):
     max_attempts = server.ctx.settings.scenario_max_attempts
-    sid = await start_scenario(client, str(tmp_path / "never-read.avi"))
+    sid = await start_scenario(client, str(server.ctx.settings.media_dir / "never-read.avi"))
     run_ids = []
     for attempt in range(1, max_attempts + 1):
         body = await wait_for(lambda: scenario(client, sid),
@@ -50,7 +50,7 @@ async def test_runs_of_a_dead_runner_are_redispatched_then_failed_with_an_alert(
 async def test_a_job_no_runner_claims_is_swept_too(server, client, tmp_path, monkeypatch):
     monkeypatch.setattr(server.ctx.settings, "scenario_stale_queued_s", 1.0)
     monkeypatch.setattr(server.ctx.settings, "scenario_max_attempts", 2)
-    sid = await start_scenario(client, str(tmp_path / "nobody.avi"))
+    sid = await start_scenario(client, str(server.ctx.settings.media_dir / "nobody.avi"))
     body = await wait_for(lambda: scenario(client, sid), lambda b: b["status"] == "failed", timeout=60)
     assert "no runner claimed the job" in body["last_error"]
     assert (await client.get(f"{API}/{sid}/runs")).json()["total"] == 2
@@ -62,7 +62,7 @@ async def test_one_instance_sweeps_at_a_time(server, client, tmp_path):
     """While one instance holds the sweep's advisory lock, another instance's sweep does nothing."""
     from sqlalchemy import func, select
 
-    sid = await start_scenario(client, str(tmp_path / "locked.avi"))
+    sid = await start_scenario(client, str(server.ctx.settings.media_dir / "locked.avi"))
     body = await scenario(client, sid)
     await claim_and_die(server, body, runner="ghost")
     sweep = {"stale_after_s": 0.001, "queued_after_s": 600, "max_attempts": 3}

@@ -132,10 +132,11 @@ class BodyTooLarge(Exception):
 class _RouteAuth:
     """What one route needs: matched by its compiled path regex, with its methods and endpoint marks."""
 
-    __slots__ = ("kind", "regex", "methods", "public", "scope")
+    __slots__ = ("kind", "regex", "methods", "public", "scope", "route")
 
     def __init__(self, kind: str, regex: Any, methods: frozenset[str], endpoint: Any) -> None:
         self.kind, self.regex, self.methods = kind, regex, methods
+        self.route: Any = None  # the route object, so a refusal is logged and audited under its template
         self.public = bool(getattr(endpoint, "__vigil_public__", False))
         self.scope: str | None = getattr(endpoint, "__vigil_scope__", None)
 
@@ -180,7 +181,9 @@ def route_table(routes: list[Any], prefixes: tuple[str, ...]) -> dict[str, list[
             continue
         prefix, _, first = bucket.partition("|")
         key = f"{prefix}|*" if "{" in first else bucket
-        table.setdefault(key, []).append(_RouteAuth(kind, target.path_regex, methods, endpoint))
+        entry = _RouteAuth(kind, target.path_regex, methods, endpoint)
+        entry.route = target
+        table.setdefault(key, []).append(entry)
     return table
 
 
@@ -252,9 +255,14 @@ class AuthMiddleware:
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)
 
-    @staticmethod
-    async def _refuse(scope: Scope, send: Send, status: int, title: str, detail: str,
+    async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str,
                       headers: dict[str, str] | None = None) -> None:
+        # Routing never runs for a refusal: name the route here, so the access log and the audit log
+        # carry its template (`/api/v1/people/{person_id}`), not "unmatched".
+        entry = self._route(scope)
+        if entry is not None and scope.get("route") is None:
+            match = entry.regex.match(scope["path"])
+            scope["route"], scope["path_params"] = entry.route, (match.groupdict() if match else {})
         if scope["type"] == "websocket":
             reason = "missing or invalid API key" if status == 401 else detail
             await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})

@@ -230,8 +230,11 @@ SECRET_RULES: dict[str, SecretRule] = {
     "teams": SecretRule(target=("url",), secrets=("url",)),
     "telegram": SecretRule(secrets=("bot_token",)),
 }
+# Masking without a kind: every secret key of every kind, except `url`, which some kinds treat as the
+# secret (slack, teams) and others as a target whose URL secrets alone are masked.
 _ANY_KIND = SecretRule(
-    secrets=tuple(sorted({k for r in SECRET_RULES.values() for k in r.secrets})), headers="headers", urls=("url",)
+    secrets=tuple(sorted({k for r in SECRET_RULES.values() for k in r.secrets} - {"url"})), headers="headers",
+    urls=("url",)
 )
 
 
