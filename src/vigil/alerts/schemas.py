@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vigil.core.schemas import Input
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigil.alerts.matching import DAYS, parse_hhmm
@@ -55,8 +56,7 @@ class RecentMessage(BaseModel):
 # --- people on alerts ------------------------------------------------------------------------
 
 
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# Request bodies: unknown fields refused, JSON types kept apart (0 is not false).
 
 
 class AlertUpdate(Input):

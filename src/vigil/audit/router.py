@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+from vigil.core.types import LenientUtcDatetime
 from fastapi import APIRouter, Query
 
 from vigil.audit import service
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/admin/audit", tags=["admin"])
 async def list_audit(
     session: SessionDep,
     page: PageDep,
-    since: Annotated[datetime | None, Query(description="Entries at or after this time (ISO 8601)")] = None,
+    since: Annotated[LenientUtcDatetime | None, Query(description="Entries at or after this time (ISO 8601)")] = None,
     key_id: Annotated[uuid.UUID | None, Query(description="Entries made with this API key")] = None,
 ) -> dict:
     """Write and admin actions (refused ones included): principal, key, method, route, action, target,

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime
 
 from vigil.assets import service as assets
 from vigil.assets.schemas import LocationRead
 from vigil.compat import TAG, SeedPage, items
 from vigil.core.deps import SessionDep
+from vigil.core.types import AwareTime
 
 router = APIRouter(prefix="/api/v1", tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown asset, or not located yet"}}
@@ -25,7 +25,7 @@ async def _current(asset_id: uuid.UUID, session: SessionDep, request: Request) -
 
 
 async def _history(asset_id: uuid.UUID, session: SessionDep, page: SeedPage,
-                   since: AwareDatetime | None = None, until: AwareDatetime | None = None) -> Any:
+                   since: AwareTime | None = None, until: AwareTime | None = None) -> Any:
     return items(await assets.location_history(session, asset_id=asset_id, page=page, since=since, until=until))
 
 
