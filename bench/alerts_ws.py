@@ -28,8 +28,8 @@ import httpx
 import psutil
 import websockets
 from aiokafka import AIOKafkaProducer
+from common import ROOT, machine, pct  # common puts src/ on sys.path
 
-from common import ROOT, machine, pct  # noqa: I001  (common puts src/ on sys.path)
 from vigil.core.config import Settings
 from vigil.core.devstack import DevStack, free_port
 from vigil.core.migrations import upgrade
@@ -84,7 +84,7 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
     sockets = [await websockets.connect(url, max_queue=None, open_timeout=30) for _ in range(clients)]
     done = asyncio.Event()
 
-    async def receive(i: int, ws) -> None:  # noqa: ANN001
+    async def receive(i: int, ws) -> None:
         mine = latencies[i]
         try:
             async for raw in ws:

@@ -24,7 +24,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def uvicorn_config(settings: Settings):  # noqa: ANN201 - uvicorn is imported lazily
+def uvicorn_config(settings: Settings):  # uvicorn is imported lazily
     """The uvicorn Config `vigil serve` runs: one app instance, or `settings.workers` processes on one port.
 
     With several workers each process builds its own full app (lifespan, consumers, relay, WebSocket hub)

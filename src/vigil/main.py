@@ -14,13 +14,21 @@ from loguru import logger
 
 from vigil import __version__, registry
 from vigil.console import mount_console
-from vigil.core.messaging import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
-from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from vigil.core.errors import install_error_handlers
+from vigil.core.messaging import (
+    EVENTS_TOPIC,
+    Bus,
+    ConsumerRecord,
+    ConsumerRunner,
+    ConsumerSpec,
+    OutboxRelay,
+    ensure_topics,
+)
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
 from vigil.core.openapi import install_openapi

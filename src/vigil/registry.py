@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from vigil.core.context import AppContext
 from vigil.core.messaging import EVENTS_TOPIC, ConsumerSpec
 from vigil.core.messaging.outbox import OnParked
-from vigil.core.context import AppContext
 from vigil.core.retention import RetentionPolicy
 from vigil.core.tasks import background_service, cancelled_on_exit
 
@@ -36,9 +36,9 @@ def api_routers() -> list[APIRouter]:
     from vigil.exporters.router import router as exporters
     from vigil.faces.router import router as faces
     from vigil.people.router import router as people
+    from vigil.plates.router import router as plates
     from vigil.platform.admin import router as admin
     from vigil.platform.router import api_router
-    from vigil.plates.router import router as plates
     from vigil.scenarios.router import router as scenarios
     from vigil.zones.router import router as zones
 
@@ -50,8 +50,8 @@ def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
     from vigil.alerts.router import ws_router as alerts_ws
     from vigil.assets.router import ws_router as assets_ws
-    from vigil.platform.router import ws_router
     from vigil.plates.router import ws_router as plates_ws
+    from vigil.platform.router import ws_router
     from vigil.scenarios.router import ws_router as scenarios_ws
 
     return [ws_router, alerts_ws, plates_ws, assets_ws, scenarios_ws]

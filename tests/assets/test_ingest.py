@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from prometheus_client import REGISTRY
 import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at

@@ -11,9 +11,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from tests.faces.images import astronaut
 from tests.assets.helpers import make_site_with_gateways, readings_at
 from tests.conftest import auth
+from tests.faces.images import astronaut
 from tests.plates.helpers import event, image_bytes, make_camera
 
 pytestmark = pytest.mark.browser

@@ -117,7 +117,7 @@ class WsClient:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def eventually(probe, timeout: float = 60.0, interval: float = 0.2, what: object = ""):  # noqa: ANN001
+async def eventually(probe, timeout: float = 60.0, interval: float = 0.2, what: object = ""):
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

@@ -9,9 +9,9 @@ import websockets
 from pydantic import SecretStr
 
 from tests.conftest import ADMIN_KEY, auth, start_server, stop_server
-from vigil.core.messaging import emit
 from vigil.core.db import session_scope
 from vigil.core.devstack import free_port
+from vigil.core.messaging import emit
 
 
 async def recv_json(ws, timeout=10.0):

@@ -14,7 +14,7 @@ def dwell(events: Iterable[tuple[Hashable, str, datetime]], *, inside_at_start: 
     `inside_at_start` are the fences the asset was inside at `since` (their last earlier event was an
     enter); a visit still open at `until` counts up to `until`.
     """
-    open_at: dict[Hashable, datetime] = {key: since for key in inside_at_start}
+    open_at: dict[Hashable, datetime] = dict.fromkeys(inside_at_start, since)
     totals: dict[Hashable, list[float]] = {key: [0.0, 1] for key in open_at}
     for key, kind, at in sorted(events, key=lambda e: e[2]):
         if not since <= at <= until:

@@ -31,10 +31,10 @@ from vigil.assets.locate import Estimate, Reading, locate, smooth_window
 from vigil.assets.metrics import ESTIMATE_BATCH_SECONDS, ESTIMATES
 from vigil.assets.models import Asset, Gateway, LocationEstimate
 from vigil.assets.schemas import LocationRead
-from vigil.core.messaging import emit
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
+from vigil.core.messaging import emit
 
 DUE_KEY = "vigil:assets:due"
 LOCATION_KEY = "vigil:assets:location:{}"

@@ -10,7 +10,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 COMPAT_SEEDS = ("reid", "anpr", "assets", "kanta", "scenarios")
 
 

@@ -13,7 +13,6 @@ from vigil.core.config import Settings
 from vigil.core.db import session_scope
 from vigil.core.storage import BlobStore
 
-
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -132,7 +132,7 @@ class BodyTooLarge(Exception):
 class _RouteAuth:
     """What one route needs: matched by its compiled path regex, with its methods and endpoint marks."""
 
-    __slots__ = ("kind", "regex", "methods", "public", "scope")
+    __slots__ = ("kind", "methods", "public", "regex", "scope")
 
     def __init__(self, kind: str, regex: Any, methods: frozenset[str], endpoint: Any) -> None:
         self.kind, self.regex, self.methods = kind, regex, methods

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alembic import command
 from vigil.core.config import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -33,7 +33,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
-def _in_thread(fn, *args) -> None:  # noqa: ANN001
+def _in_thread(fn, *args) -> None:
     """env.py runs its own event loop; give it a thread so a caller's loop is never disturbed."""
     errors: list[BaseException] = []
 

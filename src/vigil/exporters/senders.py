@@ -114,7 +114,7 @@ class Senders:
             raise
         except TargetRefused as exc:  # refused at the socket (rebinding) or by a broker's metadata
             results.append(refused(exc, exporter_id=target.id))
-        except Exception as exc:  # noqa: BLE001 - any failure of a target is a failed delivery
+        except Exception as exc:  # any failure of a target is a failed delivery
             results.append(_error(exc))
         if len(results) < len(items):
             failure = next((r for r in results if r), "unknown error")

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.core.db import after_commit, utcnow
-from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters.channels import CHANNEL_KINDS, sample_alert_event

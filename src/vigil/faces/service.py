@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, null_not_allowed
-from vigil.core.messaging import emit
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, claim_blob, delete_after_commit, key_for_digest
 from vigil.faces import encoder

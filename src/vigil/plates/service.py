@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.alerts import service as alerts
 from vigil.cameras import service as cameras
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, unknown_reference
-from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, claim_blob, content_key

@@ -19,8 +19,8 @@ from vigil.core.db import session_scope
 from vigil.core.errors import Conflict, ServiceUnavailable
 from vigil.core.messaging import Bus, OutboxEvent, dlq
 from vigil.core.messaging.outbox import ParkedEvent
-from vigil.core.pagination import PageParams, paginate
 from vigil.core.migrations import current_revisions
+from vigil.core.pagination import PageParams, paginate
 from vigil.platform.schemas import DependencyCheck, Health
 
 

@@ -28,10 +28,18 @@ from loguru import logger
 from pydantic import ValidationError
 
 from vigil import registry
-from vigil.core.messaging import Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics, parse_json
-from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
+from vigil.core.messaging import (
+    Bus,
+    ConsumerRecord,
+    ConsumerRunner,
+    ConsumerSpec,
+    OutboxRelay,
+    ensure_topics,
+    parse_json,
+)
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.scenarios import service
 from vigil.scenarios.detect import Detectors, SourceError, VideoSource
 from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
@@ -251,7 +259,7 @@ class ScenarioRunner:
                 async with session_scope(self.sessionmaker) as session:
                     if not await service.heartbeat(session, run_id=job.run_id, runner=self.name):
                         return  # no longer ours; the next batch aborts
-            except Exception as exc:  # noqa: BLE001 - a missed beat; the batch loop sees a real outage
+            except Exception as exc:  # a missed beat; the batch loop sees a real outage
                 logger.warning("runner {} heartbeat for run {} failed: {!r}", self.name, job.run_id, exc)
 
     async def _execute(self, job: Job) -> None:

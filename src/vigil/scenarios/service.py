@@ -23,13 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from vigil.alerts import service as alerts
-from vigil.core.messaging import emit, enqueue
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from vigil.core.messaging import emit, enqueue
 from vigil.core.pagination import PageParams, paginate
 from vigil.scenarios.models import STATUSES, Prediction, Scenario, ScenarioRun, ScenarioTransition
 from vigil.scenarios.schemas import (
-    Job, RunFailure, RunRead, ScenarioCreate, ScenarioRead, mask_source,
+    Job,
+    RunFailure,
+    RunRead,
+    ScenarioCreate,
+    ScenarioRead,
+    mask_source,
 )
 from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
 
@@ -561,12 +566,34 @@ async def handle_run_failure(session: AsyncSession, *, failure: RunFailure, max_
 
 
 __all__ = [
-    "JOBS_TOPIC", "RETRY_TOPIC", "RUNNERS_GROUP", "TRANSITIONS", "Claim", "ConcurrentUpdate", "IllegalTransition",
-    "ScenarioNotFound", "allowed_moves", "change_status", "check_transition", "claim_run", "create_scenario",
-    "delete_scenario", "fail_run", "finish_run", "get_scenario", "handle_run_failure", "is_current_failure",
+    "JOBS_TOPIC",
+    "RETRY_TOPIC",
+    "RUNNERS_GROUP",
+    "TRANSITIONS",
+    "Claim",
+    "ConcurrentUpdate",
+    "IllegalTransition",
+    "ScenarioNotFound",
+    "allowed_moves",
+    "change_status",
+    "check_transition",
+    "claim_run",
+    "create_scenario",
+    "delete_scenario",
+    "fail_run",
+    "finish_run",
+    "get_scenario",
+    "handle_run_failure",
+    "heartbeat",
+    "is_current_failure",
     "list_history",
-    "list_predictions", "list_runs", "list_scenarios", "mark_active", "record_batch", "release_run",
-    "heartbeat", "sweep_stale_runs",
+    "list_predictions",
+    "list_runs",
+    "list_scenarios",
+    "mark_active",
+    "record_batch",
+    "release_run",
+    "sweep_stale_runs",
 ]
 
 

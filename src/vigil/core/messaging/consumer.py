@@ -101,7 +101,7 @@ def classify(exc: BaseException) -> Kind:
     try:
         from sqlalchemy.exc import DBAPIError
     except ImportError:  # pragma: no cover
-        DBAPIError = ()  # type: ignore[assignment,misc]  # noqa: N806
+        DBAPIError = ()  # type: ignore[assignment,misc]
     if DBAPIError and isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return "transient"
