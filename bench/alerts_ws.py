@@ -119,8 +119,8 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = {"global_id": 10_000_000 + seq, "kind": f"bench_{run}", "zone_id": "Z1", "bench_run": run, "seq": seq,
-                    "sent_wall": time.time()}
+            body = {"global_id": 10_000_000 + seq, "kind": f"bench_{run}", "zone_id": "Z1", "bench_run": run,
+                    "seq": seq, "sent_wall": time.time()}
             pending.append(await producer.send(TOPIC, json.dumps(body).encode(), key=str(seq).encode()))
         await asyncio.gather(*pending)
         produce_s = loop.time() - start
@@ -145,7 +145,8 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
         "alerts_stored": stored, "frames_expected": expected,
         # CPU the app process spent while this scenario's frames were produced and delivered (until
         # every client had its frames or 60 s passed): comparable across runs on a loaded machine.
-        "server_cpu_s": round(server_cpu, 2), "server_cpu_ms_per_frame": round(server_cpu * 1000 / max(len(flat), 1), 3),
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_ms_per_frame": round(server_cpu * 1000 / max(len(flat), 1), 3),
         "bench_cpu_s": round(bench_cpu, 2), "frames_received": len(flat), "lost": expected - len(flat),
         "p50_ms": round(pct(flat, 50), 1) if flat else None, "p90_ms": round(pct(flat, 90), 1) if flat else None,
         "p99_ms": round(pct(flat, 99), 1) if flat else None, "max_ms": round(max(flat), 1) if flat else None,

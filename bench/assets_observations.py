@@ -58,7 +58,8 @@ def accuracy_figures(trials: int = 1000) -> dict[str, float]:
                     for x, y in CORNERS.values()]
         est = locate(readings)
         errors.append(math.dist((est.x, est.y), truth))
-    return {"median_error_m": round(float(np.median(errors)), 3), "p90_error_m": round(float(np.percentile(errors, 90)), 3),
+    return {"median_error_m": round(float(np.median(errors)), 3),
+            "p90_error_m": round(float(np.percentile(errors, 90)), 3),
             "locate_ms": round((time.perf_counter() - started) / trials * 1000, 3)}
 
 

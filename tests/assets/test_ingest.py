@@ -77,11 +77,11 @@ async def test_bad_batches_are_rejected_whole(server, client):
     good = readings_at("TAG-1", (10.0, 10.0), count=1)
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     bad_batches = [
-        (good + [{**good[0], "rssi": -121}], 422),
-        (good + [{**good[0], "rssi": 3}], 422),
-        (good + [{**good[0], "observed_at": future}], 422),
-        (good + [{**good[0], "observed_at": "2026-01-01T00:00:00"}], 422),  # no timezone
-        (good + [{**good[0], "extra": 1}], 422),
+        ([*good, {**good[0], "rssi": -121}], 422),
+        ([*good, {**good[0], "rssi": 3}], 422),
+        ([*good, {**good[0], "observed_at": future}], 422),
+        ([*good, {**good[0], "observed_at": "2026-01-01T00:00:00"}], 422),  # no timezone
+        ([*good, {**good[0], "extra": 1}], 422),
         (good * 251, 413),  # 1,004 > 1,000
     ]
     for batch, status in bad_batches:

@@ -66,8 +66,7 @@ class Console:
 
     def _request(self, request) -> None:
         url = request.url
-        if not (url.startswith(self.base_url) or url.startswith(self.base_url.replace("http", "ws"))
-                or url.startswith(("blob:", "data:"))):
+        if not (url.startswith((self.base_url, self.base_url.replace("http", "ws"), "blob:", "data:"))):
             self.foreign.append(url)
 
     async def login(self, key: str = ADMIN_KEY) -> None:

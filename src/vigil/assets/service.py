@@ -649,8 +649,8 @@ async def ingest_observations(
             known_gateways |= {str(gw_id), name}
         unknown_tags = sorted(set(tags) - known_tags)
         unknown_gateways = sorted(set(gateways) - known_gateways)
-        dropped = sum(1 for t, g in zip(tags, gateways) if t not in known_tags or g not in known_gateways)
-        for t, g in zip(tags, gateways):
+        dropped = sum(1 for t, g in zip(tags, gateways, strict=True) if t not in known_tags or g not in known_gateways)
+        for t, g in zip(tags, gateways, strict=True):
             if t not in known_tags:
                 OBSERVATIONS.labels("unknown_tag").inc()
             elif g not in known_gateways:

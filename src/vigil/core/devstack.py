@@ -262,8 +262,8 @@ def start_s3(data_dir: Path, bucket: str) -> tuple[ServiceProcess, str]:
     proc = ServiceProcess("s3", argv, port, data_dir.resolve() / "logs" / "s3.log", stop_timeout=3.0)
     proc.start(timeout=60)
     url = f"http://127.0.0.1:{port}"
-    request = urllib.request.Request(f"{url}/{bucket}", method="PUT")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+    request = urllib.request.Request(f"{url}/{bucket}", method="PUT")  # noqa: S310 - our own loopback server
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
     return proc, url
 

@@ -524,7 +524,8 @@ async def record_outcomes(
 
 
 async def _auto_disable(session: AsyncSession, exporter: Exporter, last_error: str) -> None:
-    assert exporter.failing_since is not None
+    if exporter.failing_since is None:
+        raise AssertionError()
     since = exporter.failing_since.isoformat(timespec="seconds")
     exporter.enabled = False
     exporter.disabled_reason = (

@@ -358,7 +358,8 @@ async def request_recompute(session: AsyncSession, *, event_code: str,
 
 async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
     """One cluster job with its counts, or 404."""
-    job = await session.scalar(_job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
+    job = await session.scalar(
+        _job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
     if job is None:
         raise JobNotFound(f"Cluster job {job_id} does not exist.")
     return job
@@ -421,7 +422,7 @@ async def apply_clustering(session: AsyncSession, *, job_id: uuid.UUID, event_id
         faces = Face.__table__
         await session.execute(
             update(faces).where(faces.c.id == bindparam("face_id")).values(cluster_id=bindparam("new_cluster")),
-            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels)],
+            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels, strict=True)],
         )
     late = (await session.execute(
         select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model,
@@ -495,7 +496,8 @@ async def search(
             (list(face.bbox), face.vector.tolist()) for face in analysis.faces
         ]
     else:
-        assert embedding is not None
+        if embedding is None:
+            raise AssertionError()
         if len(embedding) != EMBEDDING_DIM:
             raise ValidationFailed(f"The embedding has {len(embedding)} values; {encoder.DEFAULT_MODEL} "
                                    f"vectors have {EMBEDDING_DIM}.")

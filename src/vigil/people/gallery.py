@@ -247,9 +247,10 @@ class PgGallery:
         if dimension is None:
             return []
         check_dimension(dimension, len(vector))
-        n = int(dimension)
+        n = int(dimension)  # an int, not text: the only value formatted into the SQL below
+        # pgvector's vector(n) cast cannot take a bind parameter, hence the f-string (S608).
         sql = text(
-            f"SELECT person_id, 1 - (embedding::vector({n}) <=> CAST(:q AS vector({n}))) AS score "
+            f"SELECT person_id, 1 - (embedding::vector({n}) <=> CAST(:q AS vector({n}))) AS score "  # noqa: S608
             f"FROM reid_embeddings WHERE dim = {n} AND collection = :c "
             f"ORDER BY embedding::vector({n}) <=> CAST(:q AS vector({n})) LIMIT :k"
         )

@@ -158,7 +158,7 @@ async def directory_json(session: AsyncSession, *, cache: Cache) -> bytes:
 async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
     """People per zone_id (None: people without a zone)."""
     rows = await session.execute(select(Person.zone_id, func.count()).group_by(Person.zone_id))
-    return {zone_id: count for zone_id, count in rows}
+    return dict(rows)
 
 
 async def stats(session: AsyncSession) -> dict[str, Any]:

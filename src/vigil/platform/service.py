@@ -24,7 +24,9 @@ from vigil.core.pagination import PageParams, paginate
 from vigil.platform.schemas import DependencyCheck, Health
 
 
-async def _timed(check: Callable[[], Awaitable[Any]] | None, timeout: float) -> DependencyCheck:
+async def _timed(
+    check: Callable[[], Awaitable[Any]] | None, timeout: float,  # noqa: ASYNC109 - times out each check
+) -> DependencyCheck:
     if check is None:
         return DependencyCheck(status="disabled")
     start = time.perf_counter()

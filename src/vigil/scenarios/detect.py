@@ -133,7 +133,8 @@ class VideoSource:
             index = self.frames_read
             self.frames_read += 1
             if index % self.stride == 0:
-                ts = round(index / self.fps, 3) if self.fps else round(self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, 3)
+                ts = (round(index / self.fps, 3) if self.fps
+                      else round(self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, 3))
                 for label, confidence, bbox in detectors.detect(frame):
                     if confidence >= self.min_confidence:
                         predictions.append({"frame": index, "ts": ts, "class": label, "confidence": confidence,

@@ -287,8 +287,8 @@ class ScenarioRunner:
             started = time.monotonic()
             batch_frames = 1  # the first frame's results are stored at once: early feedback, then full batches
             while True:
-                batch = await _blocking(lambda: source.read_batch(
-                    detectors, max_frames=batch_frames, max_seconds=BATCH_SECONDS))
+                batch = await _blocking(lambda n=batch_frames: source.read_batch(
+                    detectors, max_frames=n, max_seconds=BATCH_SECONDS))
                 batch_frames = self.settings.scenario_batch_frames
                 elapsed = time.monotonic() - started
                 async with session_scope(self.sessionmaker) as session:

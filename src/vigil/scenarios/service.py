@@ -52,7 +52,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "inactive": ("init_startup", "failed"),
     "failed": ("init_startup",),
 }
-assert set(TRANSITIONS) == set(STATUSES)
+if set(TRANSITIONS) != set(STATUSES):
+    raise AssertionError()
 
 # States in which a run may be working on the scenario.
 LIVE_STATUSES = frozenset({"init_startup_processing", "active", "in_shutdown_processing"})
@@ -328,7 +329,8 @@ async def claim_run(session: AsyncSession, *, job: Job, runner: str, stale_after
     if _superseded(scenario, run):
         _end_run(run, "cancelled")
         return Claim("skip", "superseded by a later state change")
-    assert scenario is not None
+    if scenario is None:
+        raise AssertionError()
     if scenario.status == "in_shutdown_processing":
         _end_run(run, "stopped")
         await session.flush()
@@ -359,7 +361,8 @@ async def mark_active(session: AsyncSession, *, run_id: uuid.UUID, runner: str) 
     scenario = await _load(session, run.scenario_id)
     if _superseded(scenario, run):
         return False
-    assert scenario is not None
+    if scenario is None:
+        raise AssertionError()
     run.heartbeat_at = utcnow()
     if scenario.status == "init_startup_processing":
         await _move(session, scenario, "active", reason=f"run {run.id} attempt {run.attempt} started",
@@ -380,7 +383,8 @@ async def record_batch(session: AsyncSession, *, run_id: uuid.UUID, runner: str,
     if _superseded(scenario, run):
         _end_run(run, "cancelled")
         return "abort"
-    assert scenario is not None
+    if scenario is None:
+        raise AssertionError()
     if predictions:
         await session.execute(insert(Prediction), [
             {"scenario_id": scenario.id, "run_id": run.id, "frame": p["frame"], "ts": p["ts"], "label": p["class"],
