@@ -9,21 +9,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from vigil.core.context import AppContext
-from vigil.core.messaging import EVENTS_TOPIC, ConsumerSpec
+from vigil.core.messaging import ConsumerSpec
 from vigil.core.messaging.outbox import OnParked
 from vigil.core.retention import RetentionPolicy
 from vigil.core.tasks import background_service, cancelled_on_exit
 
-# Topics on the Kafka broker, with partitions. Work topics get several so runners can share them;
-# `vigil.events` has one so every consumer sees the app's events in the order they happened.
-KAFKA_TOPICS: dict[str, int] = {
-    EVENTS_TOPIC: 1,
-    "person_reid_alerts": 3,
-    "scenarios": 3,
-    "retry_topic": 3,
-}
-# Topics on the Redpanda side (the same broker in the dev stack).
-REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
+# The topic tables live in vigil.topics so domains can read them without importing this module (and with it
+# every router); re-exported here for main, cli and the benchmarks.
+from vigil.topics import KAFKA_TOPICS as KAFKA_TOPICS
+from vigil.topics import REDPANDA_TOPICS as REDPANDA_TOPICS
 
 
 def api_routers() -> list[APIRouter]:

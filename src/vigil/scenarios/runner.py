@@ -27,7 +27,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from loguru import logger
 from pydantic import ValidationError
 
-from vigil import registry
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.core.messaging import (
@@ -44,6 +43,7 @@ from vigil.scenarios import service
 from vigil.scenarios.detect import Detectors, SourceError, VideoSource
 from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
 from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
+from vigil.topics import KAFKA_TOPICS, REDPANDA_TOPICS
 
 T = TypeVar("T")
 
@@ -109,7 +109,7 @@ class ScenarioRunner:
         self.relay = OutboxRelay(
             self.sessionmaker, {"kafka": self.bus, "redpanda": self.redpanda},
             poll_interval_s=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size,
-            route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
+            route=lambda topic: "redpanda" if topic in REDPANDA_TOPICS else "kafka",
         )
         self.current_job: Job | None = None  # the job being claimed (on the consumer loop)
         self.runs: dict[uuid.UUID, asyncio.Task[None]] = {}  # claimed runs, each an owned task
@@ -168,7 +168,7 @@ class ScenarioRunner:
             logger.info("runner {} stopped", self.name)
 
     async def _ensure_topics(self, stop: asyncio.Event) -> None:
-        topics = {t: registry.KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, service.RETRY_TOPIC)}
+        topics = {t: KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, service.RETRY_TOPIC)}
         while not stop.is_set():
             try:
                 await ensure_topics(self.settings.kafka_bootstrap_servers or "", topics)
