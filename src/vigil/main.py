@@ -180,7 +180,11 @@ def build_context(settings: Settings) -> AppContext:
     hub = Hub(settings.ws_queue_size)
     keys = KeyCache(read_sessionmaker, admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
                     redis=redis, ttl_s=settings.key_cache_ttl_s)
-    keys.on_revoke.append(hub.close_key)  # a deleted key's WebSockets close with 1008
+
+    def close_key_sockets(key_id: uuid.UUID) -> None:
+        hub.close_key(key_id)
+
+    keys.on_revoke.append(close_key_sockets)  # a deleted key's WebSockets close with 1008
     keys.stream_keys = lambda: {client.key_id for client in hub.clients}
     return AppContext(
         settings=settings,

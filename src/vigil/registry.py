@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.types import ASGIApp
 
 from vigil.core.context import AppContext
 from vigil.core.messaging import ConsumerSpec
@@ -104,7 +105,7 @@ def outbox_parked_hook(ctx: AppContext) -> OnParked:
     return on_parked
 
 
-def middlewares() -> list[type]:
+def middlewares() -> list[Callable[[ASGIApp], ASGIApp]]:
     """Pure-ASGI middleware of the domains, added outermost (after core's) in this order."""
     from vigil.audit.middleware import AuditMiddleware
 

@@ -356,8 +356,8 @@ async def _quiet_resolve(
         .with_for_update(of=Alert, skip_locked=True)
     )
     done: set[uuid.UUID] = set()
-    for alert, policy_id in (await session.execute(stmt)).all():
-        policy = policies.get(policy_id)
+    for alert, matched_policy_id in (await session.execute(stmt)).all():
+        policy = policies.get(matched_policy_id)
         if alert.id in done or policy is None:
             continue
         done.add(alert.id)

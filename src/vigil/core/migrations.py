@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -33,7 +35,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
-def _in_thread(fn, *args) -> None:
+def _in_thread(fn: Callable[..., object], *args: Any) -> None:
     """env.py runs its own event loop; give it a thread so a caller's loop is never disturbed."""
     errors: list[BaseException] = []
 

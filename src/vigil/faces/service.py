@@ -11,11 +11,11 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Float, Select, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Float, Select, Table, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -419,7 +419,7 @@ async def apply_clustering(session: AsyncSession, *, job_id: uuid.UUID, event_id
                                                     for c in cluster_ids.values()])
         # A Core executemany on the table: faces deleted meanwhile simply match no row (the ORM's
         # bulk update by primary key would call that stale data).
-        faces = Face.__table__
+        faces = cast(Table, Face.__table__)  # a declarative model's __table__ is a Table
         await session.execute(
             update(faces).where(faces.c.id == bindparam("face_id")).values(cluster_id=bindparam("new_cluster")),
             [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels, strict=True)],

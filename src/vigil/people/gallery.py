@@ -297,7 +297,11 @@ class PgGallery:
             await session.execute(delete(ReidGallery).where(ReidGallery.collection == self.collection))
 
 
-def open_gallery(ctx: Any, settings: Any) -> Gallery | PgGallery | None:
+# Either backend: the same methods, chosen by VIGIL_GALLERY_BACKEND.
+AnyGallery = Gallery | PgGallery
+
+
+def open_gallery(ctx: Any, settings: Any) -> AnyGallery | None:
     """The gallery `VIGIL_GALLERY_BACKEND` names, or None when that is Qdrant and this instance has none."""
     if settings.gallery_backend == "pgvector":
         return PgGallery(ctx.sessionmaker, collection=settings.reid_collection,

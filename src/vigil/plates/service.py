@@ -248,7 +248,7 @@ async def stats(
     if since is not None and until is not None and until <= since:
         raise ValidationFailed("'until' must be after 'since'.")
 
-    def scoped(stmt: Select[Any]) -> Select[Any]:
+    def scoped(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
         return _filtered(stmt, camera_id=None, since=since, until=until, min_confidence=None)
 
     total, avg = (await session.execute(scoped(select(func.count(), func.avg(PlateEvent.confidence))))).one()

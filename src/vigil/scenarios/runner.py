@@ -16,6 +16,7 @@ the runner learns that the scenario is shutting down (stop), or was failed, rest
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import time
@@ -287,8 +288,8 @@ class ScenarioRunner:
             started = time.monotonic()
             batch_frames = 1  # the first frame's results are stored at once: early feedback, then full batches
             while True:
-                batch = await _blocking(lambda n=batch_frames: source.read_batch(
-                    detectors, max_frames=n, max_seconds=BATCH_SECONDS))
+                batch = await _blocking(functools.partial(
+                    source.read_batch, detectors, max_frames=batch_frames, max_seconds=BATCH_SECONDS))
                 batch_frames = self.settings.scenario_batch_frames
                 elapsed = time.monotonic() - started
                 async with session_scope(self.sessionmaker) as session:

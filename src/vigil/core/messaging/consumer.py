@@ -102,7 +102,7 @@ def classify(exc: BaseException) -> Kind:
         from sqlalchemy.exc import DBAPIError
     except ImportError:  # pragma: no cover
         DBAPIError = ()  # type: ignore[assignment,misc]
-    if DBAPIError and isinstance(exc, DBAPIError):
+    if isinstance(exc, DBAPIError):  # isinstance(exc, ()) is False without SQLAlchemy
         if exc.connection_invalidated:
             return "transient"
         if bad_value_reason(exc) is not None:  # the database refuses a value of the record

@@ -100,7 +100,8 @@ def emit(
 
 def _largest_field(payload: dict[str, Any]) -> tuple[str | None, int]:
     """The top-level field (of `data` for an event envelope) that weighs most once encoded."""
-    fields = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+    data = payload.get("data")
+    fields: dict[str, Any] = data if isinstance(data, dict) else payload
     best, size = None, 0
     for name, value in fields.items():
         n = len(dumps(value))

@@ -91,7 +91,8 @@ class Bus:
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
     ) -> asyncio.Future[Any]:
         """Queue one record; the returned future resolves when the broker acknowledged it."""
-        return await self._require().send(topic, value=value, key=key, headers=headers)
+        future: asyncio.Future[Any] = await self._require().send(topic, value=value, key=key, headers=headers)
+        return future
 
     async def publish(
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
