@@ -3,11 +3,11 @@
 import asyncio
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from vigil.core.migrations import resolve_database_url
 from vigil.models import metadata
 
@@ -18,7 +18,7 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
 target_metadata = metadata
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
+def include_object(obj, name, type_, reflected, compare_to):
     # Extensions' own objects are not ours to diff; nor the HNSW index a pgvector ReID gallery makes
     # for its dimension at run time (people/gallery.py).
     if type_ == "index" and reflected and compare_to is None and (name or "").startswith("ix_reid_embeddings_hnsw_"):

@@ -44,8 +44,9 @@ def bare() -> FastAPI:
 
 
 def hand(database_url: str, redis_url: str, blob_dir: str) -> FastAPI:
-    import asyncpg
     from contextlib import asynccontextmanager
+
+    import asyncpg
     from redis.asyncio import Redis
 
     state: dict = {}

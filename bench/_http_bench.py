@@ -28,12 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from common import ADMIN, ROOT, machine  # also puts src/ on sys.path
 
-from common import ADMIN, ROOT, machine  # noqa: I001 - also puts src/ on sys.path
-
-from vigil.core import migrations  # noqa: E402
-from vigil.core.config import Settings  # noqa: E402
-from vigil.core.devstack import DevStack, free_port  # noqa: E402
+from vigil.core import migrations
+from vigil.core.config import Settings
+from vigil.core.devstack import DevStack, free_port
 
 RESULTS = ROOT / "bench" / "results"
 TOKEN = "Z" * 16  # replaced per request by a 16-digit counter: distinct event_uid and image bytes

@@ -16,7 +16,7 @@ from vigil.core.logging import setup_logging
 from vigil.main import create_app
 
 if "--no-cache" in sys.argv:
-    async def _compute_only(self, name, key, compute, *, ttl_s=None):  # noqa: ANN001, ANN202, ARG001
+    async def _compute_only(self, name, key, compute, *, ttl_s=None):
         return await compute()
 
     Cache.get_or_set = _compute_only  # every directory read goes to PostgreSQL
@@ -27,7 +27,7 @@ if "--fetch-wait-ms" in sys.argv:
     wait_ms = int(sys.argv[sys.argv.index("--fetch-wait-ms") + 1])
     original = ConsumerRunner._make_consumer
 
-    def _make_consumer(self):  # noqa: ANN001, ANN202
+    def _make_consumer(self):
         self.spec.extra["fetch_max_wait_ms"] = wait_ms
         return original(self)
 

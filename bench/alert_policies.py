@@ -54,15 +54,15 @@ KINDS = ("intrusion", "loitering", "watchlist_hit", "geofence_enter", "battery_l
 
 
 class Counter:
-    def __init__(self, engine) -> None:  # noqa: ANN001
+    def __init__(self, engine) -> None:
         self.n = 0
         event.listen(engine.sync_engine, "before_cursor_execute", self._count)
 
-    def _count(self, *args) -> None:  # noqa: ANN002
+    def _count(self, *args) -> None:
         self.n += 1
 
 
-async def timed(factory, counter: Counter, fn) -> tuple[float, int, object]:  # noqa: ANN001
+async def timed(factory, counter: Counter, fn) -> tuple[float, int, object]:
     before = counter.n
     started = time.perf_counter()
     async with session_scope(factory) as session:
@@ -206,7 +206,7 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict:
     return out
 
 
-async def drain(factory, counter: Counter, batch: int, *, now) -> dict:  # noqa: ANN001
+async def drain(factory, counter: Counter, batch: int, *, now) -> dict:
     """Passes until one finds nothing to do; per-pass time and statement counts."""
     passes = []
     for _ in range(100):
@@ -226,7 +226,7 @@ async def drain(factory, counter: Counter, batch: int, *, now) -> dict:  # noqa:
     }
 
 
-async def raises(factory, counter: Counter, n: int, *, prefix: str) -> dict:  # noqa: ANN001
+async def raises(factory, counter: Counter, n: int, *, prefix: str) -> dict:
     times, queries = [], []
     for i in range(n):
         ms, q, _ = await timed(

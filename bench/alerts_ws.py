@@ -28,8 +28,8 @@ import httpx
 import psutil
 import websockets
 from aiokafka import AIOKafkaProducer
+from common import ROOT, machine, pct  # common puts src/ on sys.path
 
-from common import ROOT, machine, pct  # noqa: I001  (common puts src/ on sys.path)
 from vigil.core.config import Settings
 from vigil.core.devstack import DevStack, free_port
 from vigil.core.migrations import upgrade
@@ -84,7 +84,7 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
     sockets = [await websockets.connect(url, max_queue=None, open_timeout=30) for _ in range(clients)]
     done = asyncio.Event()
 
-    async def receive(i: int, ws) -> None:  # noqa: ANN001
+    async def receive(i: int, ws) -> None:
         mine = latencies[i]
         try:
             async for raw in ws:
@@ -119,8 +119,8 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = {"global_id": 10_000_000 + seq, "kind": f"bench_{run}", "zone_id": "Z1", "bench_run": run, "seq": seq,
-                    "sent_wall": time.time()}
+            body = {"global_id": 10_000_000 + seq, "kind": f"bench_{run}", "zone_id": "Z1", "bench_run": run,
+                    "seq": seq, "sent_wall": time.time()}
             pending.append(await producer.send(TOPIC, json.dumps(body).encode(), key=str(seq).encode()))
         await asyncio.gather(*pending)
         produce_s = loop.time() - start
@@ -145,7 +145,8 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
         "alerts_stored": stored, "frames_expected": expected,
         # CPU the app process spent while this scenario's frames were produced and delivered (until
         # every client had its frames or 60 s passed): comparable across runs on a loaded machine.
-        "server_cpu_s": round(server_cpu, 2), "server_cpu_ms_per_frame": round(server_cpu * 1000 / max(len(flat), 1), 3),
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_ms_per_frame": round(server_cpu * 1000 / max(len(flat), 1), 3),
         "bench_cpu_s": round(bench_cpu, 2), "frames_received": len(flat), "lost": expected - len(flat),
         "p50_ms": round(pct(flat, 50), 1) if flat else None, "p90_ms": round(pct(flat, 90), 1) if flat else None,
         "p99_ms": round(pct(flat, 99), 1) if flat else None, "max_ms": round(max(flat), 1) if flat else None,

@@ -35,11 +35,11 @@ from vigil.assets import service
 from vigil.assets.locate import Reading, distance_to_rssi, locate, smooth
 from vigil.assets.models import Asset, LocationEstimate, Observation
 from vigil.assets.schemas import AssetCreate, GatewayCreate, SiteCreate
-from vigil.core.messaging import ensure_topics
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.core.devstack import DevStack, free_port
 from vigil.core.logging import setup_logging
+from vigil.core.messaging import ensure_topics
 from vigil.core.migrations import upgrade
 from vigil.registry import REDPANDA_TOPICS
 
@@ -58,7 +58,8 @@ def accuracy_figures(trials: int = 1000) -> dict[str, float]:
                     for x, y in CORNERS.values()]
         est = locate(readings)
         errors.append(math.dist((est.x, est.y), truth))
-    return {"median_error_m": round(float(np.median(errors)), 3), "p90_error_m": round(float(np.percentile(errors, 90)), 3),
+    return {"median_error_m": round(float(np.median(errors)), 3),
+            "p90_error_m": round(float(np.percentile(errors, 90)), 3),
             "locate_ms": round((time.perf_counter() - started) / trials * 1000, 3)}
 
 
@@ -96,7 +97,7 @@ async def produce(bootstrap: str, tags: list[str], messages: int) -> None:
         await producer.stop()
 
 
-async def count(sessionmaker, model) -> int:  # noqa: ANN001
+async def count(sessionmaker, model) -> int:
     async with sessionmaker() as session:
         return await session.scalar(select(func.count()).select_from(model)) or 0
 

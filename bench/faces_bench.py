@@ -98,7 +98,7 @@ async def bench_search(database_url: str, n: int, queries: int, seed: int = 7) -
     events = [uuid.uuid4() for _ in range(n_events)]
     images = [uuid.uuid4() for _ in range(n_events)]
     await conn.execute("TRUNCATE face_events CASCADE")
-    for i, (event_id, image_id) in enumerate(zip(events, images)):
+    for i, (event_id, image_id) in enumerate(zip(events, images, strict=True)):
         await conn.execute("INSERT INTO face_events (id, code, name, running) VALUES ($1, $2, $2, true)",
                            event_id, f"bench-{i}")
         await conn.execute(
@@ -165,7 +165,7 @@ async def bench_search(database_url: str, n: int, queries: int, seed: int = 7) -
             result["hnsw"] = {}
             for ef in (40, 100, 200, 400):
                 times, answers, used = await run(None, ef)
-                recall = statistics.mean(len(set(a) & set(e)) / len(e) for a, e in zip(answers, exact_all))
+                recall = statistics.mean(len(set(a) & set(e)) / len(e) for a, e in zip(answers, exact_all, strict=True))
                 result["hnsw"][f"ef_search={ef}"] = {**ms(times), "recall_at_10": round(recall, 4), "index_used": used}
                 print(f"  HNSW ef_search={ef:<4}                 {result['hnsw'][f'ef_search={ef}']}")
     finally:

@@ -27,7 +27,7 @@ from common import machine, pct
 from sqlalchemy import text
 
 from vigil.core.config import Settings
-from vigil.core.db import create_engine, create_sessionmaker, utcnow
+from vigil.core.db import create_engine, create_sessionmaker
 from vigil.core.devstack import DevStack
 from vigil.core.migrations import upgrade
 from vigil.people.gallery import Gallery, PgGallery

@@ -3,9 +3,10 @@
     make bench                                   # all of them
     .venv/bin/python bench/run.py foundation faces_bench   # some (file names without .py)
 
-Scripts: http (request path vs bare and hand-written apps, needs wrk), bench_foundation (HTTP, outbox -> WebSocket latency), people_reid (Kafka -> WebSocket, directory
-cache), plates_ingest (events/s with images), scenarios_runner (frames/s, dispatch latency),
-faces_bench (encode time, HNSW recall/latency), assets_observations (observations/s, locate error).
+Scripts: http (request path vs bare and hand-written apps, needs wrk), bench_foundation (HTTP, outbox -> WebSocket
+latency), people_reid (Kafka -> WebSocket, directory cache), plates_ingest (events/s with images),
+scenarios_runner (frames/s, dispatch latency), faces_bench (encode time, HNSW recall/latency),
+assets_observations (observations/s, locate error).
 Each starts its own embedded stack; numbers are only comparable on the same machine and load.
 """
 

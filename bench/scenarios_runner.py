@@ -88,7 +88,8 @@ async def latency(video: Path, trials: int, workdir: Path) -> dict:
     server_task = None
     try:
         upgrade(settings.database_url or "")
-        settings = settings.model_copy(update={"port": free_port(), "admin_key": SecretStr("bench-admin-key-0123456789"),
+        settings = settings.model_copy(update={"port": free_port(),
+                                               "admin_key": SecretStr("bench-admin-key-0123456789"),
                                                "data_dir": workdir / "app", "qdrant_path": workdir / "app" / "q",
                                                "outbox_poll_interval_s": 0.5})
         app = create_app(settings)
@@ -150,7 +151,8 @@ def main() -> None:
         video = make_video(workdir / "bench-640x480.avi", args.frames)
         report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                     "opencv": cv2.__version__, "load_avg": os.getloadavg()},
-                        "throughput_640x480": [throughput(video, d) for d in (["face"], ["person"], ["face", "person"])]}
+                        "throughput_640x480": [throughput(video, d)
+                                               for d in (["face"], ["person"], ["face", "person"])]}
         if not args.skip_latency:
             short = make_video(workdir / "bench-short.avi", 10)
             report["dispatch_to_first_prediction"] = asyncio.run(latency(short, args.trials, workdir))

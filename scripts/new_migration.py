@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 from alembic import command
-
 from vigil.core.config import Settings
 from vigil.core.devstack import DevStack
 from vigil.core.migrations import alembic_config, upgrade

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import os
+import random
 import shutil
 import tempfile
 import warnings
@@ -88,13 +88,13 @@ def s3_settings(stack: DevStack) -> Settings:
 
 
 class RunningServer:
-    def __init__(self, app, server: uvicorn.Server, url: str) -> None:  # noqa: ANN001
+    def __init__(self, app, server: uvicorn.Server, url: str) -> None:
         self.app = app
         self.server = server
         self.url = url
 
     @property
-    def ctx(self):  # noqa: ANN201
+    def ctx(self):
         return self.app.state.ctx
 
     @property
@@ -168,7 +168,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def blob_backend(request: pytest.FixtureRequest, server: RunningServer, s3_settings: Settings):  # noqa: ANN201
+def blob_backend(request: pytest.FixtureRequest, server: RunningServer, s3_settings: Settings):
     """Run the test once on each blob backend: the running server's store is swapped for the test."""
     from vigil.core.storage import open_blob_store
 
@@ -185,7 +185,7 @@ def blob_backend(request: pytest.FixtureRequest, server: RunningServer, s3_setti
 
 
 @pytest.fixture
-def presign(server: RunningServer):  # noqa: ANN201
+def presign(server: RunningServer):
     """Turn VIGIL_BLOB_PRESIGN on for one test."""
     before = server.app.state.settings
     server.app.state.settings = before.model_copy(update={"blob_presign": True, "blob_presign_ttl_s": 60})
@@ -214,7 +214,7 @@ async def anon(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def make_key(client: httpx.AsyncClient):  # noqa: ANN201
+async def make_key(client: httpx.AsyncClient):
     """Create an API key with the given scopes; returns the secret."""
 
     async def make(*scopes: str, name: str = "test") -> str:

@@ -7,8 +7,9 @@ Create Date: 2026-11-21 06:11:18.690741+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = '0005'
 down_revision: str | None = '0004'

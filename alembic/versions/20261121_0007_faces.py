@@ -7,9 +7,9 @@ Create Date: 2026-11-21 06:20:33.550962+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from pgvector.sqlalchemy import Vector
 
+from alembic import op
 
 revision: str = '0007'
 down_revision: str | None = '0006'

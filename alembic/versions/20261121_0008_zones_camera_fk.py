@@ -18,8 +18,9 @@ way up are not restored.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from loguru import logger
+
+from alembic import op
 
 revision: str = '0008'
 down_revision: str | None = '0007'

@@ -11,6 +11,7 @@ Downgrade turns held deliveries into failed ones (the old schema has no `held`),
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = '0010'

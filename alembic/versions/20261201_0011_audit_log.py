@@ -7,6 +7,7 @@ Create Date: 2026-12-01 14:20:00+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = '0011'

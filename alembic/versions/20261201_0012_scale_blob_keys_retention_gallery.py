@@ -14,8 +14,9 @@ Create Date: 2026-12-01 14:20:00+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from pgvector.sqlalchemy import Vector
+
+from alembic import op
 
 revision: str = '0012'
 down_revision: str | None = "0011"

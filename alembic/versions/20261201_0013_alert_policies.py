@@ -11,8 +11,9 @@ was not recorded). Downgrade drops the new tables and columns, and deletes expor
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = '0013'
 down_revision: str | None = "0012"

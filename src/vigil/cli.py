@@ -9,9 +9,10 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pydantic import AliasChoices
 
 from vigil.core.config import Settings, get_settings
 from vigil.core.logging import setup_logging
@@ -24,7 +25,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def uvicorn_config(settings: Settings):  # noqa: ANN201 - uvicorn is imported lazily
+def uvicorn_config(settings: Settings):  # uvicorn is imported lazily
     """The uvicorn Config `vigil serve` runs: one app instance, or `settings.workers` processes on one port.
 
     With several workers each process builds its own full app (lifespan, consumers, relay, WebSocket hub)
@@ -32,8 +33,8 @@ def uvicorn_config(settings: Settings):  # noqa: ANN201 - uvicorn is imported la
     """
     import uvicorn
 
-    options = dict(host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=True,
-                   lifespan="on", timeout_graceful_shutdown=10, ws="websockets-sansio")
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False,
+               "proxy_headers": True, "lifespan": "on", "timeout_graceful_shutdown": 10, "ws": "websockets-sansio"}
     if settings.workers > 1:
         return uvicorn.Config("vigil.main:app_from_environment", factory=True, workers=settings.workers,
                               **options)
@@ -46,12 +47,15 @@ def export_settings(settings: Settings) -> None:
     """Put every setting that differs from the environment's into it, for worker processes to read."""
     import os
 
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         if value is None or value == getattr(defaults, name):
             continue
-        env_name = next(c for c in field.validation_alias.choices if c.isupper())  # type: ignore[union-attr]
+        alias = field.validation_alias  # every setting has AliasChoices(ENV_NAME, field_name)
+        if not isinstance(alias, AliasChoices):
+            raise AssertionError(f"setting {name} has no environment alias")
+        env_name = next(c for c in alias.choices if isinstance(c, str) and c.isupper())
         os.environ[env_name] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
 
 

@@ -14,13 +14,21 @@ from loguru import logger
 
 from vigil import __version__, registry
 from vigil.console import mount_console
-from vigil.core.messaging import EVENTS_TOPIC, Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics
-from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.cache import Cache, create_redis
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from vigil.core.errors import install_error_handlers
+from vigil.core.messaging import (
+    EVENTS_TOPIC,
+    Bus,
+    ConsumerRecord,
+    ConsumerRunner,
+    ConsumerSpec,
+    OutboxRelay,
+    ensure_topics,
+)
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from vigil.core.migrations import head_revisions
 from vigil.core.openapi import install_openapi
@@ -172,7 +180,11 @@ def build_context(settings: Settings) -> AppContext:
     hub = Hub(settings.ws_queue_size)
     keys = KeyCache(read_sessionmaker, admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
                     redis=redis, ttl_s=settings.key_cache_ttl_s)
-    keys.on_revoke.append(hub.close_key)  # a deleted key's WebSockets close with 1008
+
+    def close_key_sockets(key_id: uuid.UUID) -> None:
+        hub.close_key(key_id)
+
+    keys.on_revoke.append(close_key_sockets)  # a deleted key's WebSockets close with 1008
     keys.stream_keys = lambda: {client.key_id for client in hub.clients}
     return AppContext(
         settings=settings,

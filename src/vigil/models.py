@@ -7,14 +7,14 @@ from vigil.alerts.models import Alert  # noqa: F401
 from vigil.assets import models as assets_models  # noqa: F401
 from vigil.audit.models import AuditEntry  # noqa: F401
 from vigil.cameras.models import Camera, ModelConfig, Sensor  # noqa: F401
-from vigil.core.messaging import OutboxEvent  # noqa: F401
 from vigil.core.db import Base
+from vigil.core.messaging import OutboxEvent  # noqa: F401
 from vigil.core.security import ApiKey  # noqa: F401
-from vigil.faces.models import Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage  # noqa: F401
 from vigil.exporters.models import Delivery, Exporter  # noqa: F401
-from vigil.plates.models import PlateEvent, WatchlistEntry  # noqa: F401
+from vigil.faces.models import Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage  # noqa: F401
 from vigil.people.models import Person, ReidMessage  # noqa: F401
-from vigil.zones.models import Zone  # noqa: F401
+from vigil.plates.models import PlateEvent, WatchlistEntry  # noqa: F401
 from vigil.scenarios.models import Prediction, Scenario, ScenarioRun, ScenarioTransition  # noqa: F401
+from vigil.zones.models import Zone  # noqa: F401
 
 metadata = Base.metadata

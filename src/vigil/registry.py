@@ -7,23 +7,18 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.types import ASGIApp
 
-from vigil.core.messaging import EVENTS_TOPIC, ConsumerSpec
-from vigil.core.messaging.outbox import OnParked
 from vigil.core.context import AppContext
+from vigil.core.messaging import ConsumerSpec
+from vigil.core.messaging.outbox import OnParked
 from vigil.core.retention import RetentionPolicy
 from vigil.core.tasks import background_service, cancelled_on_exit
 
-# Topics on the Kafka broker, with partitions. Work topics get several so runners can share them;
-# `vigil.events` has one so every consumer sees the app's events in the order they happened.
-KAFKA_TOPICS: dict[str, int] = {
-    EVENTS_TOPIC: 1,
-    "person_reid_alerts": 3,
-    "scenarios": 3,
-    "retry_topic": 3,
-}
-# Topics on the Redpanda side (the same broker in the dev stack).
-REDPANDA_TOPICS: dict[str, int] = {"observations": 3}
+# The topic tables live in vigil.topics so domains can read them without importing this module (and with it
+# every router); re-exported here for main, cli and the benchmarks.
+from vigil.topics import KAFKA_TOPICS as KAFKA_TOPICS
+from vigil.topics import REDPANDA_TOPICS as REDPANDA_TOPICS
 
 
 def api_routers() -> list[APIRouter]:
@@ -36,9 +31,9 @@ def api_routers() -> list[APIRouter]:
     from vigil.exporters.router import router as exporters
     from vigil.faces.router import router as faces
     from vigil.people.router import router as people
+    from vigil.plates.router import router as plates
     from vigil.platform.admin import router as admin
     from vigil.platform.router import api_router
-    from vigil.plates.router import router as plates
     from vigil.scenarios.router import router as scenarios
     from vigil.zones.router import router as zones
 
@@ -50,8 +45,8 @@ def ws_routers() -> list[APIRouter]:
     """Routers mounted under /ws (behind the authorization dependency)."""
     from vigil.alerts.router import ws_router as alerts_ws
     from vigil.assets.router import ws_router as assets_ws
-    from vigil.platform.router import ws_router
     from vigil.plates.router import ws_router as plates_ws
+    from vigil.platform.router import ws_router
     from vigil.scenarios.router import ws_router as scenarios_ws
 
     return [ws_router, alerts_ws, plates_ws, assets_ws, scenarios_ws]
@@ -110,7 +105,7 @@ def outbox_parked_hook(ctx: AppContext) -> OnParked:
     return on_parked
 
 
-def middlewares() -> list[type]:
+def middlewares() -> list[Callable[[ASGIApp], ASGIApp]]:
     """Pure-ASGI middleware of the domains, added outermost (after core's) in this order."""
     from vigil.audit.middleware import AuditMiddleware
 

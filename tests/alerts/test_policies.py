@@ -343,11 +343,10 @@ async def test_people_on_alerts_snooze_and_history(server, client, receivers, ma
 
 async def test_one_evaluator_at_a_time(server):
     """The pass takes a transaction-scoped advisory lock: a second one meanwhile does nothing."""
-    async with server.ctx.sessionmaker() as a, server.ctx.sessionmaker() as b:
-        async with a.begin():
-            await _held(a)
-            async with b.begin():
-                assert await policies.evaluate(b) is None
+    async with server.ctx.sessionmaker() as a, server.ctx.sessionmaker() as b, a.begin():
+        await _held(a)
+        async with b.begin():
+            assert await policies.evaluate(b) is None
 
 
 async def _held(session) -> None:

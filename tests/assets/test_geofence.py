@@ -149,8 +149,10 @@ async def test_broker_to_websocket_location_and_geofence_alerts(server, client):
 
     headers = auth(ADMIN_KEY)
     try:
-        async with websockets.connect(f"{server.ws_url}/ws/locations/{asset['id']}", additional_headers=headers) as loc_ws, \
-                websockets.connect(f"{server.ws_url}/ws/alerts?source=geofence", additional_headers=headers) as alert_ws:
+        async with websockets.connect(f"{server.ws_url}/ws/locations/{asset['id']}",
+                                      additional_headers=headers) as loc_ws, \
+                websockets.connect(f"{server.ws_url}/ws/alerts?source=geofence",
+                                   additional_headers=headers) as alert_ws:
             await asyncio.sleep(0.2)
             start = datetime.now(UTC) - timedelta(seconds=30)
             await send(readings_at("TAG-E2E", (5.0, 6.0), count=3, start=start))  # 1 m from the centre

@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from prometheus_client import REGISTRY
 import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
@@ -77,11 +77,11 @@ async def test_bad_batches_are_rejected_whole(server, client):
     good = readings_at("TAG-1", (10.0, 10.0), count=1)
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     bad_batches = [
-        (good + [{**good[0], "rssi": -121}], 422),
-        (good + [{**good[0], "rssi": 3}], 422),
-        (good + [{**good[0], "observed_at": future}], 422),
-        (good + [{**good[0], "observed_at": "2026-01-01T00:00:00"}], 422),  # no timezone
-        (good + [{**good[0], "extra": 1}], 422),
+        ([*good, {**good[0], "rssi": -121}], 422),
+        ([*good, {**good[0], "rssi": 3}], 422),
+        ([*good, {**good[0], "observed_at": future}], 422),
+        ([*good, {**good[0], "observed_at": "2026-01-01T00:00:00"}], 422),  # no timezone
+        ([*good, {**good[0], "extra": 1}], 422),
         (good * 251, 413),  # 1,004 > 1,000
     ]
     for batch, status in bad_batches:

@@ -10,7 +10,8 @@ from vigil.core.config import Settings
 from vigil.main import create_app
 
 COMPAT_PATHS = ("/users", "/users-dict", "/stats/zones", "/api/v1/events/ingest", "/api/v1/config/cameras",
-                "/api/v1/locations/{asset_id}/current", "/pics", "/find-similar", "/scenario/", "/prediction/{scenario_id}/")
+                "/api/v1/locations/{asset_id}/current", "/pics", "/find-similar", "/scenario/",
+                "/prediction/{scenario_id}/")
 
 
 def paths(app) -> set[str]:

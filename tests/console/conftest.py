@@ -49,7 +49,7 @@ async def browser() -> AsyncIterator:
 class Console:
     """One browser page on the console, recording every script error and every request's host."""
 
-    def __init__(self, page, base_url: str) -> None:  # noqa: ANN001
+    def __init__(self, page, base_url: str) -> None:
         self.page = page
         self.base_url = base_url
         self.errors: list[str] = []
@@ -58,16 +58,15 @@ class Console:
         page.on("console", self._console)
         page.on("request", self._request)
 
-    def _console(self, msg) -> None:  # noqa: ANN001
+    def _console(self, msg) -> None:
         # A failed API call the page shows as a problem (403, 409, 422) is logged by chromium as a
         # resource error: that is the page working. Script errors are anything else at level error.
         if msg.type == "error" and "Failed to load resource" not in msg.text:
             self.errors.append(f"console: {msg.text}")
 
-    def _request(self, request) -> None:  # noqa: ANN001
+    def _request(self, request) -> None:
         url = request.url
-        if not (url.startswith(self.base_url) or url.startswith(self.base_url.replace("http", "ws"))
-                or url.startswith(("blob:", "data:"))):
+        if not (url.startswith((self.base_url, self.base_url.replace("http", "ws"), "blob:", "data:"))):
             self.foreign.append(url)
 
     async def login(self, key: str = ADMIN_KEY) -> None:
@@ -90,7 +89,7 @@ class Console:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def console(browser, server) -> AsyncIterator[Console]:  # noqa: ANN001
+async def console(browser, server) -> AsyncIterator[Console]:
     context = await browser.new_context(viewport={"width": 1280, "height": 860})
     page = await context.new_page()
     page.set_default_timeout(10_000)

@@ -11,9 +11,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from tests.faces.images import astronaut
 from tests.assets.helpers import make_site_with_gateways, readings_at
 from tests.conftest import auth
+from tests.faces.images import astronaut
 from tests.plates.helpers import event, image_bytes, make_camera
 
 pytestmark = pytest.mark.browser
@@ -37,14 +37,16 @@ async def seed(client) -> dict:
     assert r.status_code == 201, r.text
     camera = await make_camera(client, "Gate 1")
     files = {"event": (None, json.dumps(event(camera, plate="AB123C", bbox=[10, 5, 30, 12]))),
-             "frame": ("f.jpg", image_bytes(size=(160, 90)), "image/jpeg"), "crop": ("c.jpg", image_bytes(), "image/jpeg")}
+             "frame": ("f.jpg", image_bytes(size=(160, 90)), "image/jpeg"),
+             "crop": ("c.jpg", image_bytes(), "image/jpeg")}
     r = await client.post("/api/v1/plates/events", files=files)
     assert r.status_code == 201, r.text
     site = (await make_site_with_gateways(client, "Yard"))[0]["id"]
     r = await client.post("/api/v1/geofences", json={"name": "Charging bay", "site_id": site, "kind": "circle",
                                                      "center": [15, 15], "radius_m": 3, "alert_on": ["enter"]})
     assert r.status_code == 201, r.text
-    r = await client.post("/api/v1/assets", json={"name": "Forklift 3", "tag_id": "TAG-1", "kind": "vehicle", "site_id": site})
+    r = await client.post("/api/v1/assets",
+                          json={"name": "Forklift 3", "tag_id": "TAG-1", "kind": "vehicle", "site_id": site})
     assert r.status_code == 201, r.text
     r = await client.post("/api/v1/faces/events", json={"code": "wedding", "name": "Summer wedding", "running": True})
     assert r.status_code == 201, r.text
@@ -317,7 +319,8 @@ async def test_geofences_drawn_on_the_site_plan_exist_in_the_api(console, client
     await page.locator("dialog input[name=name]").fill("Gate lane")
     await page.get_by_role("button", name="Create").click()
     await page.locator(".shape.geofence", has_text="Gate lane").wait_for()
-    fences = {g["name"]: g for g in (await client.get("/api/v1/geofences", params={"site_id": site["id"]})).json()["items"]}
+    listed = (await client.get("/api/v1/geofences", params={"site_id": site["id"]})).json()["items"]
+    fences = {g["name"]: g for g in listed}
     assert fences["Fuel pump"]["kind"] == "circle"
     assert fences["Fuel pump"]["center"] == pytest.approx([10, 5], abs=0.2)
     assert fences["Fuel pump"]["radius_m"] == pytest.approx(4, abs=0.2)

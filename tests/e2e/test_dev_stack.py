@@ -76,7 +76,7 @@ def test_dev_serves_writes_devstack_and_stops_everything(tmp_path):
         assert httpx.get(f"{url}/api/v1/cache/stats", headers={"X-API-Key": key}).status_code == 200
         # `make run` starts one scenario runner (VIGIL_DEV_RUNNERS) beside the services.
         assert psutil.pid_exists(info["pids"]["runner-1"]) and "runner-2" not in info["pids"]
-        pids = list(info["pids"].values()) + [proc.pid]
+        pids = [*info["pids"].values(), proc.pid]
         took = stop(proc, signal.SIGTERM, pids)
         assert took < 20
     finally:
@@ -91,7 +91,7 @@ def test_dev_serves_writes_devstack_and_stops_everything(tmp_path):
         wait_ready(proc, url)
         assert httpx.get(f"{url}/api/v1/cache/stats", headers={"X-API-Key": key}).status_code == 200
         info = json.loads((data_dir / "devstack.json").read_text())
-        stop(proc, signal.SIGINT, list(info["pids"].values()) + [proc.pid])
+        stop(proc, signal.SIGINT, [*info["pids"].values(), proc.pid])
     finally:
         if proc.poll() is None:
             proc.kill()

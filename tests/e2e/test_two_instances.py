@@ -117,7 +117,7 @@ class WsClient:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def eventually(probe, timeout: float = 60.0, interval: float = 0.2, what: object = ""):  # noqa: ANN001
+async def eventually(probe, timeout: float = 60.0, interval: float = 0.2, what: object = ""):
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -147,8 +147,9 @@ def two_stack(stack, s3_settings, tmp_path):
     upgrade(db)
     broker, kafka = start_broker(tmp_path)
     bucket = "vigil-two"
-    req = urllib.request.Request(f"{s3_settings.s3_endpoint_url}/{bucket}", method="PUT")
-    urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - the session's loopback moto server
+    # S310: the session's loopback moto server
+    req = urllib.request.Request(f"{s3_settings.s3_endpoint_url}/{bucket}", method="PUT")  # noqa: S310
+    urllib.request.urlopen(req, timeout=10).read()  # noqa: S310
     redis = (s3_settings.redis_url or "").rsplit("/", 1)[0] + "/3"
     env = {
         "DATABASE_URL": db, "REDIS_URL": redis, "KAFKA_BOOTSTRAP_SERVERS": kafka, "REDPANDA_BROKERS": kafka,
@@ -200,7 +201,8 @@ async def test_two_instances_behave_as_one(two_stack, tmp_path):
                 frame = image_bytes("JPEG", (64, 48), (i * 20 % 255, 10, 200))
                 via = ca if i % 2 == 0 else cb
                 r = await via.post("/api/v1/plates/events",
-                                   files=multipart(event(cam["id"], plate=f"AB{i:03d}", event_uid=f"e{i}"), frame=frame))
+                                   files=multipart(event(cam["id"], plate=f"AB{i:03d}", event_uid=f"e{i}"),
+                                                   frame=frame))
                 assert r.status_code == 201, r.text
                 ids.append(r.json()["id"])
                 frames[r.json()["id"]] = frame
@@ -258,7 +260,8 @@ async def test_two_instances_behave_as_one(two_stack, tmp_path):
 
             async def ingest(n0: int, count: int) -> None:
                 for i in range(n0, n0 + count):
-                    r = await ca.post("/api/v1/plates/events", json=event(cam["id"], plate=f"CD{i:03d}", event_uid=f"m{i}"))
+                    r = await ca.post("/api/v1/plates/events",
+                                      json=event(cam["id"], plate=f"CD{i:03d}", event_uid=f"m{i}"))
                     assert r.status_code == 201, r.text
                     more.append(r.json()["id"])
                     await asyncio.sleep(0.1)

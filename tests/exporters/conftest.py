@@ -41,7 +41,7 @@ class Receiver:
     def deliveries(self) -> Counter:
         return Counter(r["delivery"] for r in self.received)
 
-    async def app(self, scope, receive, send) -> None:  # noqa: ANN001 - a bare ASGI app
+    async def app(self, scope, receive, send) -> None:  # a bare ASGI app
         body = b""
         while True:
             message = await receive()
@@ -128,7 +128,7 @@ except ImportError:  # amqtt is installed by the Makefile; without it the MQTT t
 class LetEveryoneIn(BaseAuthPlugin):  # type: ignore[misc,valid-type]
     """amqtt's own anonymous-auth plugin needs pwdlib+argon2; the tests need no auth at all."""
 
-    async def authenticate(self, *, session) -> bool:  # noqa: ANN001
+    async def authenticate(self, *, session) -> bool:
         return True
 
 

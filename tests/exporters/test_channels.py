@@ -35,7 +35,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[dict] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
         self.messages.append(
             {
                 "mail_from": envelope.mail_from,
@@ -49,7 +49,7 @@ class Inbox:
         return "250 OK"
 
 
-def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+def authenticator(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login == b"vigil" and auth_data.password == b"s3cret"
     return AuthResult(success=ok, auth_data=auth_data if ok else None)
 

@@ -54,4 +54,4 @@ ASTRONAUT_FACE = (175, 76, 91, 91)
 
 
 def near(box, expected, tol: int = 8) -> bool:
-    return all(abs(a - b) <= tol for a, b in zip(box, expected))
+    return all(abs(a - b) <= tol for a, b in zip(box, expected, strict=True))

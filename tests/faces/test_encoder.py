@@ -120,7 +120,7 @@ def test_cluster_labels_groups_within_threshold():
     truth = (np.arange(12) // 4)[order]
     assert len(set(labels)) == 3
     for label in set(labels):
-        assert len({t for t, lab in zip(truth, labels) if lab == label}) == 1
+        assert len({t for t, lab in zip(truth, labels, strict=True) if lab == label}) == 1
     assert progress == [5, 10, 12]
     assert labels[0] == 0 and encoder.cluster_labels(np.empty((0, 128)), 0.6) == []
     assert encoder.cluster_labels(points[:1], 0.6) == [0]

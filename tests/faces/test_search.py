@@ -72,7 +72,8 @@ async def test_search_by_embedding(server, client):
     uploaded = await seed_copies(client)
     face_id = uploaded["darker"]["faces"][0]["id"]
     async with server.ctx.engine.connect() as conn:
-        vector = json.loads(await conn.scalar(text("SELECT embedding::text FROM faces WHERE id = :id"), {"id": face_id}))
+        vector = json.loads(
+            await conn.scalar(text("SELECT embedding::text FROM faces WHERE id = :id"), {"id": face_id}))
     body = (await search(client, embedding=vector, top_k=3, event_code="wedding-2026")).json()
     assert body["query_faces"] == 1 and body["queries"] == [{"bbox": None}]
     assert body["matches"][0]["face_id"] == face_id and body["matches"][0]["distance"] < 1e-5
@@ -144,7 +145,8 @@ async def test_vectors_of_another_model_are_never_searched(server, client):
     uploaded = (await upload(client, images.astronaut())).json()
     face_id = uploaded["faces"][0]["id"]
     async with server.ctx.engine.begin() as conn:
-        vector = json.loads(await conn.scalar(text("SELECT embedding::text FROM faces WHERE id = :id"), {"id": face_id}))
+        vector = json.loads(
+            await conn.scalar(text("SELECT embedding::text FROM faces WHERE id = :id"), {"id": face_id}))
         foreign = await conn.scalar(text(
             "INSERT INTO faces (id, image_id, event_id, seq, x, y, w, h, det_score, model, alignment, embedding,"
             " created_at) SELECT gen_random_uuid(), image_id, event_id, 99, x, y, w, h, det_score, 'other_model',"

@@ -1,4 +1,7 @@
-"""ReID gallery (Qdrant and pgvector, each test on both): store embeddings, identify, dimension fixed by the first vector, bad vectors."""
+"""ReID gallery (Qdrant and pgvector, each test on both).
+
+Store embeddings, identify, dimension fixed by the first vector, bad vectors.
+"""
 
 import math
 import uuid

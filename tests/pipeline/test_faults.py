@@ -44,7 +44,7 @@ def fault_stack(data_dir):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def fault_server(fault_stack, data_dir):
-    ds, stack_settings = fault_stack
+    _ds, stack_settings = fault_stack
     settings = stack_settings.model_copy(update={
         "data_dir": data_dir / "fault-app", "qdrant_path": data_dir / "fault-app" / "qdrant",
         "admin_key": SecretStr(ADMIN_KEY), "outbox_poll_interval_s": 0.2, "consumer_retry_backoff_s": 0.05,

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from vigil.core import migrations
-from vigil.core.messaging import Bus, ConsumerRunner, ConsumerSpec, OutboxEvent, OutboxRelay, emit, parse_json
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.core.devstack import ServiceProcess, broker_argv, ensure_database, free_port, port_open
+from vigil.core.messaging import Bus, ConsumerRunner, ConsumerSpec, OutboxEvent, OutboxRelay, emit, parse_json
 
 
 @pytest.fixture(scope="module")

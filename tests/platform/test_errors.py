@@ -52,7 +52,8 @@ async def test_body_too_large_is_413(client, server):
     assert (await client.get("/api/v1/auth/keys")).json()["total"] == 0
 
 
-@pytest.mark.parametrize("payload", [b"null", b"[]", b'"x"', b"1e400", b"\xff\xfe", b'{"name": "\\ud800", "scopes": ["read"]}'])
+@pytest.mark.parametrize(
+    "payload", [b"null", b"[]", b'"x"', b"1e400", b"\xff\xfe", b'{"name": "\\ud800", "scopes": ["read"]}'])
 async def test_odd_bodies_never_500(client, payload):
     r = await client.post("/api/v1/auth/keys", content=payload, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500, (payload, r.status_code, r.text)

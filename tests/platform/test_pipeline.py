@@ -215,7 +215,8 @@ async def test_admin_lists_parked_outbox_rows_and_raises_a_platform_alert(server
     assert r.status_code == 403
     consumers = (await client.get("/health")).json()["consumers"]
     assert {"ws-fanout", "reid-alerts"} <= set(consumers)
-    assert consumers["reid-alerts"]["status"] == "running" and consumers["reid-alerts"]["topics"] == ["person_reid_alerts"]
+    assert consumers["reid-alerts"]["status"] == "running"
+    assert consumers["reid-alerts"]["topics"] == ["person_reid_alerts"]
 
 
 async def test_dead_letters_are_listed_and_replayed_once(server, client, make_key):

@@ -9,9 +9,9 @@ import websockets
 from pydantic import SecretStr
 
 from tests.conftest import ADMIN_KEY, auth, start_server, stop_server
-from vigil.core.messaging import emit
 from vigil.core.db import session_scope
 from vigil.core.devstack import free_port
+from vigil.core.messaging import emit
 
 
 async def recv_json(ws, timeout=10.0):
@@ -39,7 +39,8 @@ async def test_every_instance_serves_every_event(server, base_settings, data_dir
     })
     second, task = await start_server(second_settings)
     try:
-        async with websockets.connect(f"{server.ws_url}/ws/events?type=fan.out", additional_headers=auth(ADMIN_KEY)) as a, \
+        async with websockets.connect(f"{server.ws_url}/ws/events?type=fan.out",
+                                      additional_headers=auth(ADMIN_KEY)) as a, \
                 websockets.connect(f"{second.ws_url}/ws/events?type=fan.out", additional_headers=auth(ADMIN_KEY)) as b:
             # Written through the second instance; both instances' clients receive it once.
             async with session_scope(second.ctx.sessionmaker) as session:

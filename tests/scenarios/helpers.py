@@ -37,7 +37,7 @@ def make_video(path: Path, *, frames: int = 6, fps: float = 10.0, size: tuple[in
 class RunnerProcess:
     """One `vigil runner` subprocess with its own log file."""
 
-    def __init__(self, name: str, settings, workdir: Path, *args: str, **env: str) -> None:  # noqa: ANN001
+    def __init__(self, name: str, settings, workdir: Path, *args: str, **env: str) -> None:
         self.name = name
         self.log_path = workdir / f"runner-{name}.log"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
@@ -85,7 +85,7 @@ class RunnerProcess:
                 self.proc.wait(5)
 
 
-async def wait_for(fetch, predicate, timeout: float = 60.0, interval: float = 0.2):  # noqa: ANN001
+async def wait_for(fetch, predicate, timeout: float = 60.0, interval: float = 0.2):
     """Poll `await fetch()` until `predicate(value)`; return the value."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -98,13 +98,13 @@ async def wait_for(fetch, predicate, timeout: float = 60.0, interval: float = 0.
     raise AssertionError(f"condition not met in {timeout}s; last value: {value}")
 
 
-async def scenario(client, sid: str) -> dict:  # noqa: ANN001
+async def scenario(client, sid: str) -> dict:
     r = await client.get(f"{API}/{sid}")
     assert r.status_code == 200, r.text
     return r.json()
 
 
-async def start_scenario(client, source: str, **params) -> str:  # noqa: ANN001
+async def start_scenario(client, source: str, **params) -> str:
     r = await client.post(API, json={"source": source, "params": params})
     assert r.status_code == 201, r.text
     sid = r.json()["id"]

@@ -12,7 +12,13 @@ from aiokafka.partitioner import murmur2
 
 from tests.conftest import ADMIN_KEY, auth
 from tests.scenarios.helpers import (
-    API, RunnerProcess, make_video, run_done, scenario, start_scenario, wait_for,
+    API,
+    RunnerProcess,
+    make_video,
+    run_done,
+    scenario,
+    start_scenario,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e

@@ -62,7 +62,8 @@ async def test_writes_and_refusals_are_recorded_with_who_what_and_request_id(cli
     anonymous = [e for e in everything if e["status"] == 401 and e["path"] == f"/api/v1/people/{person}"]
     assert anonymous and anonymous[0]["principal"] is None and anonymous[0]["key_id"] is None
     # Admin actions are recorded too, the env admin key as its own principal.
-    admin_made = [e for e in everything if e["action"] == "auth.keys.create" and e["target_id"] in (writer_id, reader_id)]
+    admin_made = [e for e in everything
+                  if e["action"] == "auth.keys.create" and e["target_id"] in (writer_id, reader_id)]
     assert len(admin_made) == 2 and all(e["principal"].startswith("admin") and e["key_id"] is None for e in admin_made)
 
 

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts.models import Alert, AlertHistory
 from vigil.alerts.schemas import AlertRead
-from vigil.core.messaging import emit
 from vigil.core.db import utcnow
+from vigil.core.messaging import emit
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from vigil.alerts.events import alert_json, announce, record
 from vigil.alerts.matching import match_clause, matches, schedule_active
 from vigil.alerts.models import SEVERITIES, Alert, AlertMute, AlertPolicy, AlertPolicyState
 from vigil.alerts.schemas import PolicyCreate, PolicyUpdate
-from vigil.core.messaging import envelope
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.messaging import envelope
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters import service as exporters
 
@@ -356,8 +356,8 @@ async def _quiet_resolve(
         .with_for_update(of=Alert, skip_locked=True)
     )
     done: set[uuid.UUID] = set()
-    for alert, policy_id in (await session.execute(stmt)).all():
-        policy = policies.get(policy_id)
+    for alert, matched_policy_id in (await session.execute(stmt)).all():
+        policy = policies.get(matched_policy_id)
         if alert.id in done or policy is None:
             continue
         done.add(alert.id)

@@ -48,7 +48,9 @@ async def list_alerts(
     source: Annotated[str | None, Query(max_length=50)] = None,
     kind: Annotated[str | None, Query(max_length=100)] = None,
     subject: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[LenientUtcDatetime | None, Query(description="Alerts active at or after this time (UTC if no offset)")] = None,
+    since: Annotated[
+        LenientUtcDatetime | None, Query(description="Alerts active at or after this time (UTC if no offset)"),
+    ] = None,
 ) -> dict:
     return await service.list_alerts(session, page=page, status=status, severity=severity, source=source,
                                      kind=kind, subject=subject, since=since)

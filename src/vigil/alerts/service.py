@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from vigil.alerts import policies
 from vigil.alerts.events import announce, record
@@ -62,7 +63,7 @@ async def raise_alert(
         title=title, data=data or {}, count=1, last_seen_at=seen, created_at=now, updated_at=now,
     )
     excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    upsert: ReturningInsert[Alert, bool] = stmt.on_conflict_do_update(
         index_elements=[Alert.source, Alert.kind, Alert.subject],
         index_where=ACTIVE,  # a literal: it must match the partial index's predicate
         set_={
@@ -75,7 +76,7 @@ async def raise_alert(
             "updated_at": excluded.updated_at,
         },
     ).returning(Alert, literal_column("xmax = 0").label("inserted"))
-    row = (await session.execute(stmt.execution_options(populate_existing=True))).one()
+    row = (await session.execute(upsert.execution_options(populate_existing=True))).one()
     alert, created = row[0], bool(row[1])
     quiet = False
     if created:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable
 from datetime import datetime, timedelta
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-def dwell(events: Iterable[tuple[Hashable, str, datetime]], *, inside_at_start: Iterable[Hashable],
-          since: datetime, until: datetime) -> dict[Hashable, tuple[float, int]]:
+def dwell(events: Iterable[tuple[K, str, datetime]], *, inside_at_start: Iterable[K],
+          since: datetime, until: datetime) -> dict[K, tuple[float, int]]:
     """Seconds inside and visits per fence within [since, until], from enter/exit events in that range.
 
     `inside_at_start` are the fences the asset was inside at `since` (their last earlier event was an
     enter); a visit still open at `until` counts up to `until`.
     """
-    open_at: dict[Hashable, datetime] = {key: since for key in inside_at_start}
-    totals: dict[Hashable, list[float]] = {key: [0.0, 1] for key in open_at}
+    open_at: dict[K, datetime] = dict.fromkeys(inside_at_start, since)
+    totals: dict[K, list[float]] = {key: [0.0, 1] for key in open_at}
     for key, kind, at in sorted(events, key=lambda e: e[2]):
         if not since <= at <= until:
             continue

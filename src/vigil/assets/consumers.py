@@ -5,9 +5,9 @@ from __future__ import annotations
 from vigil.assets import service, tracking
 from vigil.assets.metrics import OBSERVATIONS
 from vigil.assets.schemas import ObservationIn, ObservationMessage
-from vigil.core.messaging import ConsumerRecord, ConsumerSpec, PoisonMessage, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, PoisonMessage, parse_json
 
 TOPIC = "observations"
 GROUP = "assets-observations"
@@ -21,7 +21,7 @@ def _parse(record: ConsumerRecord, max_future_s: float) -> ObservationIn:
     return obs
 
 
-def observation_handlers(ctx: AppContext):  # noqa: ANN201
+def observation_handlers(ctx: AppContext):
     """(per-record handler, batch handler): both store readings (idempotent by their key) and schedule
     the tags' estimates once the transaction has committed."""
     settings = ctx.settings

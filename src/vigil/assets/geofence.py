@@ -35,9 +35,11 @@ class Shape:
     def depth(self, x: float, y: float) -> float:
         """Signed distance to the edge: > 0 inside, < 0 outside, metres."""
         if self.kind == "circle":
-            assert self.center is not None and self.radius is not None
+            if self.center is None or self.radius is None:
+                raise AssertionError()
             return self.radius - math.dist(self.center, (x, y))
-        assert self.polygon is not None and self.prepared is not None
+        if self.polygon is None or self.prepared is None:
+            raise AssertionError()
         point = Point(x, y)
         edge = self.polygon.boundary.distance(point)
         return edge if self.prepared.contains(point) else -edge

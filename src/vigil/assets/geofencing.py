@@ -32,7 +32,7 @@ def shape_of(fence: Geofence) -> shapes.Shape:
     if shape is None:
         if len(_SHAPES) > 10_000:
             _SHAPES.clear()
-        center = None if fence.center_x is None else (fence.center_x, fence.center_y)
+        center = None if fence.center_x is None or fence.center_y is None else (fence.center_x, fence.center_y)
         shape = shapes.build(fence.kind, center=center, radius_m=fence.radius_m, points=fence.polygon)
         _SHAPES[key] = shape
     return shape

@@ -76,7 +76,7 @@ def smooth(values: Sequence[float], *, method: str = "trimmed_mean", trim: float
         return float(np.median(arr))
     if method != "trimmed_mean":
         raise ValueError(f"unknown smoothing method {method!r}")
-    cut = int(math.floor(arr.size * trim))
+    cut = math.floor(arr.size * trim)
     if arr.size - 2 * cut <= 0:
         return float(np.median(arr))
     return float(arr[cut: arr.size - cut].mean())

@@ -354,7 +354,8 @@ async def asset_utilisation(
 async def locations_stream(websocket: WebSocket, site_id: uuid.UUID | None = None,
                            asset_id: uuid.UUID | None = None) -> None:
     """`location.updated` for every asset, optionally narrowed to a site or an asset."""
-    match = field_filter({"site_id": site_id and str(site_id), "asset_id": asset_id and str(asset_id)})
+    match = field_filter({"site_id": str(site_id) if site_id else None,
+                          "asset_id": str(asset_id) if asset_id else None})
     await websocket.app.state.ctx.hub.serve(websocket, types=("location.",), match=match)
 
 

@@ -125,7 +125,8 @@ async def check_rules(session: AsyncSession, *, now: datetime) -> CheckResult:
                 .on_conflict_do_update(index_elements=[RuleState.asset_id, RuleState.kind],
                                        set_={"active": holds, "since": now}))
             if holds:
-                assert rule is not None
+                if rule is None:
+                    raise AssertionError()
                 await alerts.raise_alert(session, source="asset", kind=kind, severity=rule.severity,
                                          subject=asset_subject(asset.id), title=_title(kind, asset, rule),
                                          data=_data(kind, asset, rule), at=now)

@@ -259,7 +259,7 @@ async def _assets_by_id(session: AsyncSession, asset_ids: Iterable[uuid.UUID]) -
     return [found[i] for i in wanted]
 
 
-def _jobs() -> Select[tuple[Job]]:
+def _jobs() -> Select[Job]:
     return select(Job).options(selectinload(Job.assets))
 
 
@@ -649,8 +649,8 @@ async def ingest_observations(
             known_gateways |= {str(gw_id), name}
         unknown_tags = sorted(set(tags) - known_tags)
         unknown_gateways = sorted(set(gateways) - known_gateways)
-        dropped = sum(1 for t, g in zip(tags, gateways) if t not in known_tags or g not in known_gateways)
-        for t, g in zip(tags, gateways):
+        dropped = sum(1 for t, g in zip(tags, gateways, strict=True) if t not in known_tags or g not in known_gateways)
+        for t, g in zip(tags, gateways, strict=True):
             if t not in known_tags:
                 OBSERVATIONS.labels("unknown_tag").inc()
             elif g not in known_gateways:
@@ -709,13 +709,15 @@ async def dwell_report(session: AsyncSession, *, asset_id: uuid.UUID, since: dat
         .where(GeofenceEvent.asset_id == asset_id, GeofenceEvent.at >= since, GeofenceEvent.at <= until)
         .order_by(GeofenceEvent.at, GeofenceEvent.id)
     )).all()
-    totals = analytics.dwell([tuple(e) for e in events], since=since, until=until,
+    totals = analytics.dwell([(fid, kind, at) for fid, kind, at in events], since=since, until=until,
                              inside_at_start=[fid for fid, kind in before if kind == "enter"])
     names = dict((await session.execute(select(Geofence.id, Geofence.name)
                                         .where(Geofence.id.in_(list(totals))))).all()) if totals else {}
-    items = sorted(({"geofence_id": fid, "name": names.get(fid, ""), "seconds": round(sec, 3), "visits": n}
-                    for fid, (sec, n) in totals.items()),
-                   key=lambda i: (-i["seconds"], str(i["geofence_id"])))
+    rows: list[dict[str, Any]] = [
+        {"geofence_id": fid, "name": names.get(fid, ""), "seconds": round(sec, 3), "visits": n}
+        for fid, (sec, n) in totals.items()
+    ]
+    items = sorted(rows, key=lambda i: (-i["seconds"], str(i["geofence_id"])))
     return {"asset_id": asset_id, "since": since, "until": until, "geofences": items,
             "total_seconds": round(sum(i["seconds"] for i in items), 3)}
 
@@ -731,8 +733,8 @@ async def utilisation_report(session: AsyncSession, *, asset_id: uuid.UUID, sinc
     within = select(LocationEstimate.estimated_at, LocationEstimate.x, LocationEstimate.y).where(
         LocationEstimate.asset_id == asset_id, LocationEstimate.estimated_at >= since,
         LocationEstimate.estimated_at <= until)
-    points = [tuple(p) for p in (await session.execute(previous)).all()]
-    points += [tuple(p) for p in (await session.execute(within)).all()]
+    points = [(at, x, y) for at, x, y in (await session.execute(previous)).all()]
+    points += [(at, x, y) for at, x, y in (await session.execute(within)).all()]
     seen, moving = analytics.utilisation(points, since=since, until=until, gap_s=gap_s, moving_m=moving_m)
     span = (until - since).total_seconds()
     return {"asset_id": asset_id, "since": since, "until": until, "range_s": round(span, 3),

@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.assets import geofencing
@@ -31,10 +31,10 @@ from vigil.assets.locate import Estimate, Reading, locate, smooth_window
 from vigil.assets.metrics import ESTIMATE_BATCH_SECONDS, ESTIMATES
 from vigil.assets.models import Asset, Gateway, LocationEstimate
 from vigil.assets.schemas import LocationRead
-from vigil.core.messaging import emit
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
+from vigil.core.messaging import emit
 
 DUE_KEY = "vigil:assets:due"
 LOCATION_KEY = "vigil:assets:location:{}"
@@ -150,7 +150,7 @@ class Stored:
     fences: dict[str, Any]  # fence states to mirror in Redis
 
 
-_ASSETS = Asset.__table__
+_ASSETS = cast(Table, Asset.__table__)  # a declarative model's __table__ is a Table
 _TOUCH_ASSET = (
     update(_ASSETS).where(_ASSETS.c.id == bindparam("b_id")).values(
         located_at=bindparam("b_at"),

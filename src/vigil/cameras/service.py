@@ -8,10 +8,10 @@ references here were cleared (`count_zone_references`, `clear_zone`, called by t
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.cameras.models import Camera, ModelConfig, Sensor
@@ -308,7 +308,9 @@ async def clear_zone(session: AsyncSession, *, zone_id: str) -> dict[str, int]:
         .values(zone_id=None, updated_at=now)
         .execution_options(synchronize_session="fetch")
     )
-    counts = {"cameras": cameras.rowcount, "sensors": sensors.rowcount}
+    # DML results are CursorResults (rowcount), typed as plain Results
+    counts = {"cameras": cast(CursorResult[Any], cameras).rowcount,
+              "sensors": cast(CursorResult[Any], sensors).rowcount}
     logger.info(
         "zone {} cleared from {} cameras and {} sensors", zone_id, counts["cameras"], counts["sensors"]
     )

@@ -15,8 +15,15 @@ from pydantic import BaseModel, ConfigDict
 
 from vigil.cameras import service as cameras
 from vigil.cameras.schemas import (
-    CameraCreate, CameraRead, CameraUpdate, ModelConfigCreate, ModelConfigRead, ModelConfigUpdate,
-    SensorCreate, SensorRead, SensorUpdate,
+    CameraCreate,
+    CameraRead,
+    CameraUpdate,
+    ModelConfigCreate,
+    ModelConfigRead,
+    ModelConfigUpdate,
+    SensorCreate,
+    SensorRead,
+    SensorUpdate,
 )
 from vigil.compat import TAG, SeedPage, items, to_domain
 from vigil.core.deps import CacheDep, SessionDep, SettingsDep, StorageDep

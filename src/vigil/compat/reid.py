@@ -56,7 +56,8 @@ async def get_user(global_id: GlobalIdPath, session: SessionDep) -> Any:
 
 
 @router.put("/users/{global_id}", response_model=PersonRead,
-            responses={**USER_404, 409: {"description": "Duplicate global_id"}, 422: {"description": "Unknown zone_id"}})
+            responses={**USER_404, 409: {"description": "Duplicate global_id"},
+                       422: {"description": "Unknown zone_id"}})
 async def put_user(global_id: GlobalIdPath, body: PersonCreate, session: SessionDep, cache: CacheDep) -> Any:
     """Full update, as the seed's PUT: every field is replaced."""
     person = await people.get_by_global_id(session, global_id=global_id)

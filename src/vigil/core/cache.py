@@ -78,7 +78,8 @@ class Cache:
         gen = found[0]
         if len(found) > 1 and found[1] is not None:
             self._count(name, "hits")
-            return found[1]
+            hit: bytes = found[1]  # the Lua script returns the stored bytes
+            return hit
         raw = json.dumps(await compute(), default=str).encode()
         self._count(name, "misses")
         try:
@@ -143,7 +144,7 @@ class Cache:
         raw = await self.redis.hgetall(STATS_KEY)
         per: dict[str, dict[str, int]] = {}
         for field, value in raw.items():
-            name, _, kind = field.decode().rpartition(":")
+            name, _, kind = (field.decode() if isinstance(field, bytes) else field).rpartition(":")
             per.setdefault(name, {"hits": 0, "misses": 0, "keys": 0})[kind] = int(value)
         keys = 0
         async for k in self.redis.scan_iter(match=f"{PREFIX}:*", count=500):

@@ -10,7 +10,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 COMPAT_SEEDS = ("reid", "anpr", "assets", "kanta", "scenarios")
 
 
@@ -258,7 +257,8 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         3600.0, gt=0, validation_alias=_env("VIGIL_RETENTION_INTERVAL_S", "retention_interval_s")
     )
-    retention_chunk: int = Field(1000, ge=1, le=100_000, validation_alias=_env("VIGIL_RETENTION_CHUNK", "retention_chunk"))
+    retention_chunk: int = Field(
+        1000, ge=1, le=100_000, validation_alias=_env("VIGIL_RETENTION_CHUNK", "retention_chunk"))
     retention_locations_days: float = Field(
         30.0, ge=0, validation_alias=_env("VIGIL_RETENTION_LOCATIONS_DAYS", "retention_locations_days")
     )

@@ -12,8 +12,8 @@ from vigil.core.config import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from vigil.core.messaging import Bus
     from vigil.core.cache import Cache
+    from vigil.core.messaging import Bus
     from vigil.core.ratelimit import RateLimiter
     from vigil.core.security import KeyCache
     from vigil.core.storage import BlobStore

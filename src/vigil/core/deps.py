@@ -13,7 +13,6 @@ from vigil.core.config import Settings
 from vigil.core.db import session_scope
 from vigil.core.storage import BlobStore
 
-
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -32,15 +31,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+    value: Settings = request.app.state.settings
+    return value
 
 
 def get_cache(request: Request) -> Cache:
-    return request.app.state.ctx.cache
+    value: Cache = request.app.state.ctx.cache
+    return value
 
 
 def get_storage(request: Request) -> BlobStore:
-    return request.app.state.ctx.storage
+    value: BlobStore = request.app.state.ctx.storage
+    return value
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit is an error

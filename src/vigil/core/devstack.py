@@ -34,7 +34,8 @@ PG_DATABASE = "vigil"
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -262,8 +263,8 @@ def start_s3(data_dir: Path, bucket: str) -> tuple[ServiceProcess, str]:
     proc = ServiceProcess("s3", argv, port, data_dir.resolve() / "logs" / "s3.log", stop_timeout=3.0)
     proc.start(timeout=60)
     url = f"http://127.0.0.1:{port}"
-    request = urllib.request.Request(f"{url}/{bucket}", method="PUT")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+    request = urllib.request.Request(f"{url}/{bucket}", method="PUT")  # noqa: S310 - our own loopback server
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
     return proc, url
 

@@ -194,7 +194,7 @@ def allowed_methods(request: Request, *, literal_only: bool = False) -> list[str
         if not route_methods:
             continue
         match, _ = route.matches({**request.scope, "method": next(iter(route_methods))})
-        if match is not Match.FULL or (literal_only and "{" in route.path_format):
+        if match is not Match.FULL or (literal_only and "{" in (route.path_format or "")):
             continue
         template = template or route.path_format
         if route.path_format == template:

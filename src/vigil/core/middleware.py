@@ -24,7 +24,8 @@ def route_template(scope: Scope) -> str:
         return "unmatched"
     params = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
     if not params:
-        return scope["path"]
+        path: str = scope["path"]
+        return path
     parts = scope["path"].split("/")
     for i, part in enumerate(parts):
         if part in params:
@@ -132,7 +133,7 @@ class BodyTooLarge(Exception):
 class _RouteAuth:
     """What one route needs: matched by its compiled path regex, with its methods and endpoint marks."""
 
-    __slots__ = ("kind", "regex", "methods", "public", "scope", "route")
+    __slots__ = ("kind", "methods", "public", "regex", "route", "scope")
 
     def __init__(self, kind: str, regex: Any, methods: frozenset[str], endpoint: Any) -> None:
         self.kind, self.regex, self.methods = kind, regex, methods
@@ -167,6 +168,8 @@ def route_table(routes: list[Any], prefixes: tuple[str, ...]) -> dict[str, list[
         pairs = [(r, None) for r in routes]
     table: dict[str, list[_RouteAuth]] = {}
     for route, ctx in pairs:
+        target: Any  # the route itself, or FastAPI's context for it (with the full path of a nested router)
+        methods: frozenset[str]
         if isinstance(route, APIWebSocketRoute):
             target = ctx.starlette_route if ctx is not None and ctx.starlette_route is not None else route
             kind, methods, endpoint = "websocket", frozenset(), route.endpoint
@@ -213,7 +216,8 @@ class AuthMiddleware:
         kind = scope["type"]
         method = scope.get("method")
         prefix = bucket.partition("|")[0]
-        for entry in (*self._table.get(bucket, ()), *self._table.get(f"{prefix}|*", ())):
+        entries: list[_RouteAuth] = [*self._table.get(bucket, ()), *self._table.get(f"{prefix}|*", ())]
+        for entry in entries:
             if entry.kind != kind or not entry.regex.match(path):
                 continue
             if kind == "websocket" or method in entry.methods or (method == "HEAD" and "GET" in entry.methods):

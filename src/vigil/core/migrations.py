@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alembic import command
 from vigil.core.config import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -33,7 +35,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
-def _in_thread(fn, *args) -> None:  # noqa: ANN001
+def _in_thread(fn: Callable[..., object], *args: Any) -> None:
     """env.py runs its own event loop; give it a thread so a caller's loop is never disturbed."""
     errors: list[BaseException] = []
 

@@ -41,7 +41,9 @@ def page_params(
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams, *, scalars: bool = True) -> dict:
+async def paginate(
+    session: AsyncSession, stmt: Select[Any], params: PageParams, *, scalars: bool = True
+) -> dict[str, Any]:
     """Run `stmt` for one page plus a count of all matching rows."""
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     page = stmt.limit(params.limit).offset(params.offset)

@@ -136,7 +136,6 @@ async def delete_chunk(ctx: AppContext, pk: Any, *where: Any, limit: int,
     from vigil.core.db import session_scope
 
     table = pk.table
-    stmt = delete(table).where(pk.in_(select(pk).where(*where).limit(limit)))
-    stmt = stmt.returning(*(returning or [pk]))
+    stmt = delete(table).where(pk.in_(select(pk).where(*where).limit(limit))).returning(*(returning or [pk]))
     async with session_scope(ctx.sessionmaker) as session:
         return list((await session.execute(stmt)).all())

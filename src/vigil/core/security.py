@@ -99,7 +99,7 @@ async def create_key(session: AsyncSession, *, name: str, scopes: list[str]) -> 
     return row, key
 
 
-async def list_keys(session: AsyncSession, *, page: PageParams) -> dict:
+async def list_keys(session: AsyncSession, *, page: PageParams) -> dict[str, Any]:
     return await paginate(session, select(ApiKey).order_by(ApiKey.created_at, ApiKey.id), page)
 
 
@@ -160,7 +160,7 @@ def public(fn: F) -> F:
 
 def required_scope(conn: HTTPConnection) -> str:
     endpoint = conn.scope.get("endpoint")
-    marked = getattr(endpoint, "__vigil_scope__", None)
+    marked: str | None = getattr(endpoint, "__vigil_scope__", None)
     if marked:
         return marked
     if conn.scope["type"] == "websocket":
@@ -177,7 +177,7 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     if getattr(conn.scope.get("endpoint"), "__vigil_public__", False):
         return None
     is_ws = conn.scope["type"] == "websocket"
-    principal = conn.scope.get(PRINCIPAL_SCOPE_KEY)
+    principal: Principal | None = conn.scope.get(PRINCIPAL_SCOPE_KEY)
     if principal is None and (key := presented_key(conn)):
         principal = await conn.app.state.ctx.keys.resolve(key)
     if principal is None:
@@ -315,7 +315,8 @@ class KeyCache:
 
 
 def current_principal(conn: HTTPConnection) -> Principal:
-    return conn.state.principal
+    principal: Principal = conn.state.principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -141,7 +141,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's AsyncNetworkBackend.connect_tcp signature
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -154,7 +154,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
                 )
             except httpcore.ConnectError as exc:  # try the next vetted address, never a fresh lookup
                 last = exc
-        assert last is not None
+        if last is None:
+            raise AssertionError()
         raise last
 
     async def connect_unix_socket(self, *args: typing.Any, **kwargs: typing.Any) -> httpcore.AsyncNetworkStream:

@@ -30,6 +30,7 @@ from loguru import logger
 from vigil.core.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from vigil.core.config import Settings
@@ -175,12 +176,12 @@ class S3BlobStore:
                  secret_access_key: str | None, region: str, timeout_s: float = 10.0) -> None:
         from obstore.store import S3Store
 
-        config: dict[str, Any] = {"region": region}
+        config: S3Config = {"region": region}
         if access_key_id:
             config["access_key_id"] = access_key_id
         if secret_access_key:
             config["secret_access_key"] = secret_access_key
-        client_options: dict[str, Any] = {"timeout": f"{max(timeout_s, 0.1):.1f}s", "connect_timeout": "5s"}
+        client_options: ClientConfig = {"timeout": f"{max(timeout_s, 0.1):.1f}s", "connect_timeout": "5s"}
         if endpoint_url:
             config["endpoint"] = endpoint_url
             # MinIO and moto are addressed by path (http://host:port/bucket/key), not by virtual host.
@@ -189,7 +190,7 @@ class S3BlobStore:
                 client_options["allow_http"] = True
         self.bucket = bucket
         # A few quick retries, bounded in time: a request waits seconds for S3, not obstore's minutes.
-        retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=timeout_s),
+        retry: RetryConfig = {"max_retries": 3, "retry_timeout": timedelta(seconds=timeout_s),
                  "backoff": {"init_backoff": timedelta(milliseconds=50), "max_backoff": timedelta(seconds=1),
                              "base": 2.0}}
         self.store = S3Store(bucket, config=config, client_options=client_options, retry_config=retry)

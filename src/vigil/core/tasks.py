@@ -38,7 +38,7 @@ class TaskSet:
         if exc := task.exception():
             logger.opt(exception=exc).error("background task {} crashed", task.get_name())
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - drain-then-cancel needs the deadline itself
         """Wait up to `timeout` for tasks that were asked to stop, then cancel the rest."""
         pending = [t for t in self.tasks.values() if not t.done()]
         if pending:

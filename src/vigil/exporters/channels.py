@@ -70,7 +70,8 @@ def check_template(source: str | None) -> str | None:
 def context(payload: dict[str, Any]) -> dict[str, Any]:
     """What a template sees: the event, and for alert events the alert (and the policy that notified)."""
     kind = str(payload.get("type", ""))
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    raw = payload.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     alert, policy, reason, step = None, None, None, None
     if kind == "alert.notification":
         alert = data.get("alert")
@@ -158,7 +159,7 @@ def chat_body(kind: str, config: dict[str, Any], payload: dict[str, Any]) -> dic
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",
             "summary": title[:200],
-            "themeColor": TEAMS_COLORS.get(alert.get("severity"), "0078D4"),
+            "themeColor": TEAMS_COLORS.get(str(alert.get("severity", "")), "0078D4"),
             "title": title,
             "text": text,
         }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from vigil.core.messaging import EVENTS_TOPIC, ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
+from vigil.core.messaging import EVENTS_TOPIC, ConsumerRecord, ConsumerSpec, parse_json
 from vigil.exporters import service
 from vigil.exporters.worker import wake_workers
 

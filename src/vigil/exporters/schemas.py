@@ -346,7 +346,8 @@ def merge_secrets(
             else:
                 missing.append([key])
     if rule.headers and isinstance(out.get(rule.headers), dict):
-        stored = old.get(rule.headers) if isinstance(old.get(rule.headers), dict) else {}
+        previous = old.get(rule.headers)
+        stored: dict[str, Any] = previous if isinstance(previous, dict) else {}
         headers = {}
         for name, value in out[rule.headers].items():
             if value == MASK:

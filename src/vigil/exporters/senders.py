@@ -114,7 +114,7 @@ class Senders:
             raise
         except TargetRefused as exc:  # refused at the socket (rebinding) or by a broker's metadata
             results.append(refused(exc, exporter_id=target.id))
-        except Exception as exc:  # noqa: BLE001 - any failure of a target is a failed delivery
+        except Exception as exc:  # any failure of a target is a failed delivery
             results.append(_error(exc))
         if len(results) < len(items):
             failure = next((r for r in results if r), "unknown error")
@@ -127,7 +127,8 @@ class Senders:
         await check_endpoints(target.kind, target.config, self.allow)
 
     async def _webhook(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
-        assert self.http is not None, "Senders used outside `async with`"
+        if self.http is None:
+            raise AssertionError("Senders used outside `async with`")
         config = target.config
         for item in items:
             body, content_type = channels.webhook_body(config, item.payload, body_of(item.payload))
@@ -149,7 +150,8 @@ class Senders:
         await channels.send_email(target, items, results, timeout_s=self.timeout_s)
 
     async def _chat(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:
-        assert self.http is not None, "Senders used outside `async with`"
+        if self.http is None:
+            raise AssertionError("Senders used outside `async with`")
         await channels.send_chat(self.http, target, items, results, telegram_api_base=self.telegram_api_base)
 
     async def _mqtt(self, target: Target, items: list[Outgoing], results: list[str | None]) -> None:

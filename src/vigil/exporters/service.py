@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.core.db import after_commit, utcnow
-from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters.channels import CHANNEL_KINDS, sample_alert_event
@@ -524,7 +524,8 @@ async def record_outcomes(
 
 
 async def _auto_disable(session: AsyncSession, exporter: Exporter, last_error: str) -> None:
-    assert exporter.failing_since is not None
+    if exporter.failing_since is None:
+        raise AssertionError()
     since = exporter.failing_since.isoformat(timespec="seconds")
     exporter.enabled = False
     exporter.disabled_reason = (

@@ -157,7 +157,7 @@ class DeliveryWorker:
             try:
                 async with session_scope(self.ctx.sessionmaker) as session:
                     await service.renew_claims(session, delivery_ids=ids, lease_s=self.lease_s)
-            except Exception as exc:  # noqa: BLE001 - worst case the rows are sent twice
+            except Exception as exc:  # worst case the rows are sent twice
                 logger.warning("could not renew the claim on {} deliveries ({!r})", len(ids), exc)
 
     async def _release(self, claimed: service.Claimed) -> None:
@@ -167,7 +167,7 @@ class DeliveryWorker:
                     await service.release_claims(
                         session, delivery_ids=[item.delivery_id for item in claimed.items]
                     )
-        except Exception as exc:  # noqa: BLE001 - the lease ends on its own
+        except Exception as exc:  # the lease ends on its own
             logger.warning("could not give back {} claimed deliveries ({!r})", len(claimed.items), exc)
 
     async def _idle_wait(self) -> float:

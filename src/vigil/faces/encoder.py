@@ -114,7 +114,8 @@ class DlibResNetEncoder:
 
     def detect(self, image: np.ndarray, *, upsample: int) -> list[Box]:
         rects, scores, _ = self._detector.run(image, upsample, 0.0)
-        boxes = [Box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s)) for r, s in zip(rects, scores)]
+        boxes = [Box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s))
+                 for r, s in zip(rects, scores, strict=True)]
         return sorted(boxes, key=lambda b: -b.score)
 
     def encode(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
@@ -195,7 +196,7 @@ def exif_taken_at(image: Image.Image) -> datetime | None:
     if not isinstance(raw, str):
         return None
     try:
-        taken = datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        taken = datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)  # zone set below
     except ValueError:
         return None
     tz = UTC
@@ -254,7 +255,7 @@ def analyse(data: bytes, options: AnalyseOptions) -> Analysis:
         boxes = boxes[:1]
     full = np.asarray(image)
     vectors = encoder.encode(full, boxes)
-    faces = [FoundFace(b.clipped_xywh(width, height), b.score, v) for b, v in zip(boxes, vectors)]
+    faces = [FoundFace(b.clipped_xywh(width, height), b.score, v) for b, v in zip(boxes, vectors, strict=True)]
     return Analysis(width=width, height=height, format=fmt, content_type=ALLOWED_FORMATS[fmt],
                     extension=EXTENSIONS[fmt], taken_at=taken_at, model=encoder.model,
                     alignment=encoder.alignment, faces=faces, detected=detected)
@@ -285,7 +286,7 @@ def cluster_labels(vectors: np.ndarray, threshold: float, *, edges_done: Callabl
         ii, jj = np.nonzero(d2 <= limit)
         ii += start
         keep = jj > ii  # each undirected edge once; every vertex gets a self-edge below
-        edges.extend(zip(ii[keep].tolist(), jj[keep].tolist()))
+        edges.extend(zip(ii[keep].tolist(), jj[keep].tolist(), strict=True))
         if edges_done is not None:
             edges_done(stop)
     edges.extend((i, i) for i in range(n))

@@ -5,8 +5,8 @@ Decoding and the dlib models are CPU-bound and partly hold the GIL, so they run 
 (`spawn`: no forked copy of the event loop's threads). Each worker loads the models once. A
 semaphore of the same size bounds the images in flight, so a burst of uploads waits its turn
 instead of queueing unbounded bytes in the pool; at most `VIGIL_FACES_QUEUE_SIZE` wait, and one more is
-refused at once with 503 + Retry-After (`EncoderBusy`). Callers hold no database connection meanwhile. Opened and closed by the app's lifespan
-(`registry.lifespan_hooks`).
+refused at once with 503 + Retry-After (`EncoderBusy`). Callers hold no database connection meanwhile.
+Opened and closed by the app's lifespan (`registry.lifespan_hooks`).
 """
 
 from __future__ import annotations

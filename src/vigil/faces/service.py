@@ -11,19 +11,19 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Float, Select, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Float, Select, Table, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, null_not_allowed
-from vigil.core.messaging import emit
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, claim_blob, delete_after_commit, key_for_digest
 from vigil.faces import encoder
@@ -358,7 +358,8 @@ async def request_recompute(session: AsyncSession, *, event_code: str,
 
 async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
     """One cluster job with its counts, or 404."""
-    job = await session.scalar(_job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
+    job = await session.scalar(
+        _job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
     if job is None:
         raise JobNotFound(f"Cluster job {job_id} does not exist.")
     return job
@@ -418,10 +419,10 @@ async def apply_clustering(session: AsyncSession, *, job_id: uuid.UUID, event_id
                                                     for c in cluster_ids.values()])
         # A Core executemany on the table: faces deleted meanwhile simply match no row (the ORM's
         # bulk update by primary key would call that stale data).
-        faces = Face.__table__
+        faces = cast(Table, Face.__table__)  # a declarative model's __table__ is a Table
         await session.execute(
             update(faces).where(faces.c.id == bindparam("face_id")).values(cluster_id=bindparam("new_cluster")),
-            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels)],
+            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels, strict=True)],
         )
     late = (await session.execute(
         select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model,
@@ -495,7 +496,8 @@ async def search(
             (list(face.bbox), face.vector.tolist()) for face in analysis.faces
         ]
     else:
-        assert embedding is not None
+        if embedding is None:
+            raise AssertionError()
         if len(embedding) != EMBEDDING_DIM:
             raise ValidationFailed(f"The embedding has {len(embedding)} values; {encoder.DEFAULT_MODEL} "
                                    f"vectors have {EMBEDDING_DIM}.")

@@ -16,9 +16,9 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from vigil.alerts import service as alerts_service
-from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.people import service
 from vigil.people.schemas import ReidAlertMessage
 from vigil.zones import service as zones_service
@@ -35,7 +35,7 @@ def record_digest(record: ConsumerRecord) -> str:
     the digest of the record it was, so replaying it twice changes nothing twice."""
     headers = dict(record.headers or ())
     identity: tuple[object, ...] = (record.topic, record.partition, record.offset, record.timestamp)
-    if b"" != headers.get("x-original-offset", b"") and "x-replayed-from" in headers:
+    if headers.get("x-original-offset", b"") != b"" and "x-replayed-from" in headers:
         identity = tuple(headers.get(k, b"").decode() for k in (
             "x-original-topic", "x-original-partition", "x-original-offset", "x-original-timestamp"))
     h = hashlib.sha256()

@@ -247,9 +247,10 @@ class PgGallery:
         if dimension is None:
             return []
         check_dimension(dimension, len(vector))
-        n = int(dimension)
+        n = int(dimension)  # an int, not text: the only value formatted into the SQL below
+        # pgvector's vector(n) cast cannot take a bind parameter, hence the f-string (S608).
         sql = text(
-            f"SELECT person_id, 1 - (embedding::vector({n}) <=> CAST(:q AS vector({n}))) AS score "
+            f"SELECT person_id, 1 - (embedding::vector({n}) <=> CAST(:q AS vector({n}))) AS score "  # noqa: S608
             f"FROM reid_embeddings WHERE dim = {n} AND collection = :c "
             f"ORDER BY embedding::vector({n}) <=> CAST(:q AS vector({n})) LIMIT :k"
         )
@@ -296,7 +297,11 @@ class PgGallery:
             await session.execute(delete(ReidGallery).where(ReidGallery.collection == self.collection))
 
 
-def open_gallery(ctx: Any, settings: Any) -> Gallery | PgGallery | None:
+# Either backend: the same methods, chosen by VIGIL_GALLERY_BACKEND.
+AnyGallery = Gallery | PgGallery
+
+
+def open_gallery(ctx: Any, settings: Any) -> AnyGallery | None:
     """The gallery `VIGIL_GALLERY_BACKEND` names, or None when that is Qdrant and this instance has none."""
     if settings.gallery_backend == "pgvector":
         return PgGallery(ctx.sessionmaker, collection=settings.reid_collection,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.people import service
-from vigil.people.gallery import Gallery, GalleryUnavailable, open_gallery
+from vigil.people.gallery import AnyGallery, GalleryUnavailable, open_gallery
 from vigil.people.schemas import (
     DirectoryEntry,
     EmbeddingsIn,
@@ -29,20 +29,20 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate
                                                  422: {"description": "Unknown zone_id"}}
 
 
-def optional_gallery(request: Request) -> Gallery | None:
+def optional_gallery(request: Request) -> AnyGallery | None:
     """The ReID gallery (pgvector or Qdrant, by VIGIL_GALLERY_BACKEND), or None for Qdrant when this
     instance has none (then nobody has vectors here)."""
     return open_gallery(request.app.state.ctx, request.app.state.settings)
 
 
-def require_gallery(gallery: Annotated[Gallery | None, Depends(optional_gallery)]) -> Gallery:
+def require_gallery(gallery: Annotated[AnyGallery | None, Depends(optional_gallery)]) -> AnyGallery:
     if gallery is None:
         raise GalleryUnavailable("Qdrant is not configured or could not be opened on this instance.")
     return gallery
 
 
-GalleryDep = Annotated[Gallery, Depends(require_gallery)]
-OptionalGalleryDep = Annotated[Gallery | None, Depends(optional_gallery)]
+GalleryDep = Annotated[AnyGallery, Depends(require_gallery)]
+OptionalGalleryDep = Annotated[AnyGallery | None, Depends(optional_gallery)]
 
 
 @router.post("", status_code=201, response_model=PersonRead, responses=WRITE_ERRORS)

@@ -10,10 +10,10 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from vigil.core.crud import apply_patch, ensure_unique, get_or_404, patch_change
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
-from vigil.people.gallery import Gallery
+from vigil.people.gallery import AnyGallery
 from vigil.people.models import Person, ReidMessage
 from vigil.people.schemas import PersonCreate, PersonUpdate
 from vigil.zones import service as zones_service
@@ -128,7 +128,7 @@ async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
 
 
 async def delete_person(session: AsyncSession, *, person_id: uuid.UUID, cache: Cache,
-                        gallery: Gallery | None) -> None:
+                        gallery: AnyGallery | None) -> None:
     """Delete the row, then the person's vectors; if the gallery fails, the row stays (rolled back)."""
     person = await get_person(session, person_id=person_id)
     await session.delete(person)
@@ -158,7 +158,7 @@ async def directory_json(session: AsyncSession, *, cache: Cache) -> bytes:
 async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
     """People per zone_id (None: people without a zone)."""
     rows = await session.execute(select(Person.zone_id, func.count()).group_by(Person.zone_id))
-    return {zone_id: count for zone_id, count in rows}
+    return dict(rows)
 
 
 async def stats(session: AsyncSession) -> dict[str, Any]:
@@ -180,7 +180,7 @@ async def clear_zone(session: AsyncSession, *, zone_id: str, cache: Cache) -> in
         .execution_options(synchronize_session=False)
     )
     invalidate_directory(session, cache=cache)
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 # The gallery (Qdrant) normalises vectors in 32-bit floats: outside these lengths the sum of squares
@@ -203,7 +203,7 @@ def _check_vectors(vectors: Sequence[Sequence[float]]) -> None:
 
 
 async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors: Sequence[Sequence[float]],
-                         camera_id: str | None, model: str | None, gallery: Gallery) -> dict[str, int]:
+                         camera_id: str | None, model: str | None, gallery: AnyGallery) -> dict[str, int]:
     """Store ReID vectors of an existing person in the gallery; the person cannot vanish meanwhile."""
     # Key-share lock: a concurrent delete of this person waits until the vectors are stored.
     stmt = select(Person).where(Person.id == person_id).with_for_update(key_share=True)
@@ -219,7 +219,7 @@ async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors
 
 
 async def identify(session: AsyncSession, *, vector: Sequence[float], top_k: int, min_score: float,
-                   gallery: Gallery) -> list[dict[str, Any]]:
+                   gallery: AnyGallery) -> list[dict[str, Any]]:
     """The people whose stored vectors are closest (cosine), best first, one entry per person."""
     _check_vectors([vector])
     hits = await gallery.search(vector, top_k=top_k, min_score=min_score)
@@ -262,4 +262,4 @@ async def prune_reid_ledger(session: AsyncSession) -> int:
     """Forget records older than the window; a redelivery comes within seconds, not days."""
     cutoff = utcnow() - timedelta(days=REID_LEDGER_DAYS)
     result = await session.execute(delete(ReidMessage).where(ReidMessage.seen_at < cutoff))
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0

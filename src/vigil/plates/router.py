@@ -10,11 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from vigil.core.config import Settings
 from vigil.core.deps import SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
-from vigil.core.config import Settings
 from vigil.core.storage import BlobStore
 from vigil.core.storage_http import blob_response
 from vigil.core.types import LenientUtcDatetime

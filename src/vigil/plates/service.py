@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.alerts import service as alerts
 from vigil.cameras import service as cameras
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, unknown_reference
-from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.storage import BlobStore, claim_blob, content_key
@@ -248,7 +248,7 @@ async def stats(
     if since is not None and until is not None and until <= since:
         raise ValidationFailed("'until' must be after 'since'.")
 
-    def scoped(stmt: Select[Any]) -> Select[Any]:
+    def scoped(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
         return _filtered(stmt, camera_id=None, since=since, until=until, min_confidence=None)
 
     total, avg = (await session.execute(scoped(select(func.count(), func.avg(PlateEvent.confidence))))).one()

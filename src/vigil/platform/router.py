@@ -90,5 +90,5 @@ async def events_stream(
 ) -> None:
     """Every event this instance sees (`{type, data, ts}`), optionally narrowed by type."""
     types = tuple(t.strip() for t in type.split(",") if t.strip()) if type else ()
-    filters = {k: v for k, v in websocket.query_params.items() if k not in ("type", "token")}
+    filters: dict[str, str | None] = {k: v for k, v in websocket.query_params.items() if k not in ("type", "token")}
     await websocket.app.state.ctx.hub.serve(websocket, types=types, match=field_filter(filters))

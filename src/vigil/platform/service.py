@@ -19,12 +19,15 @@ from vigil.core.db import session_scope
 from vigil.core.errors import Conflict, ServiceUnavailable
 from vigil.core.messaging import Bus, OutboxEvent, dlq
 from vigil.core.messaging.outbox import ParkedEvent
-from vigil.core.pagination import PageParams, paginate
 from vigil.core.migrations import current_revisions
+from vigil.core.pagination import PageParams, paginate
 from vigil.platform.schemas import DependencyCheck, Health
+from vigil.topics import REDPANDA_TOPICS
 
 
-async def _timed(check: Callable[[], Awaitable[Any]] | None, timeout: float) -> DependencyCheck:
+async def _timed(
+    check: Callable[[], Awaitable[Any]] | None, timeout: float,  # noqa: ASYNC109 - times out each check
+) -> DependencyCheck:
     if check is None:
         return DependencyCheck(status="disabled")
     start = time.perf_counter()
@@ -141,10 +144,8 @@ async def list_dead_letters(ctx: AppContext) -> list[dict]:
 
 async def replay_dead_letters(ctx: AppContext, *, topic: str, limit: int | None = None) -> int:
     """Send up to `limit` dead letters of `topic` back to it; one replay per topic at a time."""
-    from vigil import registry
-
     original = topic.removesuffix(dlq.DLQ_SUFFIX)
-    bus = ctx.redpanda if original in registry.REDPANDA_TOPICS else ctx.bus
+    bus = ctx.redpanda if original in REDPANDA_TOPICS else ctx.bus
     if not bus.enabled:
         raise ServiceUnavailable("No message broker is configured.")
     lock = ctx.redis.lock(f"vigil:dlq-replay:{original}", timeout=REPLAY_LOCK_TTL_S, blocking_timeout=30)

@@ -6,9 +6,9 @@ import asyncio
 
 from loguru import logger
 
-from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
+from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
 from vigil.scenarios import service
 from vigil.scenarios.schemas import RunFailure
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
+from cv2.data import haarcascades
 
 from vigil.scenarios.schemas import mask_source
 
@@ -40,12 +41,12 @@ class Detectors:
         self.face: cv2.CascadeClassifier | None = None
         self.hog: cv2.HOGDescriptor | None = None
         if "face" in names:
-            self.face = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+            self.face = cv2.CascadeClassifier(haarcascades + "haarcascade_frontalface_default.xml")
             if self.face.empty():
                 raise RuntimeError("the Haar frontal-face cascade bundled with OpenCV could not be loaded")
         if "person" in names:
             self.hog = cv2.HOGDescriptor()
-            self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            self.hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
 
     def detect(self, frame: np.ndarray) -> list[tuple[str, float, list[int]]]:
         """(class, confidence, [x, y, w, h]) for one BGR frame, boxes in the frame's own pixels."""
@@ -133,7 +134,8 @@ class VideoSource:
             index = self.frames_read
             self.frames_read += 1
             if index % self.stride == 0:
-                ts = round(index / self.fps, 3) if self.fps else round(self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, 3)
+                ts = (round(index / self.fps, 3) if self.fps
+                      else round(self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000, 3))
                 for label, confidence, bbox in detectors.detect(frame):
                     if confidence >= self.min_confidence:
                         predictions.append({"frame": index, "ts": ts, "class": label, "confidence": confidence,

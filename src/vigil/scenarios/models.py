@@ -7,7 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, Float, ForeignKey, Identity, Index, Integer, String, Text, text,
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship

@@ -12,10 +12,17 @@ from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
 from vigil.core.ws import field_filter
 from vigil.scenarios import service
-from vigil.scenarios.sources import SourcePolicy
 from vigil.scenarios.schemas import (
-    Detector, PredictionPage, RunRead, ScenarioCreate, ScenarioRead, Status, StatusChange, TransitionRead,
+    Detector,
+    PredictionPage,
+    RunRead,
+    ScenarioCreate,
+    ScenarioRead,
+    Status,
+    StatusChange,
+    TransitionRead,
 )
+from vigil.scenarios.sources import SourcePolicy
 
 router = APIRouter(prefix="/scenarios", tags=["scenarios"])
 ws_router = APIRouter(tags=["scenarios"])

@@ -16,6 +16,7 @@ the runner learns that the scenario is shutting down (stop), or was failed, rest
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import time
@@ -27,15 +28,23 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from loguru import logger
 from pydantic import ValidationError
 
-from vigil import registry
-from vigil.core.messaging import Bus, ConsumerRecord, ConsumerRunner, ConsumerSpec, OutboxRelay, ensure_topics, parse_json
-from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
+from vigil.core.messaging import (
+    Bus,
+    ConsumerRecord,
+    ConsumerRunner,
+    ConsumerSpec,
+    OutboxRelay,
+    ensure_topics,
+    parse_json,
+)
+from vigil.core.messaging.outbox import set_max_payload_bytes
 from vigil.scenarios import service
 from vigil.scenarios.detect import Detectors, SourceError, VideoSource
 from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
 from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
+from vigil.topics import KAFKA_TOPICS, REDPANDA_TOPICS
 
 T = TypeVar("T")
 
@@ -101,7 +110,7 @@ class ScenarioRunner:
         self.relay = OutboxRelay(
             self.sessionmaker, {"kafka": self.bus, "redpanda": self.redpanda},
             poll_interval_s=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size,
-            route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
+            route=lambda topic: "redpanda" if topic in REDPANDA_TOPICS else "kafka",
         )
         self.current_job: Job | None = None  # the job being claimed (on the consumer loop)
         self.runs: dict[uuid.UUID, asyncio.Task[None]] = {}  # claimed runs, each an owned task
@@ -160,7 +169,7 @@ class ScenarioRunner:
             logger.info("runner {} stopped", self.name)
 
     async def _ensure_topics(self, stop: asyncio.Event) -> None:
-        topics = {t: registry.KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, service.RETRY_TOPIC)}
+        topics = {t: KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, service.RETRY_TOPIC)}
         while not stop.is_set():
             try:
                 await ensure_topics(self.settings.kafka_bootstrap_servers or "", topics)
@@ -251,7 +260,7 @@ class ScenarioRunner:
                 async with session_scope(self.sessionmaker) as session:
                     if not await service.heartbeat(session, run_id=job.run_id, runner=self.name):
                         return  # no longer ours; the next batch aborts
-            except Exception as exc:  # noqa: BLE001 - a missed beat; the batch loop sees a real outage
+            except Exception as exc:  # a missed beat; the batch loop sees a real outage
                 logger.warning("runner {} heartbeat for run {} failed: {!r}", self.name, job.run_id, exc)
 
     async def _execute(self, job: Job) -> None:
@@ -279,8 +288,8 @@ class ScenarioRunner:
             started = time.monotonic()
             batch_frames = 1  # the first frame's results are stored at once: early feedback, then full batches
             while True:
-                batch = await _blocking(lambda: source.read_batch(
-                    detectors, max_frames=batch_frames, max_seconds=BATCH_SECONDS))
+                batch = await _blocking(functools.partial(
+                    source.read_batch, detectors, max_frames=batch_frames, max_seconds=BATCH_SECONDS))
                 batch_frames = self.settings.scenario_batch_frames
                 elapsed = time.monotonic() - started
                 async with session_scope(self.sessionmaker) as session:

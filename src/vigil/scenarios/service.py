@@ -23,13 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from vigil.alerts import service as alerts
-from vigil.core.messaging import emit, enqueue
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from vigil.core.messaging import emit, enqueue
 from vigil.core.pagination import PageParams, paginate
 from vigil.scenarios.models import STATUSES, Prediction, Scenario, ScenarioRun, ScenarioTransition
 from vigil.scenarios.schemas import (
-    Job, RunFailure, RunRead, ScenarioCreate, ScenarioRead, mask_source,
+    Job,
+    RunFailure,
+    RunRead,
+    ScenarioCreate,
+    ScenarioRead,
+    mask_source,
 )
 from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
 
@@ -47,7 +52,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "inactive": ("init_startup", "failed"),
     "failed": ("init_startup",),
 }
-assert set(TRANSITIONS) == set(STATUSES)
+if set(TRANSITIONS) != set(STATUSES):
+    raise AssertionError()
 
 # States in which a run may be working on the scenario.
 LIVE_STATUSES = frozenset({"init_startup_processing", "active", "in_shutdown_processing"})
@@ -323,7 +329,8 @@ async def claim_run(session: AsyncSession, *, job: Job, runner: str, stale_after
     if _superseded(scenario, run):
         _end_run(run, "cancelled")
         return Claim("skip", "superseded by a later state change")
-    assert scenario is not None
+    if scenario is None:
+        raise AssertionError()
     if scenario.status == "in_shutdown_processing":
         _end_run(run, "stopped")
         await session.flush()
@@ -354,7 +361,8 @@ async def mark_active(session: AsyncSession, *, run_id: uuid.UUID, runner: str) 
     scenario = await _load(session, run.scenario_id)
     if _superseded(scenario, run):
         return False
-    assert scenario is not None
+    if scenario is None:
+        raise AssertionError()
     run.heartbeat_at = utcnow()
     if scenario.status == "init_startup_processing":
         await _move(session, scenario, "active", reason=f"run {run.id} attempt {run.attempt} started",
@@ -375,7 +383,8 @@ async def record_batch(session: AsyncSession, *, run_id: uuid.UUID, runner: str,
     if _superseded(scenario, run):
         _end_run(run, "cancelled")
         return "abort"
-    assert scenario is not None
+    if scenario is None:
+        raise AssertionError()
     if predictions:
         await session.execute(insert(Prediction), [
             {"scenario_id": scenario.id, "run_id": run.id, "frame": p["frame"], "ts": p["ts"], "label": p["class"],
@@ -561,12 +570,34 @@ async def handle_run_failure(session: AsyncSession, *, failure: RunFailure, max_
 
 
 __all__ = [
-    "JOBS_TOPIC", "RETRY_TOPIC", "RUNNERS_GROUP", "TRANSITIONS", "Claim", "ConcurrentUpdate", "IllegalTransition",
-    "ScenarioNotFound", "allowed_moves", "change_status", "check_transition", "claim_run", "create_scenario",
-    "delete_scenario", "fail_run", "finish_run", "get_scenario", "handle_run_failure", "is_current_failure",
+    "JOBS_TOPIC",
+    "RETRY_TOPIC",
+    "RUNNERS_GROUP",
+    "TRANSITIONS",
+    "Claim",
+    "ConcurrentUpdate",
+    "IllegalTransition",
+    "ScenarioNotFound",
+    "allowed_moves",
+    "change_status",
+    "check_transition",
+    "claim_run",
+    "create_scenario",
+    "delete_scenario",
+    "fail_run",
+    "finish_run",
+    "get_scenario",
+    "handle_run_failure",
+    "heartbeat",
+    "is_current_failure",
     "list_history",
-    "list_predictions", "list_runs", "list_scenarios", "mark_active", "record_batch", "release_run",
-    "heartbeat", "sweep_stale_runs",
+    "list_predictions",
+    "list_runs",
+    "list_scenarios",
+    "mark_active",
+    "record_batch",
+    "release_run",
+    "sweep_stale_runs",
 ]
 
 

@@ -51,7 +51,7 @@ class ZoneShape(Input):
 
     def corners(self) -> list[float] | None:
         values = [getattr(self, c) for c in CORNERS]
-        return None if all(v is None for v in values) else values  # type: ignore[return-value]
+        return None if all(v is None for v in values) else values
 
     @model_validator(mode="after")
     def _one_shape(self) -> ZoneShape:

@@ -198,7 +198,7 @@ async def delete_zone(session: AsyncSession, *, zone_id: str, force: bool, cache
     if any(refs.values()) and not force:
         used_by = ", ".join(f"{n} {REFERENCE_NAMES[what][n != 1]}" for what, n in refs.items() if n)
         raise ZoneInUse(f"Zone {zone_id} is used by {used_by}; delete with ?force=true to clear "
-                        "those references.", **refs)
+                        "those references.", people=refs["people"], cameras=refs["cameras"], sensors=refs["sensors"])
     if refs["people"]:
         await people_service.clear_zone(session, zone_id=zone_id, cache=cache)
     if refs["cameras"] or refs["sensors"]:

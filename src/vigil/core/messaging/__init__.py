@@ -8,6 +8,19 @@ from vigil.core.messaging.outbox import OutboxEvent, OutboxRelay, emit, enqueue,
 from vigil.core.messaging.producer import EVENTS_TOPIC, BrokerUnavailable, Bus, dumps, ensure_topics
 
 __all__ = [
-    "EVENTS_TOPIC", "Bus", "BrokerUnavailable", "ConsumerRecord", "ConsumerRunner", "ConsumerSpec", "OutboxEvent",
-    "OutboxRelay", "PoisonMessage", "dumps", "emit", "enqueue", "ensure_topics", "envelope", "parse_json",
+    "EVENTS_TOPIC",
+    "BrokerUnavailable",
+    "Bus",
+    "ConsumerRecord",
+    "ConsumerRunner",
+    "ConsumerSpec",
+    "OutboxEvent",
+    "OutboxRelay",
+    "PoisonMessage",
+    "dumps",
+    "emit",
+    "enqueue",
+    "ensure_topics",
+    "envelope",
+    "parse_json",
 ]

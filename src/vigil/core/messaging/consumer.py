@@ -101,8 +101,8 @@ def classify(exc: BaseException) -> Kind:
     try:
         from sqlalchemy.exc import DBAPIError
     except ImportError:  # pragma: no cover
-        DBAPIError = ()  # type: ignore[assignment,misc]  # noqa: N806
-    if DBAPIError and isinstance(exc, DBAPIError):
+        DBAPIError = ()  # type: ignore[assignment,misc]
+    if isinstance(exc, DBAPIError):  # isinstance(exc, ()) is False without SQLAlchemy
         if exc.connection_invalidated:
             return "transient"
         if bad_value_reason(exc) is not None:  # the database refuses a value of the record
@@ -216,7 +216,7 @@ class ConsumerRunner:
     def _backoff(self) -> float:
         """Exponential backoff with full jitter, so many consumers do not retry in step."""
         ceiling = min(self.max_backoff_s, self.retry_backoff_s * 2 ** min(self.outages, 20))
-        return max(0.01, random.uniform(ceiling / 2, ceiling))
+        return max(0.01, random.uniform(ceiling / 2, ceiling))  # noqa: S311 - backoff jitter, not a secret
 
     async def run(self) -> None:
         delay = 0.2
@@ -335,7 +335,8 @@ class ConsumerRunner:
 
     async def _handle_batch(self, records: list[ConsumerRecord]) -> None:
         spec, group = self.spec, self.spec.group or "-"
-        assert spec.batch_handler is not None
+        if spec.batch_handler is None:
+            raise AssertionError()
         try:
             await spec.batch_handler(records)
         except asyncio.CancelledError:

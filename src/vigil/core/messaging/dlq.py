@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -95,7 +96,7 @@ async def replay_dead_letters(bus: Bus, bootstrap: str, topic: str, *, limit: in
                 if loop.time() > deadline:
                     raise TimeoutError(f"could not read {dlq}[{tp.partition}] up to offset {end}")
                 batch = (await consumer.getmany(tp, timeout_ms=500, max_records=200)).get(tp, [])
-                futures = []
+                futures: list[tuple[int, asyncio.Future[Any]]] = []
                 for record in batch:
                     if record.offset >= end or (limit is not None and replayed + len(futures) >= limit):
                         break

@@ -100,7 +100,8 @@ def emit(
 
 def _largest_field(payload: dict[str, Any]) -> tuple[str | None, int]:
     """The top-level field (of `data` for an event envelope) that weighs most once encoded."""
-    fields = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+    data = payload.get("data")
+    fields: dict[str, Any] = data if isinstance(data, dict) else payload
     best, size = None, 0
     for name, value in fields.items():
         n = len(dumps(value))
@@ -189,7 +190,7 @@ class OutboxRelay:
                 async with self.sessionmaker.kw["bind"].connect() as conn:
                     raw = (await conn.get_raw_connection()).driver_connection
                     await raw.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
-                    while not self._stopping and not raw.is_closed():
+                    while not self._stopping and not raw.is_closed():  # noqa: ASYNC110 - no close event
                         await asyncio.sleep(1)
             except asyncio.CancelledError:
                 raise
@@ -315,7 +316,7 @@ class OutboxRelay:
             async with self.sessionmaker() as session:
                 OUTBOX_PENDING.set(await session.scalar(
                     select(func.count()).select_from(OutboxEvent).where(OutboxEvent.status == PENDING)) or 0)
-        except Exception:  # the gauge is best effort; the relay loop reports real failures
+        except Exception:  # noqa: S110 - the gauge is best effort; the relay loop reports real failures
             pass
 
     def stop(self) -> None:
