@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from vigil.core.schemas import Input
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigil.alerts.matching import DAYS, parse_hhmm
+from vigil.core.schemas import Input
 from vigil.core.types import UtcDatetime
 
 Severity = Literal["critical", "warning", "info"]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from vigil.core.types import LenientUtcDatetime
 from fastapi import APIRouter, Query
 
 from vigil.audit import service
@@ -14,6 +12,7 @@ from vigil.audit.schemas import AuditRead
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
+from vigil.core.types import LenientUtcDatetime
 
 router = APIRouter(prefix="/admin/audit", tags=["admin"])
 
