@@ -78,13 +78,13 @@ export async function render(main) {
     const historyEl = h("div", { class: "history" }, h("p", { class: "muted" }, "Loading…"));
     const assignee = h("input", { id: "alert-assignee", name: "assignee", maxlength: 200, autocomplete: "off",
       placeholder: "nobody" });
-    const assignForm = h("form", { class: "filters", "aria-label": "Assignee" },
+    const assignForm = h("form", { class: "filters" },
       field("Assignee", assignee), h("button", { type: "submit" }, "Save assignee"));
     const snoozeFor = h("select", { name: "snooze_for" }, SNOOZES.map(([v, t]) => h("option", { value: v }, t)));
     const snoozeBtn = h("button", { type: "submit", class: "secondary" }, "Snooze");
-    const snoozeForm = h("form", { class: "filters", "aria-label": "Snooze" }, field("Snooze for", snoozeFor), snoozeBtn);
+    const snoozeForm = h("form", { class: "filters" }, field("Snooze for", snoozeFor), snoozeBtn);
     const text = h("textarea", { id: "alert-comment", name: "text", rows: 2, required: true, maxlength: 10000 });
-    const commentForm = h("form", { class: "form", "aria-label": "Comment" },
+    const commentForm = h("form", { class: "form" },
       h("label", { for: "alert-comment" }, "Comment"), text, h("button", { type: "submit" }, "Add comment"));
     const dataEl = h("pre", { class: "json" });
     const body = h("div", {}, facts, h("div", { class: "grid2 detail-actions" }, assignForm, snoozeForm), commentForm,
