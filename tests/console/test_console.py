@@ -10,6 +10,7 @@ import uuid
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
+from playwright.async_api import expect
 
 from tests.assets.helpers import make_site_with_gateways, readings_at
 from tests.conftest import auth
@@ -107,7 +108,8 @@ async def test_login_then_every_page_shows_what_the_api_holds(console, client, m
     await c.visit("Plates")
     thumb = page.locator("img.thumb").first
     await thumb.wait_for()
-    await page.wait_for_function("document.querySelector('img.thumb').src.startsWith('blob:')")
+    # Locator assertions, not wait_for_function: the console's CSP forbids the eval that polling uses.
+    await expect(page.locator("img.thumb").first).to_have_attribute("src", re.compile(r"^blob:"))
     await page.get_by_role("button", name="AB123C").click()
     await page.locator(".frame-wrap rect").wait_for()
     await page.keyboard.press("Escape")
@@ -205,7 +207,7 @@ async def test_upload_a_photo_and_see_its_faces(console, client, tmp_path):
     assert found >= 1
     assert f"{found} face" in await done.inner_text()
     await page.locator("#face-count", has_text=f"1 photos · {found} faces").wait_for()
-    await page.wait_for_function("[...document.querySelectorAll('.gallery img')].some(i => i.src.startsWith('blob:'))")
+    await expect(page.locator(".gallery img[src^='blob:']").first).to_be_visible()
     # Search by the same photo: the match is that image, at a distance shown beside it.
     await page.get_by_label("Photo to search for").set_input_files(str(photo))
     await page.get_by_role("button", name="Search", exact=True).click()

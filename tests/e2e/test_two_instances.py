@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -151,6 +152,7 @@ def two_stack(stack, s3_settings, tmp_path):
     req = urllib.request.Request(f"{s3_settings.s3_endpoint_url}/{bucket}", method="PUT")  # noqa: S310
     urllib.request.urlopen(req, timeout=10).read()  # noqa: S310
     redis = (s3_settings.redis_url or "").rsplit("/", 1)[0] + "/3"
+    media_dir = Path(tempfile.mkdtemp(prefix="vigil-two-media-"))
     env = {
         "DATABASE_URL": db, "REDIS_URL": redis, "KAFKA_BOOTSTRAP_SERVERS": kafka, "REDPANDA_BROKERS": kafka,
         "S3_ENDPOINT_URL": s3_settings.s3_endpoint_url or "", "S3_BUCKET": bucket,
@@ -159,9 +161,11 @@ def two_stack(stack, s3_settings, tmp_path):
         "VIGIL_GALLERY_BACKEND": "pgvector", "VIGIL_ADMIN_KEY": ADMIN, "VIGIL_LOG_LEVEL": "INFO",
         "VIGIL_EXPORTER_ALLOWED_HOSTS": "127.0.0.1", "VIGIL_EXPORTER_POLL_INTERVAL_S": "0.2",
         "VIGIL_OUTBOX_POLL_INTERVAL_S": "0.2", "VIGIL_ASSETS_RULES_INTERVAL_S": str(RULES_INTERVAL_S),
+        "VIGIL_MEDIA_ROOT": str(media_dir),  # file sources only under it (issue 12), for apps and runner alike
     }
     try:
-        yield SimpleNamespace(env=env, database_url=db, kafka_bootstrap_servers=kafka, redpanda_brokers=kafka)
+        yield SimpleNamespace(env=env, database_url=db, kafka_bootstrap_servers=kafka, redpanda_brokers=kafka,
+                              media_dir=media_dir)
     finally:
         broker.stop()
 
@@ -224,7 +228,7 @@ async def test_two_instances_behave_as_one(two_stack, tmp_path):
             runner = RunnerProcess("two-1", two_stack, tmp_path)
             # Blocking helpers go to threads: the WebSocket clients must keep answering pings meanwhile.
             await asyncio.to_thread(runner.wait_assigned, 90)
-            video = await asyncio.to_thread(make_video, tmp_path / "clip.avi", frames=6)
+            video = await asyncio.to_thread(make_video, two_stack.media_dir / "clip.avi", frames=6)
             r = await ca.post("/api/v1/scenarios", json={"source": str(video), "params": {"sample_fps": 100}})
             assert r.status_code == 201, r.text
             sid = r.json()["id"]
