@@ -8,22 +8,18 @@ PUT on config resources changes the fields given, as the seed's did.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, WebSocket
 from pydantic import BaseModel, ConfigDict
 
+from vigil.cameras import router as cameras_api
 from vigil.cameras import service as cameras
 from vigil.cameras.schemas import (
-    CameraCreate,
     CameraRead,
-    CameraUpdate,
-    ModelConfigCreate,
     ModelConfigRead,
-    ModelConfigUpdate,
-    SensorCreate,
     SensorRead,
-    SensorUpdate,
 )
 from vigil.compat import TAG, SeedPage, items, to_domain
 from vigil.core.deps import CacheDep, SessionDep, SettingsDep, StorageDep
@@ -90,83 +86,37 @@ async def event_stream(websocket: WebSocket) -> None:
 # --- config: cameras, models, sensors -------------------------------------------------------------
 
 
-@router.post("/config/cameras", status_code=201, response_model=CameraRead, responses=CONFLICT)
-async def create_camera(body: CameraCreate, session: SessionDep) -> Any:
-    return await cameras.create_camera(session, camera_in=body)
+# The seed's config routes are the cameras API's own endpoints under the seed's paths (PUT is the
+# PATCH endpoint: the seed's PUT changed the fields sent). Only the list differs: a plain array.
 
 
-@router.get("/config/cameras", response_model=list[CameraRead])
-async def list_cameras(session: SessionDep, page: SeedPage) -> Any:
-    return items(await cameras.list_cameras(session, page=page))
+def _plain_list(list_page: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[Any]]:
+    async def plain_list(session: SessionDep, page: SeedPage) -> Any:
+        return items(await list_page(session, page=page))
+
+    return plain_list
 
 
-@router.get("/config/cameras/{camera_id}", response_model=CameraRead, responses=NOT_FOUND)
-async def get_camera(camera_id: uuid.UUID, session: SessionDep) -> Any:
-    return await cameras.get_camera(session, camera_id=camera_id)
-
-
-@router.put("/config/cameras/{camera_id}", response_model=CameraRead, responses={**NOT_FOUND, **CONFLICT})
-async def put_camera(camera_id: uuid.UUID, body: CameraUpdate, session: SessionDep) -> Any:
-    return await cameras.update_camera(session, camera_id=camera_id, camera_in=body)
-
-
-@router.delete("/config/cameras/{camera_id}", status_code=204,
-               responses={**NOT_FOUND, 409: {"description": "Has events"}})
-async def delete_camera(camera_id: uuid.UUID, session: SessionDep) -> Response:
-    await cameras.delete_camera(session, camera_id=camera_id)
-    return Response(status_code=204)
-
-
-@router.post("/config/models", status_code=201, response_model=ModelConfigRead, responses=CONFLICT)
-async def create_model(body: ModelConfigCreate, session: SessionDep) -> Any:
-    return await cameras.create_model(session, model_in=body)
-
-
-@router.get("/config/models", response_model=list[ModelConfigRead])
-async def list_models(session: SessionDep, page: SeedPage) -> Any:
-    return items(await cameras.list_models(session, page=page))
-
-
-@router.get("/config/models/{model_id}", response_model=ModelConfigRead, responses=NOT_FOUND)
-async def get_model(model_id: uuid.UUID, session: SessionDep) -> Any:
-    return await cameras.get_model(session, model_id=model_id)
-
-
-@router.put("/config/models/{model_id}", response_model=ModelConfigRead, responses={**NOT_FOUND, **CONFLICT})
-async def put_model(model_id: uuid.UUID, body: ModelConfigUpdate, session: SessionDep) -> Any:
-    return await cameras.update_model(session, model_id=model_id, model_in=body)
-
-
-@router.delete("/config/models/{model_id}", status_code=204, responses=NOT_FOUND)
-async def delete_model(model_id: uuid.UUID, session: SessionDep) -> Response:
-    await cameras.delete_model(session, model_id=model_id)
-    return Response(status_code=204)
-
-
-@router.post("/config/sensors", status_code=201, response_model=SensorRead, responses=CONFLICT)
-async def create_sensor(body: SensorCreate, session: SessionDep) -> Any:
-    return await cameras.create_sensor(session, sensor_in=body)
-
-
-@router.get("/config/sensors", response_model=list[SensorRead])
-async def list_sensors(session: SessionDep, page: SeedPage) -> Any:
-    return items(await cameras.list_sensors(session, page=page))
-
-
-@router.get("/config/sensors/{sensor_id}", response_model=SensorRead, responses=NOT_FOUND)
-async def get_sensor(sensor_id: uuid.UUID, session: SessionDep) -> Any:
-    return await cameras.get_sensor(session, sensor_id=sensor_id)
-
-
-@router.put("/config/sensors/{sensor_id}", response_model=SensorRead, responses={**NOT_FOUND, **CONFLICT})
-async def put_sensor(sensor_id: uuid.UUID, body: SensorUpdate, session: SessionDep) -> Any:
-    return await cameras.update_sensor(session, sensor_id=sensor_id, sensor_in=body)
-
-
-@router.delete("/config/sensors/{sensor_id}", status_code=204, responses=NOT_FOUND)
-async def delete_sensor(sensor_id: uuid.UUID, session: SessionDep) -> Response:
-    await cameras.delete_sensor(session, sensor_id=sensor_id)
-    return Response(status_code=204)
+Responses = dict[int | str, dict[str, Any]]
+_CONFIG: tuple[tuple[str, str, type[BaseModel], Callable[..., Any], Callable[..., Awaitable[dict]],
+                     Callable[..., Any], Callable[..., Any], Callable[..., Any], Responses], ...] = (
+    ("cameras", "camera_id", CameraRead, cameras_api.create_camera, cameras.list_cameras, cameras_api.get_camera,
+     cameras_api.update_camera, cameras_api.delete_camera, {409: {"description": "Has events"}}),
+    ("models", "model_id", ModelConfigRead, cameras_api.create_model, cameras.list_models, cameras_api.get_model,
+     cameras_api.update_model, cameras_api.delete_model, {}),
+    ("sensors", "sensor_id", SensorRead, cameras_api.create_sensor, cameras.list_sensors, cameras_api.get_sensor,
+     cameras_api.update_sensor, cameras_api.delete_sensor, {}),
+)
+for name, id_name, read, create, list_page, get, update, delete, delete_errors in _CONFIG:
+    one = f"/config/{name}/{{{id_name}}}"
+    router.add_api_route(f"/config/{name}", create, methods=["POST"], status_code=201, response_model=read,
+                         responses=CONFLICT)
+    router.add_api_route(f"/config/{name}", _plain_list(list_page), methods=["GET"],
+                         response_model=list[read],  # type: ignore[valid-type]  # a model chosen per resource
+                         name=f"list_{name}")
+    router.add_api_route(one, get, methods=["GET"], response_model=read, responses=NOT_FOUND)
+    router.add_api_route(one, update, methods=["PUT"], response_model=read, responses={**NOT_FOUND, **CONFLICT})
+    router.add_api_route(one, delete, methods=["DELETE"], status_code=204, responses={**NOT_FOUND, **delete_errors})
 
 
 # --- config: zones -------------------------------------------------------------------------------

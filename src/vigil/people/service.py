@@ -158,7 +158,8 @@ async def directory_json(session: AsyncSession, *, cache: Cache) -> bytes:
 async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
     """People per zone_id (None: people without a zone)."""
     rows = await session.execute(select(Person.zone_id, func.count()).group_by(Person.zone_id))
-    return dict(rows)
+    # Not dict(rows): a Result has keys(), so dict() would take it for a mapping of column names.
+    return {zone_id: count for zone_id, count in rows}  # noqa: C416
 
 
 async def stats(session: AsyncSession) -> dict[str, Any]:
