@@ -65,8 +65,9 @@ export async function render(main) {
   q.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => people.reload(), 250); });
   zoneFilter.addEventListener("change", () => people.reload());
 
-  main.append(h("div", { class: "page-head" }, h("h1", {}, "People"), q, zoneFilter), people, h("div", { class: "grid2" }, stats, cache));
+  // Zones first: a "New person" dialog opened before they arrived would offer no zone to choose.
   try { zones = (await api("zones", { params: { limit: 500 } })).items; } catch { zones = []; }
+  main.append(h("div", { class: "page-head" }, h("h1", {}, "People"), q, zoneFilter), people, h("div", { class: "grid2" }, stats, cache));
   clear(zoneFilter).append(...[["", "all zones"], ...zones.map((z) => [z.zone_id, z.name])].map(([v, t]) => h("option", { value: v }, t)));
   people.reload(); stats.reload();
 }
