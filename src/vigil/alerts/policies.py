@@ -348,9 +348,16 @@ async def _quiet_resolve(
         .correlate(Alert)
         .scalar_subquery()
     )
+    # A cheap filter first: nothing can be quiet for less than the shortest quiet time, so an idle pass
+    # does not run the per-alert lookup for every active alert.
+    shortest = min(p.quiet_resolve_s or 0 for p in quiet)
     stmt = (
         select(Alert, policy_id.label("policy_id"))
-        .where(Alert.status != "resolved", policy_id.is_not(None))
+        .where(
+            Alert.status != "resolved",
+            Alert.last_seen_at < now - timedelta(seconds=shortest),
+            policy_id.is_not(None),
+        )
         .order_by(Alert.last_seen_at)
         .limit(batch)
         .with_for_update(of=Alert, skip_locked=True)
