@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from pydantic import SecretStr
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -163,7 +164,14 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
             if not transient or attempt == 9:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1) + random.random() * 0.1)
-    await srv.ctx.redis.flushdb()
+    for attempt in range(5):  # a connection a restarted or frozen Valkey dropped is replaced on retry
+        try:
+            await srv.ctx.redis.flushdb()
+            break
+        except RedisConnectionError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
     yield
 
 
