@@ -25,10 +25,12 @@ class Receiver:
         status: int = 200,
         port: int | None = None,
         hang_first: bool = False,
+        answer_first_after: float = 0.0,
     ) -> None:
         self.secret = secret
         self.status = status
         self.hang_first = hang_first  # the first request never gets an answer (its sender dies waiting)
+        self.answer_first_after = answer_first_after  # the first request is answered this late
         self.port = port or free_port()
         self.received: list[dict] = []  # {"delivery", "event", "signature_ok", "body", "headers"}
         self._server: uvicorn.Server | None = None
@@ -67,6 +69,8 @@ class Receiver:
         )
         if self.hang_first and len(self.received) == 1:
             await asyncio.sleep(60)
+        elif self.answer_first_after and len(self.received) == 1:
+            await asyncio.sleep(self.answer_first_after)
         await send(
             {
                 "type": "http.response.start",

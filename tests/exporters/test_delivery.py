@@ -180,14 +180,33 @@ async def test_events_ingested_while_receiver_is_down_arrive_once_after_it_retur
     assert sorted(r["body"]["data"]["id"] for r in receiver.received) == sorted(ids)
 
 
+def _replace_worker(server):
+    """Stop the running delivery worker the way a crash does (cancel) and start one this test owns; the app
+    stops it at shutdown. Returns (worker, its task)."""
+    from vigil.exporters.worker import DeliveryWorker
+
+    worker = DeliveryWorker(server.ctx)
+    task = asyncio.create_task(worker.run(), name=worker.name)
+
+    async def stop_it() -> None:
+        worker.stop()
+        await asyncio.wait([task], timeout=10)
+
+    server.app.state.runtime.domains.push_async_callback(stop_it)
+    return worker, task
+
+
+async def _kill_running_worker() -> None:
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == "exporter-deliveries")
+    task.cancel()  # the process dies
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(
     server, client, receiver_factory
 ):
     """What an app restart does to deliveries: the worker dies while sending, events keep arriving, a new
     worker (the restarted app) sends everything; the interrupted one again, under the same delivery id."""
-    from vigil.exporters.worker import DeliveryWorker
-
-    runtime = server.app.state.runtime
     receiver = receiver_factory(hang_first=True)
     await receiver.start()
     cam = await make_camera(client)
@@ -205,28 +224,46 @@ async def test_worker_dying_mid_send_loses_nothing_and_keeps_the_delivery_id(
     try:
         await client.post("/api/v1/plates/events", json=event(cam, plate="CR0"))
         await wait_for(lambda: receiver.received)  # the worker is now stuck waiting for an answer
-        task = next(t for t in asyncio.all_tasks() if t.get_name() == "exporter-deliveries")
-        task.cancel()  # the process dies
-        await asyncio.gather(task, return_exceptions=True)
+        await _kill_running_worker()
         for i in range(1, 4):  # the API keeps taking events while nothing delivers
             await client.post("/api/v1/plates/events", json=event(cam, plate=f"CR{i}"))
         await wait_for(lambda: _count(client, exp["id"], 4))
         items = await deliveries(client, exp["id"])
         assert {d["status"] for d in items} == {"pending"} and {d["attempts"] for d in items} == {0}
     finally:
-        worker = DeliveryWorker(server.ctx)  # the restarted app's worker, kept for the rest of the session
-        restarted = asyncio.create_task(worker.run(), name=worker.name)
-
-        async def stop_restarted() -> None:
-            worker.stop()
-            await asyncio.wait_for(restarted, 10)
-
-        runtime.domains.push_async_callback(stop_restarted)
+        _replace_worker(server)  # the restarted app's worker, kept for the rest of the session
     await wait_for(lambda: _all_delivered(client, exp["id"], 4))
     counts = receiver.deliveries()
     assert sorted(counts) == sorted(d["id"] for d in await deliveries(client, exp["id"]))
     first = receiver.received[0]["delivery"]
     assert counts[first] == 2 and all(n == 1 for d, n in counts.items() if d != first)
+
+
+async def test_a_stopped_worker_records_the_send_in_flight(server, client, receiver_factory):
+    """SIGTERM while a webhook is on the wire: the worker waits for the answer and records it, so the
+    delivery is not given back for another instance to send a second time."""
+    receiver = receiver_factory(answer_first_after=1.5)
+    await receiver.start()
+    cam = await make_camera(client)
+    exp = (
+        await client.post(
+            URL,
+            json={"name": "graceful", "kind": "webhook", "event_types": ["plate.event"],
+                  "config": {"url": receiver.url}},
+        )
+    ).json()
+    await _kill_running_worker()
+    worker, task = _replace_worker(server)
+    try:
+        await client.post("/api/v1/plates/events", json=event(cam, plate="GR0"))
+        await wait_for(lambda: receiver.received)  # the answer is 1.5 s away
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+        items = await deliveries(client, exp["id"])
+        assert [(d["status"], d["attempts"]) for d in items] == [("delivered", 1)], items
+        assert len(receiver.received) == 1
+    finally:
+        _replace_worker(server)  # the session goes on with a running worker
 
 
 async def _count(client, exporter_id: str, n: int) -> bool:

@@ -33,7 +33,8 @@ class DeliveryWorker:
     A drain claims a batch in one short transaction (a lease on the rows, SKIP LOCKED so instances
     share the queue), sends with no connection held, and records the outcome in another. If the process
     dies mid-send the rows are still pending and are sent again once the lease ends (at least once;
-    receivers dedupe on the delivery id); a worker that is stopped gives its claims back at once.
+    receivers dedupe on the delivery id); a worker that is stopped finishes and records the batch it is
+    sending, and gives its claims back only if the shutdown grace period runs out.
     """
 
     name = "exporter-deliveries"
@@ -81,6 +82,10 @@ class DeliveryWorker:
                         except TimeoutError:
                             pass
                         self._wake.clear()
+                    # Asked to stop: each drain ends after its current batch, so a send already on the
+                    # wire is recorded, not given back and sent again by another instance. The lifespan
+                    # cancels this wait after its grace period; the claims are then given back.
+                    await asyncio.gather(*self._drains.values(), return_exceptions=True)
                 finally:
                     drains = list(self._drains.values())
                     for task in drains:
