@@ -211,3 +211,34 @@ async def test_streams_of_keys_deleted_while_the_channel_was_down_close_on_recon
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
         assert closed.value.rcvd.code == 1008
+
+
+def test_every_dependency_is_async(server):
+    """FastAPI runs a plain `def` dependency in the thread pool: a thread hop on every request that uses it.
+    Every dependency of every route is `async def` (or an async generator)."""
+    import inspect
+
+    from fastapi.routing import APIRoute, APIWebSocketRoute, _iter_routes_with_context
+
+    def sync_calls(dependant, seen: set) -> set[str]:
+        found = set()
+        for sub in dependant.dependencies:
+            call = sub.call
+            if call is not None and id(call) not in seen:
+                seen.add(id(call))
+                target = call if inspect.isfunction(call) or inspect.ismethod(call) else call.__call__
+                if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
+                    found.add(f"{call.__module__}.{call.__qualname__}")
+            found |= sync_calls(sub, seen)
+        return found
+
+    routes = 0
+    offenders: set[str] = set()
+    for route, ctx in _iter_routes_with_context(server.app.routes):
+        if isinstance(route, APIRoute | APIWebSocketRoute):
+            routes += 1
+            offenders |= sync_calls(route.dependant, set())
+            if getattr(ctx, "dependant", None) is not None:
+                offenders |= sync_calls(ctx.dependant, set())
+    assert routes > 100
+    assert not offenders, f"sync dependencies (run in the thread pool per request): {sorted(offenders)}"

@@ -18,7 +18,7 @@ from vigil.core.pagination import MAX_LIMIT, MAX_OFFSET, PageParams
 TAG = "compat"
 
 
-def seed_page(
+async def seed_page(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT} items.")] = MAX_LIMIT,
     offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = None,
     skip: Annotated[int | None, Query(ge=0, le=MAX_OFFSET, description="The seeds' name for `offset`.")] = None,

@@ -15,6 +15,9 @@ from vigil.core.storage import BlobStore
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Every dependency is `async def`, even when it only reads an attribute: FastAPI runs a plain `def`
+# dependency in the thread pool, a thread hop per request each (tests/platform/test_perf_auth.py checks).
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Unit of work per request: commit when the handler returns, roll back when it raises.
@@ -30,17 +33,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     value: Settings = request.app.state.settings
     return value
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     value: Cache = request.app.state.ctx.cache
     return value
 
 
-def get_storage(request: Request) -> BlobStore:
+async def get_storage(request: Request) -> BlobStore:
     value: BlobStore = request.app.state.ctx.storage
     return value
 

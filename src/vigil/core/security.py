@@ -314,7 +314,7 @@ class KeyCache:
                     pass
 
 
-def current_principal(conn: HTTPConnection) -> Principal:
+async def current_principal(conn: HTTPConnection) -> Principal:
     principal: Principal = conn.state.principal
     return principal
 

@@ -31,7 +31,7 @@ EVENT_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown even
 CodePath = Annotated[str, Path(max_length=64, description="The event's `code`.")]
 
 
-def _runtime(request: Request) -> FacesRuntime:
+async def _runtime(request: Request) -> FacesRuntime:
     return request.app.state.ctx.extensions[EXTENSION]
 
 

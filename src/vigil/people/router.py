@@ -29,13 +29,13 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate
                                                  422: {"description": "Unknown zone_id"}}
 
 
-def optional_gallery(request: Request) -> AnyGallery | None:
+async def optional_gallery(request: Request) -> AnyGallery | None:
     """The ReID gallery (pgvector or Qdrant, by VIGIL_GALLERY_BACKEND), or None for Qdrant when this
     instance has none (then nobody has vectors here)."""
     return open_gallery(request.app.state.ctx, request.app.state.settings)
 
 
-def require_gallery(gallery: Annotated[AnyGallery | None, Depends(optional_gallery)]) -> AnyGallery:
+async def require_gallery(gallery: Annotated[AnyGallery | None, Depends(optional_gallery)]) -> AnyGallery:
     if gallery is None:
         raise GalleryUnavailable("Qdrant is not configured or could not be opened on this instance.")
     return gallery
