@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, WebSocket
+from fastapi import Query, Request, Response, WebSocket
 
 from vigil.alerts import policies, service
 from vigil.alerts.schemas import (
@@ -27,13 +27,14 @@ from vigil.alerts.schemas import (
 )
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
 from vigil.core.types import LenientUtcDatetime
 from vigil.core.ws import field_filter
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
-policies_router = APIRouter(prefix="/alert-policies", tags=["alert policies"])
-ws_router = APIRouter(tags=["alerts"])
+router = Router(prefix="/alerts", tags=["alerts"])
+policies_router = Router(prefix="/alert-policies", tags=["alert policies"])
+ws_router = Router(tags=["alerts"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alert"}}
 POLICY_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alert policy"}}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate name"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
+from fastapi import BackgroundTasks, Query, Request, WebSocket
 from fastapi.responses import Response
 
 from vigil.assets import service, tracking
@@ -42,12 +42,13 @@ from vigil.assets.schemas import (
 )
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import requires
 from vigil.core.types import AwareTime
 from vigil.core.ws import field_filter
 
-router = APIRouter(tags=["assets"])
-ws_router = APIRouter(tags=["assets"])
+router = Router(tags=["assets"])
+ws_router = Router(tags=["assets"])
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:

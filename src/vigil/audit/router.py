@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from vigil.audit import service
 from vigil.audit.schemas import AuditRead
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import requires
 from vigil.core.types import LenientUtcDatetime
 
-router = APIRouter(prefix="/admin/audit", tags=["admin"])
+router = Router(prefix="/admin/audit", tags=["admin"])
 
 
 @router.get("", response_model=Page[AuditRead])

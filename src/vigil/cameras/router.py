@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from vigil.cameras import service
 from vigil.cameras.schemas import (
@@ -22,8 +22,9 @@ from vigil.cameras.schemas import (
 )
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 
-router = APIRouter(tags=["cameras"])
+router = Router(tags=["cameras"])
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate name"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown id"}}
 

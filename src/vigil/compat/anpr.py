@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, WebSocket
+from fastapi import Path, Query, Request, Response, WebSocket
 from pydantic import BaseModel, ConfigDict
 
 from vigil.cameras import router as cameras_api
@@ -23,6 +23,7 @@ from vigil.cameras.schemas import (
 )
 from vigil.compat import TAG, SeedPage, items, to_domain
 from vigil.core.deps import CacheDep, SessionDep, SettingsDep, StorageDep
+from vigil.core.routing import Router
 from vigil.core.security import requires
 from vigil.core.types import LenientUtcDatetime
 from vigil.plates import router as plates_api
@@ -31,8 +32,8 @@ from vigil.plates.schemas import PlateEventRead, PlateStats
 from vigil.zones import service as zones
 from vigil.zones.schemas import Name, PolygonGeometry, ZoneCreate, ZoneId, ZoneRead, ZoneUpdate
 
-router = APIRouter(prefix="/api/v1", tags=[TAG])
-ws_router = APIRouter(prefix="/api/v1", tags=[TAG])
+router = Router(prefix="/api/v1", tags=[TAG])
+ws_router = Router(prefix="/api/v1", tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown id"}}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate name"}}
 

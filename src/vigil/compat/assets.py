@@ -8,15 +8,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from vigil.assets import service as assets
 from vigil.assets.schemas import LocationRead
 from vigil.compat import TAG, SeedPage, items
 from vigil.core.deps import SessionDep
+from vigil.core.routing import Router
 from vigil.core.types import AwareTime
 
-router = APIRouter(prefix="/api/v1", tags=[TAG])
+router = Router(prefix="/api/v1", tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown asset, or not located yet"}}
 
 

@@ -10,18 +10,19 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi import File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
 from vigil.compat import TAG, SeedPage, items
 from vigil.core.deps import SessionDep, StorageDep
 from vigil.core.pagination import MAX_OFFSET
+from vigil.core.routing import Router
 from vigil.faces import router as faces_api
 from vigil.faces import service as faces
 from vigil.faces.router import RuntimeDep
 from vigil.faces.schemas import ClusterRead, EventCreate, EventRead, EventReplace, ImageRead, SearchResult
 
-router = APIRouter(tags=[TAG])
+router = Router(tags=[TAG])
 EventIdPath = Annotated[str, Path(max_length=64, description="The event's `code`.")]
 EVENT_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown event code"}}
 IMAGE_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown image"}}

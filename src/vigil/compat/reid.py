@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from vigil.alerts import service as alerts
 from vigil.alerts.schemas import RecentMessage
 from vigil.compat import TAG, SeedPage, items, to_domain
 from vigil.core.deps import CacheDep, SessionDep
+from vigil.core.routing import Router
 from vigil.people import service as people
 from vigil.people.router import OptionalGalleryDep
 from vigil.people.schemas import DirectoryEntry, PersonCreate, PersonRead
@@ -23,7 +24,7 @@ from vigil.platform.schemas import CacheStats
 from vigil.zones import service as zones
 from vigil.zones.schemas import CORNERS, Coordinate, Name, ZoneCreate, ZoneId, ZoneKind
 
-router = APIRouter(tags=[TAG])
+router = Router(tags=[TAG])
 GlobalIdPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The person's `global_id`.")]
 USER_404: dict[int | str, dict[str, Any]] = {404: {"description": "No person with this global_id"}}
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.compat import TAG, SeedPage, to_domain
 from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
 from vigil.scenarios import service as scenarios
 from vigil.scenarios.schemas import MAX_SOURCE_LENGTH, ScenarioCreate, ScenarioParams, Status
 from vigil.scenarios.sources import SourcePolicy
 
-router = APIRouter(tags=[TAG])
+router = Router(tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown scenario"}}
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.exporters import service
 from vigil.exporters.schemas import (
     DeliveryRead,
@@ -23,7 +24,7 @@ from vigil.exporters.schemas import (
 from vigil.exporters.senders import Senders
 from vigil.exporters.ssrf import AllowList
 
-router = APIRouter(prefix="/exporters", tags=["exporters"])
+router = Router(prefix="/exporters", tags=["exporters"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown exporter"}}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate name"}}
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import Field, TypeAdapter, ValidationError
 
 from vigil.core.deps import SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import ValidationFailed
 from vigil.core.pagination import MAX_OFFSET, Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.storage_http import blob_response
 from vigil.faces import service
 from vigil.faces.runtime import EXTENSION, FacesRuntime
@@ -25,7 +26,7 @@ from vigil.faces.schemas import (
     SearchResult,
 )
 
-router = APIRouter(prefix="/faces", tags=["faces"])
+router = Router(prefix="/faces", tags=["faces"])
 
 EVENT_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown event code"}}
 CodePath = Annotated[str, Path(max_length=64, description="The event's `code`.")]

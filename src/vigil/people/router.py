@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.people import service
 from vigil.people.gallery import AnyGallery, GalleryUnavailable, open_gallery
 from vigil.people.schemas import (
@@ -23,7 +24,7 @@ from vigil.people.schemas import (
     PersonUpdate,
 )
 
-router = APIRouter(prefix="/people", tags=["people"])
+router = Router(prefix="/people", tags=["people"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown person"}}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate global_id"},
                                                  422: {"description": "Unknown zone_id"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, WebSocket
+from fastapi import Query, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
@@ -14,6 +14,7 @@ from vigil.core.config import Settings
 from vigil.core.deps import SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import requires
 from vigil.core.storage import BlobStore
 from vigil.core.storage_http import blob_response
@@ -29,8 +30,8 @@ from vigil.plates.schemas import (
     WatchlistUpdate,
 )
 
-router = APIRouter(prefix="/plates", tags=["plates"])
-ws_router = APIRouter(tags=["plates"])
+router = Router(prefix="/plates", tags=["plates"])
+ws_router = Router(tags=["plates"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown event or no such image"}}
 
 

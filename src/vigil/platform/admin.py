@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import requires
 from vigil.platform import service
 from vigil.platform.schemas import DeadLetters, OutboxRow, Replayed
 
-router = APIRouter(prefix="/admin", tags=["platform"])
+router = Router(prefix="/admin", tags=["platform"])
 
 
 @router.get("/outbox", response_model=Page[OutboxRow])

@@ -5,20 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi import Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from vigil.core import metrics
 from vigil.core.deps import SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import create_key, delete_key, list_keys, requires
 from vigil.core.ws import field_filter
 from vigil.platform import service
 from vigil.platform.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, CacheStats, Health
 
-public_router = APIRouter(tags=["platform"])
-api_router = APIRouter(tags=["platform"])
-ws_router = APIRouter(tags=["platform"])
+public_router = Router(tags=["platform"])
+api_router = Router(tags=["platform"])
+ws_router = Router(tags=["platform"])
 
 
 @public_router.get("/health", response_model=Health, responses={503: {"model": Health}})

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, WebSocket
+from fastapi import Query, Response, WebSocket
 
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
 from vigil.core.ws import field_filter
 from vigil.scenarios import service
@@ -24,8 +25,8 @@ from vigil.scenarios.schemas import (
 )
 from vigil.scenarios.sources import SourcePolicy
 
-router = APIRouter(prefix="/scenarios", tags=["scenarios"])
-ws_router = APIRouter(tags=["scenarios"])
+router = Router(prefix="/scenarios", tags=["scenarios"])
+ws_router = Router(tags=["scenarios"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown scenario"}}
 
 

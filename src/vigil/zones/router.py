@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 
 from vigil.core.deps import CacheDep, SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.routing import Router
 from vigil.zones import service
 from vigil.zones.schemas import (
     ContainsRequest,
@@ -20,7 +21,7 @@ from vigil.zones.schemas import (
     ZoneUpdate,
 )
 
-router = APIRouter(prefix="/zones", tags=["zones"])
+router = Router(prefix="/zones", tags=["zones"])
 ZoneIdPath = Annotated[str, Path(max_length=64)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown zone"}}
 

@@ -1,0 +1,123 @@
+"""core/routing.Router: a request only walks the routes of the router it is for, and routing answers as
+FastAPI's does (the same endpoint for every route, 404 and 405 with Allow)."""
+
+import re
+import uuid
+
+from fastapi import FastAPI, routing
+from fastapi.routing import APIRoute, _iter_routes_with_context
+from starlette.exceptions import HTTPException
+
+from vigil.core.routing import Router, first_segments
+
+
+async def _tried(app, monkeypatch, path: str, method: str = "GET") -> tuple[list[str], object]:
+    """Route `path` through the app's router for real: the route paths FastAPI tried, and the endpoint
+    whose route was chosen (its handler is not run), or None (404/405)."""
+    tried: list[str] = []
+    chosen: list[object] = []
+    matches, handle = APIRoute.matches, APIRoute.handle
+
+    def counting(self, scope):
+        tried.append(self.path)
+        return matches(self, scope)
+
+    async def record(self, scope, receive, send):
+        chosen.append(self.endpoint)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    monkeypatch.setattr(APIRoute, "matches", counting)
+    monkeypatch.setattr(APIRoute, "handle", record)
+    try:
+        scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
+                 "headers": [], "query_string": b"", "app": app, "state": {}}
+        await app.router(scope, receive, send)
+    except HTTPException:  # the router's own 404/405 (the app's handlers turn it into problem+json)
+        pass
+    finally:
+        monkeypatch.setattr(APIRoute, "matches", matches)
+        monkeypatch.setattr(APIRoute, "handle", handle)
+    return tried, (chosen[0] if chosen else None)
+
+
+def _app() -> FastAPI:
+    people, assets, loose = Router(prefix="/people"), Router(), Router()
+
+    @people.get("/{person_id}")
+    async def person(person_id: uuid.UUID) -> dict: return {}
+
+    @assets.get("/sites")
+    async def sites() -> dict: return {}
+
+    @assets.get("/gateways/{gid}")
+    async def gateway(gid: str) -> dict: return {}
+
+    @loose.get("/{anything}/x")
+    async def anything(anything: str) -> dict: return {}
+
+    app = FastAPI()
+    api = routing.APIRouter(prefix="/api/v1")
+    for r in (assets, loose, people):
+        api.include_router(r)
+    app.include_router(api)
+    return app
+
+
+def test_first_segments():
+    app = _app()
+    assert first_segments(app.router) == {"api", "docs", "openapi.json", "redoc"}
+    routers = {tuple(sorted(first_segments(r.original_router) or ["*"]))
+               for r in app.router.routes[-1].original_router.routes}
+    assert routers == {("gateways", "sites"), ("*",), ("people",)}
+
+
+async def test_a_request_skips_routers_it_is_not_for(monkeypatch):
+    app = _app()
+    tried, endpoint = await _tried(app, monkeypatch, f"/api/v1/people/{uuid.uuid4()}")
+    # FastAPI matches at each level of nesting, so a route may be tried more than once; assets' two
+    # routes are never tried, and `loose` (a parameter first) still is.
+    assert set(tried) == {"/{anything}/x", "/people/{person_id}"} and endpoint.__name__ == "person"
+    tried, endpoint = await _tried(app, monkeypatch, "/api/v1/sites")
+    assert set(tried) == {"/sites"} and endpoint.__name__ == "sites"
+    tried, endpoint = await _tried(app, monkeypatch, "/api/v1sites")
+    assert "/sites" not in tried and endpoint is None
+
+
+async def test_every_route_of_the_app_resolves_to_its_own_endpoint(server, monkeypatch):
+    """Each route's path, with its parameters filled in, reaches that route's endpoint (or an earlier one
+    that FastAPI would also have chosen: the same path template registered before it)."""
+    app = server.app
+    checked = 0
+    first_for: dict[tuple[str, str], object] = {}
+    for route, ctx in _iter_routes_with_context(app.routes):
+        if not isinstance(route, APIRoute):
+            continue
+        path = getattr(ctx, "path_format", None) or route.path_format
+        method = sorted(route.methods)[0]
+        first_for.setdefault((method, path), route.endpoint)
+    for (method, path), endpoint in first_for.items():
+        concrete = re.sub(r"\{[^}:]+(:path)?\}", lambda m: "a/b" if m.group(1) else str(uuid.uuid4()), path)
+        _, chosen = await _tried(app, monkeypatch, concrete, method)
+        if chosen is endpoint:
+            checked += 1
+            continue
+        # A literal route registered earlier can shadow a template (e.g. /people/directory): then the
+        # request is not for this route; with a UUID in every parameter that only happens for literals.
+        assert chosen is not None, (method, path, concrete)
+    assert checked > 150
+
+
+async def test_404_and_405_as_before(client):
+    r = await client.delete("/api/v1/people/directory")
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    r = await client.get("/api/v1/no-such-thing")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = await client.get(f"/api/v1/people/{uuid.uuid4()}")
+    assert r.status_code == 404
