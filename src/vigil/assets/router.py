@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
 from fastapi.responses import Response
 
-from vigil.assets import service, tracking
+from vigil.assets import service
 from vigil.assets.schemas import (
     AssetCreate,
     AssetRead,
@@ -40,6 +40,7 @@ from vigil.assets.schemas import (
     SiteUpdate,
     UtilisationRead,
 )
+from vigil.assets.tracking import estimation
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires
@@ -73,7 +74,7 @@ async def ingest_observations(body: ObservationBatch, session: SessionDep, setti
         session, observations=body.observations, max_batch=settings.assets_max_batch,
         max_future_s=settings.assets_max_future_s)
     # Background tasks run after the response, i.e. after the unit of work committed the readings.
-    background.add_task(tracking.schedule, request.app.state.ctx.redis, touched, settings.assets_debounce_s)
+    background.add_task(estimation.schedule, request.app.state.ctx.redis, touched, settings.assets_debounce_s)
     return result
 
 

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
-from vigil.assets import analytics, geofence, geofencing, tracking
+from vigil.assets.geofences import evaluation as geofencing
+from vigil.assets.geofences import shapes as geofence
 from vigil.assets.metrics import OBSERVATIONS
 from vigil.assets.models import (
     Asset,
@@ -32,7 +33,7 @@ from vigil.assets.models import (
     Rule,
     Site,
 )
-from vigil.assets.rules import maintenance_subject, validate_params
+from vigil.assets.rules.checks import maintenance_subject, validate_params
 from vigil.assets.schemas import (
     AssetCreate,
     AssetUpdate,
@@ -51,6 +52,8 @@ from vigil.assets.schemas import (
     SiteCreate,
     SiteUpdate,
 )
+from vigil.assets.tracking import analytics
+from vigil.assets.tracking import estimation as tracking
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, patch_changes, unknown_reference
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, InvalidState, NotFound, PayloadTooLarge, ValidationFailed

@@ -11,7 +11,9 @@ from loguru import logger
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from vigil.assets import rules, service, tracking
+from vigil.assets import service
+from vigil.assets.rules import checks
+from vigil.assets.tracking import estimation
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 
@@ -57,12 +59,12 @@ async def _every(ctx: AppContext, name: str, interval: float, job: Callable[[], 
 
 async def check_rules_once(ctx: AppContext) -> None:
     async with session_scope(ctx.sessionmaker) as session:
-        await rules.check_rules(session, now=utcnow())
+        await checks.check_rules(session, now=utcnow())
 
 
 def background_tasks(ctx: AppContext) -> dict[str, Coroutine[Any, Any, None]]:
     return {
-        "assets:estimation": tracking.run_scheduler(ctx),
+        "assets:estimation": estimation.run_scheduler(ctx),
         "assets:retention": _every(ctx, "cleanup", ctx.settings.assets_cleanup_interval_s,
                                    lambda: purge_old_observations(ctx)),
         "assets:rules": _every(ctx, "rules", ctx.settings.assets_rules_interval_s, lambda: check_rules_once(ctx)),

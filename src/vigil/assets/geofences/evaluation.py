@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
-from vigil.assets import geofence as shapes
+from vigil.assets.geofences import shapes
 from vigil.assets.metrics import GEOFENCE_TRANSITIONS
 from vigil.assets.models import Asset, Geofence, GeofenceEvent, GeofenceState, LocationEstimate
 
