@@ -32,9 +32,12 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from vigil.assets import service
-from vigil.assets.models import Asset, LocationEstimate, Observation
-from vigil.assets.schemas import AssetCreate, GatewayCreate, SiteCreate
+from vigil.assets.assets.models import Asset
+from vigil.assets.assets.schemas import AssetCreate
+from vigil.assets.gateways.schemas import GatewayCreate
+from vigil.assets.sites.schemas import SiteCreate
 from vigil.assets.tracking.locate import Reading, distance_to_rssi, locate, smooth
+from vigil.assets.tracking.models import LocationEstimate, Observation
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.core.devstack import DevStack, free_port

@@ -9,38 +9,15 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
 from fastapi.responses import Response
 
 from vigil.assets import service
-from vigil.assets.schemas import (
-    AssetCreate,
-    AssetRead,
-    AssetUpdate,
-    DwellRead,
-    GatewayCreate,
-    GatewayRead,
-    GatewayUpdate,
-    GeofenceCreate,
-    GeofenceRead,
-    GeofenceStateRead,
-    GeofenceUpdate,
-    IngestResult,
-    JobCreate,
-    JobRead,
-    JobStatus,
-    JobUpdate,
-    LocationRead,
-    MaintenanceCreate,
-    MaintenanceRead,
-    MaintenanceUpdate,
-    ObservationBatch,
-    RuleCreate,
-    RuleKind,
-    RuleRead,
-    RuleUpdate,
-    SiteCreate,
-    SiteRead,
-    SiteUpdate,
-    UtilisationRead,
-)
+from vigil.assets.assets.schemas import AssetCreate, AssetRead, AssetUpdate
+from vigil.assets.gateways.schemas import GatewayCreate, GatewayRead, GatewayUpdate
+from vigil.assets.geofences.schemas import GeofenceCreate, GeofenceRead, GeofenceStateRead, GeofenceUpdate
+from vigil.assets.jobs.schemas import JobCreate, JobRead, JobStatus, JobUpdate
+from vigil.assets.maintenance.schemas import MaintenanceCreate, MaintenanceRead, MaintenanceUpdate
+from vigil.assets.rules.schemas import RuleCreate, RuleKind, RuleRead, RuleUpdate
+from vigil.assets.sites.schemas import SiteCreate, SiteRead, SiteUpdate
 from vigil.assets.tracking import estimation
+from vigil.assets.tracking.schemas import DwellRead, IngestResult, LocationRead, ObservationBatch, UtilisationRead
 from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import requires

@@ -19,41 +19,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from vigil.alerts import service as alerts
+from vigil.assets.assets.models import Asset
+from vigil.assets.assets.schemas import AssetCreate, AssetUpdate
+from vigil.assets.gateways.models import Gateway
+from vigil.assets.gateways.schemas import GatewayCreate, GatewayUpdate
 from vigil.assets.geofences import evaluation as geofencing
 from vigil.assets.geofences import shapes as geofence
+from vigil.assets.geofences.models import Geofence, GeofenceEvent
+from vigil.assets.geofences.schemas import GeofenceCreate, GeofenceUpdate
+from vigil.assets.jobs.models import Job
+from vigil.assets.jobs.schemas import JobCreate, JobUpdate
+from vigil.assets.maintenance.models import Maintenance
+from vigil.assets.maintenance.schemas import MaintenanceCreate, MaintenanceUpdate
 from vigil.assets.metrics import OBSERVATIONS
-from vigil.assets.models import (
-    Asset,
-    Gateway,
-    Geofence,
-    GeofenceEvent,
-    Job,
-    LocationEstimate,
-    Maintenance,
-    Rule,
-    Site,
-)
 from vigil.assets.rules.checks import maintenance_subject, validate_params
-from vigil.assets.schemas import (
-    AssetCreate,
-    AssetUpdate,
-    GatewayCreate,
-    GatewayUpdate,
-    GeofenceCreate,
-    GeofenceUpdate,
-    IngestResult,
-    JobCreate,
-    JobUpdate,
-    MaintenanceCreate,
-    MaintenanceUpdate,
-    ObservationIn,
-    RuleCreate,
-    RuleUpdate,
-    SiteCreate,
-    SiteUpdate,
-)
+from vigil.assets.rules.models import Rule
+from vigil.assets.rules.schemas import RuleCreate, RuleUpdate
+from vigil.assets.sites.models import Site
+from vigil.assets.sites.schemas import SiteCreate, SiteUpdate
 from vigil.assets.tracking import analytics
 from vigil.assets.tracking import estimation as tracking
+from vigil.assets.tracking.models import LocationEstimate
+from vigil.assets.tracking.schemas import IngestResult, ObservationIn
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, patch_changes, unknown_reference
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, InvalidState, NotFound, PayloadTooLarge, ValidationFailed

@@ -17,9 +17,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
+from vigil.assets.assets.models import Asset
 from vigil.assets.geofences import shapes
+from vigil.assets.geofences.models import Geofence, GeofenceEvent, GeofenceState
 from vigil.assets.metrics import GEOFENCE_TRANSITIONS
-from vigil.assets.models import Asset, Geofence, GeofenceEvent, GeofenceState, LocationEstimate
+from vigil.assets.tracking.models import LocationEstimate
 
 STATE_KEY = "vigil:assets:fences:{}"
 _SHAPES: dict[tuple[uuid.UUID, datetime], shapes.Shape] = {}

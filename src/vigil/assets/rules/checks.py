@@ -20,7 +20,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
-from vigil.assets.models import Asset, Maintenance, Rule, RuleState
+from vigil.assets.assets.models import Asset
+from vigil.assets.maintenance.models import Maintenance
+from vigil.assets.rules.models import Rule, RuleState
 
 # Per kind: parameter -> (default, minimum, maximum).
 PARAMS: dict[str, dict[str, tuple[float, float, float]]] = {

@@ -26,11 +26,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.assets.assets.models import Asset
+from vigil.assets.gateways.models import Gateway
 from vigil.assets.geofences import evaluation as geofencing
 from vigil.assets.metrics import ESTIMATE_BATCH_SECONDS, ESTIMATES
-from vigil.assets.models import Asset, Gateway, LocationEstimate
-from vigil.assets.schemas import LocationRead
 from vigil.assets.tracking.locate import Estimate, Reading, locate, smooth_window
+from vigil.assets.tracking.models import LocationEstimate
+from vigil.assets.tracking.schemas import LocationRead
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
