@@ -11,9 +11,9 @@ from loguru import logger
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from vigil.assets import service
 from vigil.assets.rules import checks
 from vigil.assets.tracking import estimation
+from vigil.assets.tracking import service as tracking
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 
@@ -36,9 +36,9 @@ async def purge_old_observations(ctx: AppContext) -> int:
     total = 0
     while True:
         async with session_scope(ctx.sessionmaker) as session:
-            n = await service.purge_observations(session, older_than=cutoff)
+            n = await tracking.purge_observations(session, older_than=cutoff)
         total += n
-        if n < service.PURGE_CHUNK:
+        if n < tracking.PURGE_CHUNK:
             break
     if total:
         logger.info("retention: deleted {} observations older than {}", total, cutoff.isoformat())

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.alerts import service as alerts
 from vigil.assets.assets.models import Asset
 from vigil.assets.maintenance.models import Maintenance
+from vigil.assets.maintenance.service import maintenance_subject
 from vigil.assets.rules.models import Rule, RuleState
 
 # Per kind: parameter -> (default, minimum, maximum).
@@ -86,10 +87,6 @@ def missing_holds(last_seen: datetime, *, now: datetime, minutes: float) -> bool
 
 def asset_subject(asset_id: uuid.UUID) -> str:
     return f"asset:{asset_id}"
-
-
-def maintenance_subject(record_id: uuid.UUID) -> str:
-    return f"maintenance:{record_id}"
 
 
 @dataclass

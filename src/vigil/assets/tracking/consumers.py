@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from vigil.assets import service
 from vigil.assets.metrics import OBSERVATIONS
-from vigil.assets.tracking import estimation
+from vigil.assets.tracking import estimation, service
 from vigil.assets.tracking.schemas import ObservationIn, ObservationMessage
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
