@@ -58,11 +58,13 @@ async def _every(ctx: AppContext, name: str, interval: float, job: Callable[[], 
 
 
 async def check_rules_once(ctx: AppContext) -> None:
+    """One rules check in its own unit of work (raises and resolves alerts)."""
     async with session_scope(ctx.sessionmaker) as session:
         await checks.check_rules(session, now=utcnow())
 
 
 def background_tasks(ctx: AppContext) -> dict[str, Coroutine[Any, Any, None]]:
+    """The domain's background loops by name: estimation scheduler, observation retention, rules check."""
     return {
         "assets:estimation": estimation.run_scheduler(ctx),
         "assets:retention": _every(ctx, "cleanup", ctx.settings.assets_cleanup_interval_s,

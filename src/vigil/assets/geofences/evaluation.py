@@ -41,6 +41,7 @@ def shape_of(fence: Geofence) -> shapes.Shape:
 
 
 def alert_subject(fence_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+    """The alert subject of one asset with one fence, so an enter alert and its exit resolve the same one."""
     return f"{fence_id}:{asset_id}"
 
 
