@@ -157,6 +157,7 @@ async def purge_observations(session: AsyncSession, *, older_than: datetime, lim
     ), {"cutoff": older_than, "limit": limit})
     return result.rowcount or 0  # type: ignore[attr-defined]
 
+
 # --- locations -------------------------------------------------------------------------------
 
 
