@@ -31,10 +31,15 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from vigil.assets import service
-from vigil.assets.locate import Reading, distance_to_rssi, locate, smooth
-from vigil.assets.models import Asset, LocationEstimate, Observation
-from vigil.assets.schemas import AssetCreate, GatewayCreate, SiteCreate
+from vigil.assets.assets.models import Asset
+from vigil.assets.assets.schemas import AssetCreate
+from vigil.assets.assets.service import create_asset
+from vigil.assets.gateways.schemas import GatewayCreate
+from vigil.assets.gateways.service import create_gateway
+from vigil.assets.sites.schemas import SiteCreate
+from vigil.assets.sites.service import create_site
+from vigil.assets.tracking.locate import Reading, distance_to_rssi, locate, smooth
+from vigil.assets.tracking.models import LocationEstimate, Observation
 from vigil.core.config import Settings
 from vigil.core.db import create_engine, create_sessionmaker, session_scope
 from vigil.core.devstack import DevStack, free_port
@@ -67,11 +72,11 @@ async def seed(settings: Settings, tags: int) -> list[str]:
     engine = create_engine(settings.database_url or "")
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
-            site = await service.create_site(session, site_in=SiteCreate(name="bench"))
+            site = await create_site(session, site_in=SiteCreate(name="bench"))
             for name, (x, y) in CORNERS.items():
-                await service.create_gateway(session, gateway_in=GatewayCreate(name=name, site_id=site.id, x=x, y=y))
+                await create_gateway(session, gateway_in=GatewayCreate(name=name, site_id=site.id, x=x, y=y))
             for i in range(tags):
-                await service.create_asset(session, asset_in=AssetCreate(name=f"tag {i}", tag_id=f"BENCH-{i:05d}"))
+                await create_asset(session, asset_in=AssetCreate(name=f"tag {i}", tag_id=f"BENCH-{i:05d}"))
     finally:
         await engine.dispose()
     return [f"BENCH-{i:05d}" for i in range(tags)]

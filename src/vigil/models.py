@@ -4,7 +4,14 @@ Alembic's env.py and the tests import it; add each new domain's models here.
 """
 
 from vigil.alerts.models import Alert  # noqa: F401
-from vigil.assets import models as assets_models  # noqa: F401
+from vigil.assets.assets.models import Asset  # noqa: F401
+from vigil.assets.gateways.models import Gateway  # noqa: F401
+from vigil.assets.geofences.models import Geofence, GeofenceEvent, GeofenceState  # noqa: F401
+from vigil.assets.jobs.models import Job, job_assets  # noqa: F401
+from vigil.assets.maintenance.models import Maintenance  # noqa: F401
+from vigil.assets.rules.models import Rule, RuleState  # noqa: F401
+from vigil.assets.sites.models import Site  # noqa: F401
+from vigil.assets.tracking.models import LocationEstimate, Observation  # noqa: F401
 from vigil.audit.models import AuditEntry  # noqa: F401
 from vigil.cameras.models import Camera, ModelConfig, Sensor  # noqa: F401
 from vigil.core.db import Base

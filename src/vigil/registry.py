@@ -64,7 +64,7 @@ def compat_routers(seeds: list[str]) -> list[APIRouter]:
 
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """Every domain's Kafka / Redpanda consumers for this app instance."""
-    from vigil.assets.consumers import consumer_specs as assets_consumers
+    from vigil.assets.tracking.consumers import consumer_specs as assets_consumers
     from vigil.exporters.consumers import consumer_specs as exporter_consumers
     from vigil.people.consumers import reid_alert_specs
     from vigil.scenarios.consumers import consumer_specs as scenario_consumers

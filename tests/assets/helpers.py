@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from vigil.assets.locate import distance_to_rssi
+from vigil.assets.tracking.locate import distance_to_rssi
 
 CORNERS = {"gw-sw": (0.0, 0.0), "gw-se": (20.0, 0.0), "gw-nw": (0.0, 20.0), "gw-ne": (20.0, 20.0)}
 

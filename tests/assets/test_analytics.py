@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.assets.helpers import make_asset, make_site_with_gateways
-from vigil.assets import analytics
-from vigil.assets.models import GeofenceEvent, LocationEstimate
+from vigil.assets.geofences.models import GeofenceEvent
+from vigil.assets.tracking import analytics
+from vigil.assets.tracking.models import LocationEstimate
 from vigil.core.db import session_scope
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

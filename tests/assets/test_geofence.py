@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 
 from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
 from tests.conftest import ADMIN_KEY, auth
-from vigil.assets import geofence as gf
-from vigil.assets.locate import Reading, distance_to_rssi, locate, smooth_window
+from vigil.assets.geofences import shapes as gf
+from vigil.assets.tracking.locate import Reading, distance_to_rssi, locate, smooth_window
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CORNERS = [(0.0, 0.0), (20.0, 0.0), (0.0, 20.0), (20.0, 20.0)]

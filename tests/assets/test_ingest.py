@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 
 from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
 from tests.conftest import ADMIN_KEY, auth
-from vigil.assets import tasks, tracking
-from vigil.assets.models import LocationEstimate, Observation
+from vigil.assets import tasks
+from vigil.assets.tracking import estimation as tracking
+from vigil.assets.tracking.models import LocationEstimate, Observation
 
 PROBLEM = "application/problem+json"
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vigil.assets.locate import Reading, distance_to_rssi, locate, rssi_to_distance, smooth, smooth_window
+from vigil.assets.tracking.locate import Reading, distance_to_rssi, locate, rssi_to_distance, smooth, smooth_window
 
 CORNERS = [(0.0, 0.0), (20.0, 0.0), (0.0, 20.0), (20.0, 20.0)]
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.assets.helpers import eventually, make_asset, make_site_with_gateways, readings_at
-from vigil.assets import rules
+from vigil.assets.rules import checks as rules
 from vigil.core.db import session_scope
 
 

@@ -14,7 +14,8 @@ from tests.faces.test_events import make_event
 from tests.plates.helpers import event, image_bytes, make_camera
 from vigil import registry
 from vigil.alerts.models import Alert
-from vigil.assets.models import GeofenceEvent, LocationEstimate
+from vigil.assets.geofences.models import GeofenceEvent
+from vigil.assets.tracking.models import LocationEstimate
 from vigil.core.db import utcnow
 from vigil.core.retention import RETENTION_LOCK, run_once
 from vigil.core.storage import content_key

@@ -11,7 +11,9 @@ from loguru import logger
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from vigil.assets import rules, service, tracking
+from vigil.assets.rules import checks
+from vigil.assets.tracking import estimation
+from vigil.assets.tracking import service as tracking
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 
@@ -34,9 +36,9 @@ async def purge_old_observations(ctx: AppContext) -> int:
     total = 0
     while True:
         async with session_scope(ctx.sessionmaker) as session:
-            n = await service.purge_observations(session, older_than=cutoff)
+            n = await tracking.purge_observations(session, older_than=cutoff)
         total += n
-        if n < service.PURGE_CHUNK:
+        if n < tracking.PURGE_CHUNK:
             break
     if total:
         logger.info("retention: deleted {} observations older than {}", total, cutoff.isoformat())
@@ -56,13 +58,15 @@ async def _every(ctx: AppContext, name: str, interval: float, job: Callable[[], 
 
 
 async def check_rules_once(ctx: AppContext) -> None:
+    """One rules check in its own unit of work (raises and resolves alerts)."""
     async with session_scope(ctx.sessionmaker) as session:
-        await rules.check_rules(session, now=utcnow())
+        await checks.check_rules(session, now=utcnow())
 
 
 def background_tasks(ctx: AppContext) -> dict[str, Coroutine[Any, Any, None]]:
+    """The domain's background loops by name: estimation scheduler, observation retention, rules check."""
     return {
-        "assets:estimation": tracking.run_scheduler(ctx),
+        "assets:estimation": estimation.run_scheduler(ctx),
         "assets:retention": _every(ctx, "cleanup", ctx.settings.assets_cleanup_interval_s,
                                    lambda: purge_old_observations(ctx)),
         "assets:rules": _every(ctx, "rules", ctx.settings.assets_rules_interval_s, lambda: check_rules_once(ctx)),

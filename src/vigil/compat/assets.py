@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from vigil.assets import service as assets
-from vigil.assets.schemas import LocationRead
+from vigil.assets.tracking.schemas import LocationRead
 from vigil.compat import TAG, SeedPage, items
 from vigil.core.deps import SessionDep
 from vigil.core.routing import Router

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vigil.assets import service, tracking
 from vigil.assets.metrics import OBSERVATIONS
-from vigil.assets.schemas import ObservationIn, ObservationMessage
+from vigil.assets.tracking import estimation, service
+from vigil.assets.tracking.schemas import ObservationIn, ObservationMessage
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope, utcnow
 from vigil.core.messaging import ConsumerRecord, ConsumerSpec, PoisonMessage, parse_json
@@ -31,7 +31,7 @@ def observation_handlers(ctx: AppContext):
             _, touched = await service.ingest_observations(
                 session, observations=observations, max_batch=len(observations),
                 max_future_s=settings.assets_max_future_s)
-        await tracking.schedule(ctx.redis, touched, settings.assets_debounce_s)
+        await estimation.schedule(ctx.redis, touched, settings.assets_debounce_s)
 
     async def handle(record: ConsumerRecord) -> None:
         try:

@@ -17,9 +17,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
-from vigil.assets import geofence as shapes
+from vigil.assets.assets.models import Asset
+from vigil.assets.geofences import shapes
+from vigil.assets.geofences.models import Geofence, GeofenceEvent, GeofenceState
 from vigil.assets.metrics import GEOFENCE_TRANSITIONS
-from vigil.assets.models import Asset, Geofence, GeofenceEvent, GeofenceState, LocationEstimate
+from vigil.assets.tracking.models import LocationEstimate
 
 STATE_KEY = "vigil:assets:fences:{}"
 _SHAPES: dict[tuple[uuid.UUID, datetime], shapes.Shape] = {}
@@ -39,6 +41,7 @@ def shape_of(fence: Geofence) -> shapes.Shape:
 
 
 def alert_subject(fence_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+    """The alert subject of one asset with one fence, so an enter alert and its exit resolve the same one."""
     return f"{fence_id}:{asset_id}"
 
 

@@ -26,11 +26,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.assets import geofencing
-from vigil.assets.locate import Estimate, Reading, locate, smooth_window
+from vigil.assets.assets.models import Asset
+from vigil.assets.gateways.models import Gateway
+from vigil.assets.geofences import evaluation as geofencing
 from vigil.assets.metrics import ESTIMATE_BATCH_SECONDS, ESTIMATES
-from vigil.assets.models import Asset, Gateway, LocationEstimate
-from vigil.assets.schemas import LocationRead
+from vigil.assets.tracking.locate import Estimate, Reading, locate, smooth_window
+from vigil.assets.tracking.models import LocationEstimate
+from vigil.assets.tracking.schemas import LocationRead
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
@@ -61,6 +63,7 @@ async def schedule(redis: Redis, asset_ids: Iterable[uuid.UUID], debounce_s: flo
 
 
 async def claim_due(redis: Redis, *, now: float | None = None, limit: int = CLAIM_BATCH) -> list[uuid.UUID]:
+    """Take the assets whose estimate is due, atomically, so two instances never estimate the same one."""
     items = await redis.eval(_CLAIM, 1, DUE_KEY, str(now if now is not None else time.time()), str(limit))
     return [uuid.UUID(i.decode() if isinstance(i, bytes) else i) for i in items]
 
@@ -140,6 +143,7 @@ def estimate_batch(windows: Window, gateways: dict[uuid.UUID, GatewayInfo], *, w
 
 
 def location_payload(row: LocationEstimate, tag_id: str) -> dict[str, Any]:
+    """The `location.updated` event body: the location as the API reads it, plus the tag id."""
     return LocationRead.model_validate(row).model_dump(mode="json") | {"tag_id": tag_id}
 
 
@@ -189,6 +193,7 @@ async def store_estimates(session: AsyncSession, results: list[Located]) -> list
 
 
 async def cached_location(redis: Redis, asset_id: uuid.UUID) -> LocationRead | None:
+    """The current location from the Redis copy, or None when absent or Redis is down (readers fall back)."""
     try:
         raw = await redis.get(LOCATION_KEY.format(asset_id))
     except RedisError:

@@ -20,7 +20,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
-from vigil.assets.models import Asset, Maintenance, Rule, RuleState
+from vigil.assets.assets.models import Asset
+from vigil.assets.maintenance.models import Maintenance
+from vigil.assets.maintenance.service import maintenance_subject
+from vigil.assets.rules.models import Rule, RuleState
 
 # Per kind: parameter -> (default, minimum, maximum).
 PARAMS: dict[str, dict[str, tuple[float, float, float]]] = {
@@ -66,6 +69,7 @@ class RuleIndex:
             self._by_scope[(rule.kind, *scope)] = Effective(rule.severity, rule.enabled, params)
 
     def effective(self, kind: str, *, asset_id: uuid.UUID, site_id: uuid.UUID | None) -> Effective | None:
+        """The rule of `kind` that applies to the asset (its own, else its site's, else global), if any."""
         return (self._by_scope.get((kind, "asset", asset_id))
                 or (self._by_scope.get((kind, "site", site_id)) if site_id is not None else None)
                 or self._by_scope.get((kind, "global", None)))
@@ -79,15 +83,13 @@ def low_battery_holds(battery: float | None, *, active: bool, threshold: float, 
 
 
 def missing_holds(last_seen: datetime, *, now: datetime, minutes: float) -> bool:
+    """A tag is missing once it has not been heard for more than `minutes`."""
     return now - last_seen > timedelta(minutes=minutes)
 
 
 def asset_subject(asset_id: uuid.UUID) -> str:
+    """The alert subject of a per-asset rule, so raising and resolving it name the same alert."""
     return f"asset:{asset_id}"
-
-
-def maintenance_subject(record_id: uuid.UUID) -> str:
-    return f"maintenance:{record_id}"
 
 
 @dataclass

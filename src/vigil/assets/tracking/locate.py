@@ -40,6 +40,7 @@ class Reading:
 
     @property
     def distance(self) -> float:
+        """The range the smoothed RSSI implies under this gateway's path-loss model, metres."""
         return float(rssi_to_distance(self.rssi, self.tx_power, self.path_loss_exponent))
 
 

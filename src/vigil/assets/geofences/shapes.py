@@ -46,6 +46,7 @@ class Shape:
 
 
 def circle(center: Sequence[float] | None, radius_m: float | None) -> Shape:
+    """A circle from its center and radius; a missing or non-positive radius is an InvalidShape."""
     if center is None or radius_m is None:
         raise InvalidShape("a circle needs `center` and `radius_m`")
     if not (math.isfinite(radius_m) and radius_m > 0):
@@ -78,6 +79,7 @@ def normalised_ring(points: Sequence[Sequence[float]]) -> list[list[float]]:
 
 def build(kind: str, *, center: Sequence[float] | None = None, radius_m: float | None = None,
           points: Sequence[Sequence[float]] | None = None) -> Shape:
+    """The shape of a fence of `kind` from the fields that kind takes; the others must be absent."""
     if kind == "circle":
         if points is not None:
             raise InvalidShape("a circle takes `center` and `radius_m`, not `polygon`")

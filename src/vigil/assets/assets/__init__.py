@@ -1,0 +1,1 @@
+"""Assets: the tagged things themselves, keyed by the tag they carry."""

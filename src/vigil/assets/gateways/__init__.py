@@ -1,0 +1,1 @@
+"""Gateways: the BLE receivers at known positions on a site."""

@@ -1,0 +1,1 @@
+"""Jobs: work orders over some assets, with their status machine."""

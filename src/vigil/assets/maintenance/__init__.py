@@ -1,0 +1,1 @@
+"""Maintenance: scheduled tasks on one asset, whose overdue alert the rules check raises."""
