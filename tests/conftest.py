@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from tests.instances import serve_stack  # noqa: F401 - the fixture of tests that start `vigil serve` processes
 from vigil.core.config import Settings
 from vigil.core.devstack import DevStack, ensure_database, free_port
 from vigil.core.logging import setup_logging

@@ -9,75 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections import Counter
-from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 import websockets
 
 from tests.exporters.conftest import Receiver
+from tests.instances import RULES_INTERVAL_S, H, Instance, eventually
 from tests.plates.helpers import event, image_bytes
 from tests.scenarios.helpers import RunnerProcess, make_video
-from vigil.core.devstack import ensure_database, free_port, start_broker
-from vigil.core.migrations import upgrade
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-ADMIN = "two-instances-admin-key-0123"
-H = {"Authorization": f"Bearer {ADMIN}"}
-RULES_INTERVAL_S = 1.0
-
-
-class Instance:
-    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"serve-{name}.log"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "S3_"))}
-        environ.update(env, PORT=str(self.port), VIGIL_INSTANCE_ID=name, VIGIL_DATA_DIR=str(workdir / name))
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        # cwd outside the repo: no developer's .env is read.
-        self.proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "serve"], cwd=workdir, env=environ,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=3) as c:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"{self.name} exited:\n{self.log()[-3000:]}"
-                try:
-                    if (await c.get(f"{self.url}/ready")).status_code == 200 and "consumers running" in self.log():
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"{self.name} never became ready:\n{self.log()[-3000:]}")
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
 
 async def job_runs(instance: Instance, job: str) -> float:
     async with httpx.AsyncClient(timeout=5) as c:
@@ -118,61 +64,15 @@ class WsClient:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def eventually(probe, timeout: float = 60.0, interval: float = 0.2, what: object = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s: {what() if callable(what) else what}")
-        await asyncio.sleep(interval)
-
-
 def multipart(ev: dict, **parts: bytes) -> dict:
     files = {name: (f"{name}.jpg", data, "image/jpeg") for name, data in parts.items()}
     files["event"] = (None, json.dumps(ev), "application/json")
     return files
 
 
-@pytest.fixture
-def two_stack(stack, s3_settings, tmp_path):
-    """A database, Redis db, Kafka broker and bucket for the two instances alone."""
-    if "postgres" not in stack.processes:
-        pytest.skip("needs the embedded PostgreSQL to create a database of its own")
-    pg_port = stack.processes["postgres"].port
-    ensure_database(pg_port, "vigil_two", drop_first=True)
-    db = f"postgresql+asyncpg://postgres@127.0.0.1:{pg_port}/vigil_two"
-    upgrade(db)
-    broker, kafka = start_broker(tmp_path)
-    bucket = "vigil-two"
-    # S310: the session's loopback moto server
-    req = urllib.request.Request(f"{s3_settings.s3_endpoint_url}/{bucket}", method="PUT")  # noqa: S310
-    urllib.request.urlopen(req, timeout=10).read()  # noqa: S310
-    redis = (s3_settings.redis_url or "").rsplit("/", 1)[0] + "/3"
-    media_dir = Path(tempfile.mkdtemp(prefix="vigil-two-media-"))
-    env = {
-        "DATABASE_URL": db, "REDIS_URL": redis, "KAFKA_BOOTSTRAP_SERVERS": kafka, "REDPANDA_BROKERS": kafka,
-        "S3_ENDPOINT_URL": s3_settings.s3_endpoint_url or "", "S3_BUCKET": bucket,
-        "S3_ACCESS_KEY_ID": s3_settings.s3_access_key_id or "",
-        "S3_SECRET_ACCESS_KEY": s3_settings.s3_secret_access_key.get_secret_value(),
-        "VIGIL_GALLERY_BACKEND": "pgvector", "VIGIL_ADMIN_KEY": ADMIN, "VIGIL_LOG_LEVEL": "INFO",
-        "VIGIL_EXPORTER_ALLOWED_HOSTS": "127.0.0.1", "VIGIL_EXPORTER_POLL_INTERVAL_S": "0.2",
-        "VIGIL_OUTBOX_POLL_INTERVAL_S": "0.2", "VIGIL_ASSETS_RULES_INTERVAL_S": str(RULES_INTERVAL_S),
-        "VIGIL_MEDIA_ROOT": str(media_dir),  # file sources only under it (issue 12), for apps and runner alike
-    }
-    try:
-        yield SimpleNamespace(env=env, database_url=db, kafka_bootstrap_servers=kafka, redpanda_brokers=kafka,
-                              media_dir=media_dir)
-    finally:
-        broker.stop()
-
-
-async def test_two_instances_behave_as_one(two_stack, tmp_path):
-    a = Instance("a", two_stack.env, tmp_path)
-    b = Instance("b", two_stack.env, tmp_path)
+async def test_two_instances_behave_as_one(serve_stack, tmp_path):
+    a = Instance("a", serve_stack.env, tmp_path)
+    b = Instance("b", serve_stack.env, tmp_path)
     runner = None
     receiver = Receiver()
     ws_a = ws_b = None
@@ -225,10 +125,10 @@ async def test_two_instances_behave_as_one(two_stack, tmp_path):
                              timeout=60)
 
             # A scenario job runs once: one runner, the job dispatched through one instance, moved via the other.
-            runner = RunnerProcess("two-1", two_stack, tmp_path)
+            runner = RunnerProcess("two-1", serve_stack, tmp_path)
             # Blocking helpers go to threads: the WebSocket clients must keep answering pings meanwhile.
             await asyncio.to_thread(runner.wait_assigned, 90)
-            video = await asyncio.to_thread(make_video, two_stack.media_dir / "clip.avi", frames=6)
+            video = await asyncio.to_thread(make_video, serve_stack.media_dir / "clip.avi", frames=6)
             r = await ca.post("/api/v1/scenarios", json={"source": str(video), "params": {"sample_fps": 100}})
             assert r.status_code == 201, r.text
             sid = r.json()["id"]
