@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, WebSocket
+from fastapi import APIRouter, Query, Response, WebSocket
 
 from vigil.alerts import policies, service
 from vigil.alerts.schemas import (
@@ -25,7 +25,7 @@ from vigil.alerts.schemas import (
     SnoozeIn,
     Status,
 )
-from vigil.core.deps import SessionDep
+from vigil.core.deps import HubDep, RedisDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.security import CurrentPrincipal
 from vigil.core.types import LenientUtcDatetime
@@ -57,9 +57,9 @@ async def list_alerts(
 
 
 @router.get("/messages/recent", response_model=list[RecentMessage])
-async def recent_messages(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+async def recent_messages(redis: RedisDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
     """The latest raw messages seen on the alert topics (`person_reid_alerts`), newest first."""
-    return await service.recent_messages(request.app.state.ctx.redis, limit=limit)
+    return await service.recent_messages(redis, limit=limit)
 
 
 # Mutes come before /{alert_id}: "mutes" is not an alert id.
@@ -169,13 +169,14 @@ def alert_matcher(severity: str | None, source: str | None, zone_id: str | None,
 @ws_router.websocket("/alerts")
 async def alerts_stream(
     websocket: WebSocket,
+    hub: HubDep,
     severity: Severity | None = None,
     source: str | None = None,
     zone_id: str | None = None,
     kind: str | None = None,
 ) -> None:
     """`alert.created` / `alert.updated` as they happen, narrowed by severity, source, kind, zone_id."""
-    await websocket.app.state.ctx.hub.serve(
+    await hub.serve(
         websocket, types=("alert.",), match=alert_matcher(severity, source, zone_id, kind)
     )
 

@@ -8,20 +8,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from vigil.assets import service as assets
 from vigil.assets.schemas import LocationRead
 from vigil.compat import TAG, SeedPage, items
-from vigil.core.deps import SessionDep
+from vigil.core.deps import RedisDep, SessionDep
 from vigil.core.types import AwareTime
 
 router = APIRouter(prefix="/api/v1", tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown asset, or not located yet"}}
 
 
-async def _current(asset_id: uuid.UUID, session: SessionDep, request: Request) -> Any:
-    return await assets.current_location(session, redis=request.app.state.ctx.redis, asset_id=asset_id)
+async def _current(asset_id: uuid.UUID, session: SessionDep, redis: RedisDep) -> Any:
+    return await assets.current_location(session, redis=redis, asset_id=asset_id)
 
 
 async def _history(asset_id: uuid.UUID, session: SessionDep, page: SeedPage,

@@ -1,19 +1,36 @@
-"""Request-scoped dependencies shared by every router: the unit-of-work session and app clients."""
+"""Request-scoped dependencies shared by every router: the unit-of-work session and app clients.
+
+The clients are the ones the lifespan opened and keeps on `app.state` (`AppContext`); routers take them
+through these `Annotated` aliases instead of reading `request.app.state`. They take an `HTTPConnection`,
+so the same alias works in HTTP and WebSocket routes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from vigil.core.cache import Cache
 from vigil.core.config import Settings
+from vigil.core.context import AppContext
 from vigil.core.db import session_scope
+from vigil.core.messaging import Bus
+from vigil.core.security import KeyCache
 from vigil.core.storage import BlobStore
+from vigil.core.ws import Hub
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ConsumerRuntime(Protocol):
+    """What the platform routes need of the lifespan's runtime (`main.Runtime`): its consumers' state."""
+
+    def consumer_status(self) -> dict[str, dict[str, Any]]: ...
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -30,18 +47,64 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings_dep(request: Request) -> Settings:
-    value: Settings = request.app.state.settings
+def get_settings_dep(conn: HTTPConnection) -> Settings:
+    """The one Settings object the app was created with."""
+    value: Settings = conn.app.state.settings
     return value
 
 
-def get_cache(request: Request) -> Cache:
-    value: Cache = request.app.state.ctx.cache
+def get_ctx(conn: HTTPConnection) -> AppContext:
+    """Every client this instance holds; for services that take the whole context (health, dead letters)."""
+    value: AppContext = conn.app.state.ctx
     return value
 
 
-def get_storage(request: Request) -> BlobStore:
-    value: BlobStore = request.app.state.ctx.storage
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+
+
+def get_cache(ctx: CtxDep) -> Cache:
+    """The Redis-backed cache with explicit invalidation."""
+    return ctx.cache
+
+
+def get_storage(ctx: CtxDep) -> BlobStore:
+    """Blob storage: the local directory, or S3 when configured."""
+    return ctx.storage
+
+
+def get_redis(ctx: CtxDep) -> Redis:
+    """The raw Redis client (recent messages, location state)."""
+    return ctx.redis
+
+
+def get_hub(ctx: CtxDep) -> Hub:
+    """The WebSocket hub that fans this instance's events out to its clients."""
+    return ctx.hub
+
+
+def get_bus(ctx: CtxDep) -> Bus:
+    """The Kafka producer (alerts, scenarios, what exporters publish)."""
+    return ctx.bus
+
+
+def get_keys(ctx: CtxDep) -> KeyCache | None:
+    """The resolved-key cache, told when a key is revoked; None where the app runs without one."""
+    return ctx.keys
+
+
+def get_runtime(conn: HTTPConnection) -> ConsumerRuntime | None:
+    """The lifespan's consumer runtime; None before the lifespan has started it."""
+    return getattr(conn.app.state, "runtime", None)
+
+
+def is_draining(conn: HTTPConnection) -> bool:
+    """True once shutdown has begun: readiness answers 503 so the load balancer stops sending."""
+    return bool(conn.app.state.draining)
+
+
+def get_schema_heads(conn: HTTPConnection) -> set[str]:
+    """The Alembic head revisions this code expects the database to be at."""
+    value: set[str] = conn.app.state.alembic_heads
     return value
 
 
@@ -51,3 +114,10 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 StorageDep = Annotated[BlobStore, Depends(get_storage)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+HubDep = Annotated[Hub, Depends(get_hub)]
+BusDep = Annotated[Bus, Depends(get_bus)]
+KeyCacheDep = Annotated[KeyCache | None, Depends(get_keys)]
+RuntimeDep = Annotated[ConsumerRuntime | None, Depends(get_runtime)]
+DrainingDep = Annotated[bool, Depends(is_draining)]
+SchemaHeadsDep = Annotated[set[str], Depends(get_schema_heads)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.deps import BusDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.exporters import service
 from vigil.exporters.schemas import (
@@ -84,11 +84,11 @@ async def disable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
 
 @router.post("/{exporter_id}/test", response_model=TestResult, responses=NOT_FOUND)
 async def test_exporter(
-    exporter_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+    exporter_id: uuid.UUID, bus: BusDep, session: SessionDep, settings: SettingsDep
 ) -> dict:
     """Send a sample payload now and report `{ok, latency_ms, error}` (a failed send is still a 200)."""
     senders = Senders(
-        bus=request.app.state.ctx.bus,
+        bus=bus,
         timeout_s=settings.exporter_timeout_s,
         allow=AllowList.parse(settings.exporter_allowed_hosts),
         telegram_api_base=settings.telegram_api_base,

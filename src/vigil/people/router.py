@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from vigil.core.deps import CacheDep, SessionDep
+from vigil.core.deps import CacheDep, CtxDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.people import service
 from vigil.people.gallery import AnyGallery, GalleryUnavailable, open_gallery
@@ -29,10 +29,10 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate
                                                  422: {"description": "Unknown zone_id"}}
 
 
-def optional_gallery(request: Request) -> AnyGallery | None:
+def optional_gallery(ctx: CtxDep, settings: SettingsDep) -> AnyGallery | None:
     """The ReID gallery (pgvector or Qdrant, by VIGIL_GALLERY_BACKEND), or None for Qdrant when this
     instance has none (then nobody has vectors here)."""
-    return open_gallery(request.app.state.ctx, request.app.state.settings)
+    return open_gallery(ctx, settings)
 
 
 def require_gallery(gallery: Annotated[AnyGallery | None, Depends(optional_gallery)]) -> AnyGallery:
