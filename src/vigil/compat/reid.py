@@ -68,7 +68,7 @@ async def put_user(global_id: GlobalIdPath, body: PersonCreate, session: Session
 async def delete_user(global_id: GlobalIdPath, session: SessionDep, cache: CacheDep,
                       gallery: OptionalGalleryDep) -> Response:
     person = await people.get_by_global_id(session, global_id=global_id)
-    await people.delete_person(session, person_id=person.id, cache=cache, gallery=gallery)
+    await people.delete_person(session, person=person, cache=cache, gallery=gallery)
     return Response(status_code=204)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from vigil.core.deps import CacheDep, CtxDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.people import service
+from vigil.people.deps import PersonDep
 from vigil.people.gallery import AnyGallery, GalleryUnavailable, open_gallery
 from vigil.people.schemas import (
     DirectoryEntry,
@@ -82,8 +83,8 @@ async def identify(body: IdentifyIn, session: SessionDep, gallery: GalleryDep) -
 
 
 @router.get("/{person_id}", response_model=PersonRead, responses=NOT_FOUND)
-async def get_person(person_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_person(session, person_id=person_id)
+async def get_person(person: PersonDep) -> Any:
+    return person
 
 
 @router.patch("/{person_id}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
@@ -98,10 +99,10 @@ async def put_person(person_id: uuid.UUID, body: PersonCreate, session: SessionD
 
 
 @router.delete("/{person_id}", status_code=204, responses=NOT_FOUND)
-async def delete_person(person_id: uuid.UUID, session: SessionDep, cache: CacheDep,
+async def delete_person(person: PersonDep, session: SessionDep, cache: CacheDep,
                         gallery: OptionalGalleryDep) -> Response:
     """Deletes the person's ReID vectors too."""
-    await service.delete_person(session, person_id=person_id, cache=cache, gallery=gallery)
+    await service.delete_person(session, person=person, cache=cache, gallery=gallery)
     return Response(status_code=204)
 
 
