@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, WebSocket
 
 from vigil.alerts import policies, service
+from vigil.alerts.deps import AlertDep, LockedAlertDep, MuteDep, PolicyDep
 from vigil.alerts.schemas import (
     AlertRead,
     AlertUpdate,
@@ -75,14 +76,14 @@ async def list_mutes(session: SessionDep, page: PageDep, active: bool | None = N
 
 
 @router.delete("/mutes/{mute_id}", status_code=204, responses={404: {"description": "Unknown mute"}})
-async def delete_mute(mute_id: uuid.UUID, session: SessionDep) -> Response:
-    await service.delete_mute(session, mute_id=mute_id)
+async def delete_mute(mute: MuteDep, session: SessionDep) -> Response:
+    await service.delete_mute(session, mute=mute)
     return Response(status_code=204)
 
 
 @router.get("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
-async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_alert(session, alert_id=alert_id)
+async def get_alert(alert: AlertDep) -> Any:
+    return alert
 
 
 @router.patch("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
@@ -108,24 +109,24 @@ async def comment(alert_id: uuid.UUID, body: CommentIn, session: SessionDep,
 
 
 @router.get("/{alert_id}/history", response_model=list[HistoryRead], responses=NOT_FOUND)
-async def history(alert_id: uuid.UUID, session: SessionDep) -> Any:
+async def history(alert: AlertDep, session: SessionDep) -> Any:
     """Created, updated, acknowledged, commented, escalated, reminded, snoozed, resolved: who and when."""
-    return await service.history(session, alert_id=alert_id)
+    return await service.history(session, alert=alert)
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND)
 @router.put("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND,
             operation_id="acknowledge_alert_put")
-async def acknowledge(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def acknowledge(alert: LockedAlertDep, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: acknowledging twice, or a resolved alert, returns it unchanged."""
-    return await service.acknowledge(session, alert_id=alert_id, by=principal.name)
+    return await service.acknowledge(session, alert=alert, by=principal.name)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertRead, responses=NOT_FOUND)
 @router.put("/{alert_id}/resolve", response_model=AlertRead, responses=NOT_FOUND, operation_id="resolve_alert_put")
-async def resolve(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def resolve(alert: LockedAlertDep, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: resolving twice returns the alert unchanged."""
-    return await service.resolve(session, alert_id=alert_id, by=principal.name)
+    return await service.resolve(session, alert=alert, by=principal.name)
 
 
 # --- policies --------------------------------------------------------------------------------
@@ -143,8 +144,8 @@ async def list_policies(session: SessionDep, page: PageDep, enabled: bool | None
 
 
 @policies_router.get("/{policy_id}", response_model=PolicyRead, responses=POLICY_NOT_FOUND)
-async def get_policy(policy_id: uuid.UUID, session: SessionDep) -> Any:
-    return await policies.get_policy(session, policy_id=policy_id)
+async def get_policy(policy: PolicyDep) -> Any:
+    return policy
 
 
 @policies_router.patch("/{policy_id}", response_model=PolicyRead, responses={**POLICY_NOT_FOUND, **CONFLICT})
@@ -153,8 +154,8 @@ async def update_policy(policy_id: uuid.UUID, body: PolicyUpdate, session: Sessi
 
 
 @policies_router.delete("/{policy_id}", status_code=204, responses=POLICY_NOT_FOUND)
-async def delete_policy(policy_id: uuid.UUID, session: SessionDep) -> Response:
-    await policies.delete_policy(session, policy_id=policy_id)
+async def delete_policy(policy: PolicyDep, session: SessionDep) -> Response:
+    await policies.delete_policy(session, policy=policy)
     return Response(status_code=204)
 
 
