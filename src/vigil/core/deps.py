@@ -1,7 +1,7 @@
 """Request-scoped dependencies shared by every router: the unit-of-work session and app clients.
 
 The clients are the ones the lifespan opened and keeps on `app.state` (`AppContext`); routers take them
-through these `Annotated` aliases instead of reading `request.app.state`. They take an `HTTPConnection`,
+through these `Annotated` aliases instead of reading them off the app state. They take an `HTTPConnection`,
 so the same alias works in HTTP and WebSocket routes.
 """
 
