@@ -141,9 +141,9 @@ async def update_policy(
     return policy
 
 
-async def delete_policy(session: AsyncSession, *, policy_id: uuid.UUID) -> None:
+async def delete_policy(session: AsyncSession, *, policy: AlertPolicy) -> None:
     """Delete a policy and its progress on alerts (the alerts stay)."""
-    policy = await get_policy(session, policy_id=policy_id)
+    policy_id = policy.id
     await session.delete(policy)
     await session.flush()
     logger.info("alert policy {} deleted", policy_id)

@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Query, Request, Response, WebSocket
+from fastapi import Query, Response, WebSocket
 
 from vigil.alerts import policies, service
+from vigil.alerts.deps import AlertDep, LockedAlertDep, MuteDep, PolicyDep
 from vigil.alerts.schemas import (
     AlertRead,
     AlertUpdate,
@@ -25,7 +26,7 @@ from vigil.alerts.schemas import (
     SnoozeIn,
     Status,
 )
-from vigil.core.deps import SessionDep
+from vigil.core.deps import HubDep, RedisDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
@@ -58,9 +59,9 @@ async def list_alerts(
 
 
 @router.get("/messages/recent", response_model=list[RecentMessage])
-async def recent_messages(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+async def recent_messages(redis: RedisDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
     """The latest raw messages seen on the alert topics (`person_reid_alerts`), newest first."""
-    return await service.recent_messages(request.app.state.ctx.redis, limit=limit)
+    return await service.recent_messages(redis, limit=limit)
 
 
 # Mutes come before /{alert_id}: "mutes" is not an alert id.
@@ -76,14 +77,14 @@ async def list_mutes(session: SessionDep, page: PageDep, active: bool | None = N
 
 
 @router.delete("/mutes/{mute_id}", status_code=204, responses={404: {"description": "Unknown mute"}})
-async def delete_mute(mute_id: uuid.UUID, session: SessionDep) -> Response:
-    await service.delete_mute(session, mute_id=mute_id)
+async def delete_mute(mute: MuteDep, session: SessionDep) -> Response:
+    await service.delete_mute(session, mute=mute)
     return Response(status_code=204)
 
 
 @router.get("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
-async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_alert(session, alert_id=alert_id)
+async def get_alert(alert: AlertDep) -> Any:
+    return alert
 
 
 @router.patch("/{alert_id}", response_model=AlertRead, responses=NOT_FOUND)
@@ -109,24 +110,24 @@ async def comment(alert_id: uuid.UUID, body: CommentIn, session: SessionDep,
 
 
 @router.get("/{alert_id}/history", response_model=list[HistoryRead], responses=NOT_FOUND)
-async def history(alert_id: uuid.UUID, session: SessionDep) -> Any:
+async def history(alert: AlertDep, session: SessionDep) -> Any:
     """Created, updated, acknowledged, commented, escalated, reminded, snoozed, resolved: who and when."""
-    return await service.history(session, alert_id=alert_id)
+    return await service.history(session, alert=alert)
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND)
 @router.put("/{alert_id}/acknowledge", response_model=AlertRead, responses=NOT_FOUND,
             operation_id="acknowledge_alert_put")
-async def acknowledge(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def acknowledge(alert: LockedAlertDep, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: acknowledging twice, or a resolved alert, returns it unchanged."""
-    return await service.acknowledge(session, alert_id=alert_id, by=principal.name)
+    return await service.acknowledge(session, alert=alert, by=principal.name)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertRead, responses=NOT_FOUND)
 @router.put("/{alert_id}/resolve", response_model=AlertRead, responses=NOT_FOUND, operation_id="resolve_alert_put")
-async def resolve(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def resolve(alert: LockedAlertDep, session: SessionDep, principal: CurrentPrincipal) -> Any:
     """Idempotent: resolving twice returns the alert unchanged."""
-    return await service.resolve(session, alert_id=alert_id, by=principal.name)
+    return await service.resolve(session, alert=alert, by=principal.name)
 
 
 # --- policies --------------------------------------------------------------------------------
@@ -144,8 +145,8 @@ async def list_policies(session: SessionDep, page: PageDep, enabled: bool | None
 
 
 @policies_router.get("/{policy_id}", response_model=PolicyRead, responses=POLICY_NOT_FOUND)
-async def get_policy(policy_id: uuid.UUID, session: SessionDep) -> Any:
-    return await policies.get_policy(session, policy_id=policy_id)
+async def get_policy(policy: PolicyDep) -> Any:
+    return policy
 
 
 @policies_router.patch("/{policy_id}", response_model=PolicyRead, responses={**POLICY_NOT_FOUND, **CONFLICT})
@@ -154,8 +155,8 @@ async def update_policy(policy_id: uuid.UUID, body: PolicyUpdate, session: Sessi
 
 
 @policies_router.delete("/{policy_id}", status_code=204, responses=POLICY_NOT_FOUND)
-async def delete_policy(policy_id: uuid.UUID, session: SessionDep) -> Response:
-    await policies.delete_policy(session, policy_id=policy_id)
+async def delete_policy(policy: PolicyDep, session: SessionDep) -> Response:
+    await policies.delete_policy(session, policy=policy)
     return Response(status_code=204)
 
 
@@ -170,13 +171,14 @@ def alert_matcher(severity: str | None, source: str | None, zone_id: str | None,
 @ws_router.websocket("/alerts")
 async def alerts_stream(
     websocket: WebSocket,
+    hub: HubDep,
     severity: Severity | None = None,
     source: str | None = None,
     zone_id: str | None = None,
     kind: str | None = None,
 ) -> None:
     """`alert.created` / `alert.updated` as they happen, narrowed by severity, source, kind, zone_id."""
-    await websocket.app.state.ctx.hub.serve(
+    await hub.serve(
         websocket, types=("alert.",), match=alert_matcher(severity, source, zone_id, kind)
     )
 

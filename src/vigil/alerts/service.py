@@ -123,9 +123,9 @@ async def _locked(session: AsyncSession, alert_id: uuid.UUID) -> Alert:
     return alert
 
 
-async def acknowledge(session: AsyncSession, *, alert_id: uuid.UUID, by: str | None = None) -> Alert:
-    """Open -> acknowledged. Acknowledging again, or a resolved alert, changes nothing."""
-    alert = await _locked(session, alert_id)
+async def acknowledge(session: AsyncSession, *, alert: Alert, by: str | None = None) -> Alert:
+    """Open -> acknowledged (`alert` row-locked by the caller). Acknowledging again, or a resolved alert,
+    changes nothing."""
     if alert.status == "open":
         alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", utcnow(), by
         record(session, alert, "acknowledged", by=by or "system")
@@ -134,9 +134,8 @@ async def acknowledge(session: AsyncSession, *, alert_id: uuid.UUID, by: str | N
     return alert
 
 
-async def resolve(session: AsyncSession, *, alert_id: uuid.UUID, by: str | None = None) -> Alert:
-    """Any active alert -> resolved. Resolving again changes nothing."""
-    alert = await _locked(session, alert_id)
+async def resolve(session: AsyncSession, *, alert: Alert, by: str | None = None) -> Alert:
+    """Any active alert -> resolved (`alert` row-locked by the caller). Resolving again changes nothing."""
     if alert.status != "resolved":
         await _mark_resolved(session, alert, by=by, reason="manual")
     return alert
@@ -165,12 +164,11 @@ async def resolve_active(session: AsyncSession, *, source: str, kind: str, subje
 # --- history, people on alerts, snooze, mutes ------------------------------------------------
 
 
-async def history(session: AsyncSession, *, alert_id: uuid.UUID) -> list[AlertHistory]:
-    """The alert's history, oldest first (404 for an unknown alert)."""
-    await get_alert(session, alert_id=alert_id)
+async def history(session: AsyncSession, *, alert: Alert) -> list[AlertHistory]:
+    """The alert's history, oldest first."""
     rows = await session.scalars(
         select(AlertHistory)
-        .where(AlertHistory.alert_id == alert_id)
+        .where(AlertHistory.alert_id == alert.id)
         .order_by(AlertHistory.at, AlertHistory.seq)
     )
     return list(rows.all())
@@ -244,11 +242,8 @@ class MuteNotFound(NotFound):
     title = "Mute not found"
 
 
-async def delete_mute(session: AsyncSession, *, mute_id: uuid.UUID) -> None:
+async def delete_mute(session: AsyncSession, *, mute: AlertMute) -> None:
     """Remove a mute now; alerts raised from then on notify again."""
-    mute = await session.get(AlertMute, mute_id)
-    if mute is None:
-        raise MuteNotFound(f"Mute {mute_id} does not exist.")
     await session.delete(mute)
     await session.flush()
 

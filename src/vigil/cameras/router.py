@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Query, Response
 
 from vigil.cameras import service
+from vigil.cameras.deps import CameraDep, ModelConfigDep, SensorDep
 from vigil.cameras.schemas import (
     CameraCreate,
     CameraRead,
@@ -50,8 +51,8 @@ async def list_cameras(
 
 
 @router.get("/cameras/{camera_id}", response_model=CameraRead, responses=NOT_FOUND)
-async def get_camera(camera_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_camera(session, camera_id=camera_id)
+async def get_camera(camera: CameraDep) -> Any:
+    return camera
 
 
 @router.patch("/cameras/{camera_id}", response_model=CameraRead, responses={**NOT_FOUND, **CONFLICT})
@@ -63,8 +64,8 @@ async def update_camera(camera_id: uuid.UUID, body: CameraUpdate, session: Sessi
 @router.delete(
     "/cameras/{camera_id}", status_code=204, responses={**NOT_FOUND, 409: {"description": "Has events"}}
 )
-async def delete_camera(camera_id: uuid.UUID, session: SessionDep) -> Response:
-    await service.delete_camera(session, camera_id=camera_id)
+async def delete_camera(camera: CameraDep, session: SessionDep) -> Response:
+    await service.delete_camera(session, camera=camera)
     return Response(status_code=204)
 
 
@@ -87,8 +88,8 @@ async def list_models(
 
 
 @router.get("/models/{model_id}", response_model=ModelConfigRead, responses=NOT_FOUND)
-async def get_model(model_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_model(session, model_id=model_id)
+async def get_model(model: ModelConfigDep) -> Any:
+    return model
 
 
 @router.patch("/models/{model_id}", response_model=ModelConfigRead, responses={**NOT_FOUND, **CONFLICT})
@@ -97,8 +98,8 @@ async def update_model(model_id: uuid.UUID, body: ModelConfigUpdate, session: Se
 
 
 @router.delete("/models/{model_id}", status_code=204, responses=NOT_FOUND)
-async def delete_model(model_id: uuid.UUID, session: SessionDep) -> Response:
-    await service.delete_model(session, model_id=model_id)
+async def delete_model(model: ModelConfigDep, session: SessionDep) -> Response:
+    await service.delete_model(session, model=model)
     return Response(status_code=204)
 
 
@@ -121,8 +122,8 @@ async def list_sensors(
 
 
 @router.get("/sensors/{sensor_id}", response_model=SensorRead, responses=NOT_FOUND)
-async def get_sensor(sensor_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_sensor(session, sensor_id=sensor_id)
+async def get_sensor(sensor: SensorDep) -> Any:
+    return sensor
 
 
 @router.patch("/sensors/{sensor_id}", response_model=SensorRead, responses={**NOT_FOUND, **CONFLICT})
@@ -131,8 +132,8 @@ async def update_sensor(sensor_id: uuid.UUID, body: SensorUpdate, session: Sessi
 
 
 @router.delete("/sensors/{sensor_id}", status_code=204, responses=NOT_FOUND)
-async def delete_sensor(sensor_id: uuid.UUID, session: SessionDep) -> Response:
-    await service.delete_sensor(session, sensor_id=sensor_id)
+async def delete_sensor(sensor: SensorDep, session: SessionDep) -> Response:
+    await service.delete_sensor(session, sensor=sensor)
     return Response(status_code=204)
 
 

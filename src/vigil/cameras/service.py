@@ -150,10 +150,10 @@ async def update_camera(session: AsyncSession, *, camera_id: uuid.UUID, camera_i
     return camera
 
 
-async def delete_camera(session: AsyncSession, *, camera_id: uuid.UUID) -> None:
+async def delete_camera(session: AsyncSession, *, camera: Camera) -> None:
     """Delete a camera and its sensors, detaching its zones (their `camera_id` becomes null, in the
     database); a camera with recorded plate events is kept (disable it instead)."""
-    camera = await get_camera(session, camera_id=camera_id)
+    camera_id = camera.id
     await session.delete(camera)
     await flush_or_conflict(
         session, f"Camera {camera_id} has recorded events; disable it instead of deleting it."
@@ -213,9 +213,9 @@ async def update_model(
     return model
 
 
-async def delete_model(session: AsyncSession, *, model_id: uuid.UUID) -> None:
+async def delete_model(session: AsyncSession, *, model: ModelConfig) -> None:
     """Delete a model config (nothing references it)."""
-    model = await get_model(session, model_id=model_id)
+    model_id = model.id
     await session.delete(model)
     await session.flush()
     logger.info("model config {} deleted", model_id)
@@ -275,9 +275,9 @@ async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_i
     return sensor
 
 
-async def delete_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> None:
+async def delete_sensor(session: AsyncSession, *, sensor: Sensor) -> None:
     """Delete a sensor."""
-    sensor = await get_sensor(session, sensor_id=sensor_id)
+    sensor_id = sensor.id
     await session.delete(sensor)
     await session.flush()
     logger.info("sensor {} deleted", sensor_id)

@@ -8,12 +8,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import Request
-
 from vigil.assets import service as assets
 from vigil.assets.tracking.schemas import LocationRead
 from vigil.compat import TAG, SeedPage, items
-from vigil.core.deps import SessionDep
+from vigil.core.deps import RedisDep, SessionDep
 from vigil.core.routing import Router
 from vigil.core.types import AwareTime
 
@@ -21,8 +19,8 @@ router = Router(prefix="/api/v1", tags=[TAG])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown asset, or not located yet"}}
 
 
-async def _current(asset_id: uuid.UUID, session: SessionDep, request: Request) -> Any:
-    return await assets.current_location(session, redis=request.app.state.ctx.redis, asset_id=asset_id)
+async def _current(asset_id: uuid.UUID, session: SessionDep, redis: RedisDep) -> Any:
+    return await assets.current_location(session, redis=redis, asset_id=asset_id)
 
 
 async def _history(asset_id: uuid.UUID, session: SessionDep, page: SeedPage,

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.alerts import service as alerts
 from vigil.alerts.schemas import RecentMessage
 from vigil.compat import TAG, SeedPage, items, to_domain
-from vigil.core.deps import CacheDep, SessionDep
+from vigil.core.deps import CacheDep, RedisDep, SessionDep
 from vigil.core.routing import Router
 from vigil.people import service as people
 from vigil.people.router import OptionalGalleryDep
@@ -69,7 +69,7 @@ async def put_user(global_id: GlobalIdPath, body: PersonCreate, session: Session
 async def delete_user(global_id: GlobalIdPath, session: SessionDep, cache: CacheDep,
                       gallery: OptionalGalleryDep) -> Response:
     person = await people.get_by_global_id(session, global_id=global_id)
-    await people.delete_person(session, person_id=person.id, cache=cache, gallery=gallery)
+    await people.delete_person(session, person=person, cache=cache, gallery=gallery)
     return Response(status_code=204)
 
 
@@ -161,9 +161,9 @@ async def zone_user_counts(session: SessionDep) -> Any:
 
 
 @router.get("/messages/recent", response_model=list[RecentMessage])
-async def recent_messages(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+async def recent_messages(redis: RedisDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
     """The latest raw messages seen on `person_reid_alerts`, newest first."""
-    return await alerts.recent_messages(request.app.state.ctx.redis, limit=limit)
+    return await alerts.recent_messages(redis, limit=limit)
 
 
 @router.get("/cache/stats", response_model=CacheStats)

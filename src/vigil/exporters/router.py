@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 
-from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.deps import BusDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.exporters import service
+from vigil.exporters.deps import ExporterDep
 from vigil.exporters.schemas import (
     DeliveryRead,
     DeliveryStatus,
@@ -44,8 +45,8 @@ async def list_exporters(
 
 
 @router.get("/{exporter_id}", response_model=ExporterRead, responses=NOT_FOUND)
-async def get_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_exporter(session, exporter_id=exporter_id)
+async def get_exporter(exporter: ExporterDep) -> Any:
+    return exporter
 
 
 @router.patch("/{exporter_id}", response_model=ExporterRead, responses={**NOT_FOUND, **CONFLICT})
@@ -58,8 +59,8 @@ async def update_exporter(
 
 
 @router.delete("/{exporter_id}", status_code=204, responses=NOT_FOUND)
-async def delete_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Response:
-    await service.delete_exporter(session, exporter_id=exporter_id)
+async def delete_exporter(exporter: ExporterDep, session: SessionDep) -> Response:
+    await service.delete_exporter(session, exporter=exporter)
     return Response(status_code=204)
 
 
@@ -85,17 +86,17 @@ async def disable_exporter(exporter_id: uuid.UUID, session: SessionDep) -> Any:
 
 @router.post("/{exporter_id}/test", response_model=TestResult, responses=NOT_FOUND)
 async def test_exporter(
-    exporter_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+    exporter: ExporterDep, bus: BusDep, settings: SettingsDep
 ) -> dict:
     """Send a sample payload now and report `{ok, latency_ms, error}` (a failed send is still a 200)."""
     senders = Senders(
-        bus=request.app.state.ctx.bus,
+        bus=bus,
         timeout_s=settings.exporter_timeout_s,
         allow=AllowList.parse(settings.exporter_allowed_hosts),
         telegram_api_base=settings.telegram_api_base,
     )
     async with senders:
-        return await service.test_exporter(session, exporter_id=exporter_id, senders=senders)
+        return await service.test_exporter(exporter=exporter, senders=senders)
 
 
 @router.get("/{exporter_id}/deliveries", response_model=Page[DeliveryRead], responses=NOT_FOUND)

@@ -211,8 +211,8 @@ async def set_enabled(
     return exporter, replayed, discarded
 
 
-async def delete_exporter(session: AsyncSession, *, exporter_id: uuid.UUID) -> None:
-    exporter = await get_exporter(session, exporter_id=exporter_id)
+async def delete_exporter(session: AsyncSession, *, exporter: Exporter) -> None:
+    exporter_id = exporter.id
     await session.delete(exporter)
     await session.flush()
     logger.info("exporter {} deleted", exporter_id)
@@ -243,9 +243,8 @@ def sample_payload(exporter: Exporter) -> dict[str, Any]:
     }
 
 
-async def test_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, senders: Senders) -> dict[str, Any]:
+async def test_exporter(*, exporter: Exporter, senders: Senders) -> dict[str, Any]:
     """Send a sample payload now (enabled or not); not recorded as a delivery, not counted as a failure."""
-    exporter = await get_exporter(session, exporter_id=exporter_id)
     target = Target(exporter.id, exporter.kind, dict(exporter.config))
     item = Outgoing(uuid.uuid4(), "exporter.test", sample_payload(exporter))
     started = time.perf_counter()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import Depends, File, Form, Path, Query, Response, UploadFile
 from pydantic import Field, TypeAdapter, ValidationError
 
-from vigil.core.deps import SessionDep, SettingsDep, StorageDep
+from vigil.core.deps import CtxDep, SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import ValidationFailed
 from vigil.core.pagination import MAX_OFFSET, Page, PageDep
 from vigil.core.routing import Router
@@ -32,8 +32,10 @@ EVENT_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown even
 CodePath = Annotated[str, Path(max_length=64, description="The event's `code`.")]
 
 
-async def _runtime(request: Request) -> FacesRuntime:
-    return request.app.state.ctx.extensions[EXTENSION]
+async def _runtime(ctx: CtxDep) -> FacesRuntime:
+    """The faces runtime (encoder pool, limits) its lifespan hook opened."""
+    runtime: FacesRuntime = ctx.extensions[EXTENSION]
+    return runtime
 
 
 RuntimeDep = Annotated[FacesRuntime, Depends(_runtime)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Response
 
-from vigil.core.deps import CacheDep, SessionDep
+from vigil.core.deps import CacheDep, CtxDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.people import service
+from vigil.people.deps import PersonDep
 from vigil.people.gallery import AnyGallery, GalleryUnavailable, open_gallery
 from vigil.people.schemas import (
     DirectoryEntry,
@@ -30,10 +31,10 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate
                                                  422: {"description": "Unknown zone_id"}}
 
 
-async def optional_gallery(request: Request) -> AnyGallery | None:
+async def optional_gallery(ctx: CtxDep, settings: SettingsDep) -> AnyGallery | None:
     """The ReID gallery (pgvector or Qdrant, by VIGIL_GALLERY_BACKEND), or None for Qdrant when this
     instance has none (then nobody has vectors here)."""
-    return open_gallery(request.app.state.ctx, request.app.state.settings)
+    return open_gallery(ctx, settings)
 
 
 async def require_gallery(gallery: Annotated[AnyGallery | None, Depends(optional_gallery)]) -> AnyGallery:
@@ -83,8 +84,8 @@ async def identify(body: IdentifyIn, session: SessionDep, gallery: GalleryDep) -
 
 
 @router.get("/{person_id}", response_model=PersonRead, responses=NOT_FOUND)
-async def get_person(person_id: uuid.UUID, session: SessionDep) -> Any:
-    return await service.get_person(session, person_id=person_id)
+async def get_person(person: PersonDep) -> Any:
+    return person
 
 
 @router.patch("/{person_id}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
@@ -99,10 +100,10 @@ async def put_person(person_id: uuid.UUID, body: PersonCreate, session: SessionD
 
 
 @router.delete("/{person_id}", status_code=204, responses=NOT_FOUND)
-async def delete_person(person_id: uuid.UUID, session: SessionDep, cache: CacheDep,
+async def delete_person(person: PersonDep, session: SessionDep, cache: CacheDep,
                         gallery: OptionalGalleryDep) -> Response:
     """Deletes the person's ReID vectors too."""
-    await service.delete_person(session, person_id=person_id, cache=cache, gallery=gallery)
+    await service.delete_person(session, person=person, cache=cache, gallery=gallery)
     return Response(status_code=204)
 
 

@@ -127,10 +127,10 @@ async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
     return person
 
 
-async def delete_person(session: AsyncSession, *, person_id: uuid.UUID, cache: Cache,
+async def delete_person(session: AsyncSession, *, person: Person, cache: Cache,
                         gallery: AnyGallery | None) -> None:
     """Delete the row, then the person's vectors; if the gallery fails, the row stays (rolled back)."""
-    person = await get_person(session, person_id=person_id)
+    person_id = person.id
     await session.delete(person)
     await session.flush()
     if gallery is not None:

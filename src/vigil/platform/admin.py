@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Query
 
-from vigil.core.deps import SessionDep
+from vigil.core.deps import CtxDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.core.security import requires
@@ -28,17 +28,17 @@ async def list_outbox(
 
 @router.get("/dlq", response_model=list[DeadLetters])
 @requires("admin")
-async def list_dead_letters(request: Request) -> list[dict]:
+async def list_dead_letters(ctx: CtxDep) -> list[dict]:
     """Every dead-letter topic with how many dead letters wait to be replayed."""
-    return await service.list_dead_letters(request.app.state.ctx)
+    return await service.list_dead_letters(ctx)
 
 
 @router.post("/dlq/{topic}/replay", response_model=Replayed)
 @requires("admin")
 async def replay_dead_letters(
-    request: Request,
+    ctx: CtxDep,
     topic: Annotated[str, Path(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")],
     limit: Annotated[int | None, Query(ge=1, le=1_000_000, description="At most this many (default all)")] = None,
 ) -> dict:
     """Send a topic's dead letters back to it (`topic` or `topic.dlq`); each is replayed once."""
-    return {"replayed": await service.replay_dead_letters(request.app.state.ctx, topic=topic, limit=limit)}
+    return {"replayed": await service.replay_dead_letters(ctx, topic=topic, limit=limit)}
