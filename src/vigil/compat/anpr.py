@@ -22,7 +22,7 @@ from vigil.cameras.schemas import (
     SensorRead,
 )
 from vigil.compat import TAG, SeedPage, items, to_domain
-from vigil.core.deps import CacheDep, SessionDep, SettingsDep, StorageDep
+from vigil.core.deps import CacheDep, HubDep, SessionDep, SettingsDep, StorageDep
 from vigil.core.routing import Router
 from vigil.core.security import requires
 from vigil.core.types import LenientUtcDatetime
@@ -79,9 +79,9 @@ async def get_event(event_id: uuid.UUID, session: SessionDep) -> Any:
 
 
 @ws_router.websocket("/events/stream")
-async def event_stream(websocket: WebSocket) -> None:
+async def event_stream(websocket: WebSocket, hub: HubDep) -> None:
     """Every new plate event as `plate.event` (as `/ws/plates`)."""
-    await websocket.app.state.ctx.hub.serve(websocket, types=("plate.event",))
+    await hub.serve(websocket, types=("plate.event",))
 
 
 # --- config: cameras, models, sensors -------------------------------------------------------------

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from vigil.core.config import Settings
-from vigil.core.deps import SessionDep, SettingsDep, StorageDep
+from vigil.core.deps import HubDep, SessionDep, SettingsDep, StorageDep
 from vigil.core.errors import UnsupportedMediaType, ValidationFailed
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
@@ -248,6 +248,7 @@ async def remove_from_watchlist(entry_id: uuid.UUID, session: SessionDep) -> Res
 @ws_router.websocket("/plates")
 async def plates_stream(
     websocket: WebSocket,
+    hub: HubDep,
     camera_id: uuid.UUID | None = None,
     plate: Annotated[str | None, Query(max_length=50)] = None,
 ) -> None:
@@ -259,7 +260,7 @@ async def plates_stream(
             return False
         return wanted is None or data.get("plate_normalized") == wanted
 
-    await websocket.app.state.ctx.hub.serve(websocket, types=("plate.event",), match=match)
+    await hub.serve(websocket, types=("plate.event",), match=match)
 
 
 __all__ = ["router", "ws_router"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import Request
 from fastapi.responses import Response
 
 from vigil.assets.geofences import service
 from vigil.assets.geofences.schemas import GeofenceCreate, GeofenceRead, GeofenceStateRead, GeofenceUpdate
 from vigil.assets.responses import responses
-from vigil.core.deps import SessionDep
+from vigil.core.deps import RedisDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 
@@ -19,9 +18,9 @@ router = Router(tags=["assets"])
 
 
 @router.get("/assets/{asset_id}/geofences", response_model=list[GeofenceStateRead], responses=responses(404))
-async def get_asset_geofences(asset_id: uuid.UUID, session: SessionDep, request: Request) -> Any:
+async def get_asset_geofences(asset_id: uuid.UUID, session: SessionDep, redis: RedisDep) -> Any:
     """Where the asset stands with each fence of its site (inside or not, since when)."""
-    return await service.geofence_states(session, redis=request.app.state.ctx.redis, asset_id=asset_id)
+    return await service.geofence_states(session, redis=redis, asset_id=asset_id)
 
 
 @router.post("/geofences", status_code=201, response_model=GeofenceRead, responses=responses(422))

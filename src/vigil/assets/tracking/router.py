@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Query, Request, WebSocket
+from fastapi import BackgroundTasks, Query, WebSocket
 
 from vigil.assets.responses import responses
 from vigil.assets.tracking import estimation, service
 from vigil.assets.tracking.schemas import DwellRead, IngestResult, LocationRead, ObservationBatch, UtilisationRead
-from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.deps import HubDep, RedisDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.core.security import requires
@@ -28,7 +28,7 @@ ws_router = Router(tags=["assets"])
 
 @requires("ingest")
 async def ingest_observations(body: ObservationBatch, session: SessionDep, settings: SettingsDep,
-                              request: Request, background: BackgroundTasks) -> Any:
+                              redis: RedisDep, background: BackgroundTasks) -> Any:
     """Store a batch of readings (all or nothing); unknown tags and gateways are counted and dropped.
 
     Estimation follows asynchronously; locations arrive on `/ws/locations`.
@@ -37,14 +37,14 @@ async def ingest_observations(body: ObservationBatch, session: SessionDep, setti
         session, observations=body.observations, max_batch=settings.assets_max_batch,
         max_future_s=settings.assets_max_future_s)
     # Background tasks run after the response, i.e. after the unit of work committed the readings.
-    background.add_task(estimation.schedule, request.app.state.ctx.redis, touched, settings.assets_debounce_s)
+    background.add_task(estimation.schedule, redis, touched, settings.assets_debounce_s)
     return result
 
 
 @router.get("/assets/{asset_id}/location", response_model=LocationRead, responses=responses(404))
-async def get_location(asset_id: uuid.UUID, session: SessionDep, request: Request) -> Any:
+async def get_location(asset_id: uuid.UUID, session: SessionDep, redis: RedisDep) -> Any:
     """The current location estimate; 404 for an unknown asset or one not located yet."""
-    return await service.current_location(session, redis=request.app.state.ctx.redis, asset_id=asset_id)
+    return await service.current_location(session, redis=redis, asset_id=asset_id)
 
 
 @router.get("/assets/{asset_id}/locations", response_model=Page[LocationRead], responses=responses(404))
@@ -80,16 +80,15 @@ async def asset_utilisation(
 
 
 @ws_router.websocket("/locations")
-async def locations_stream(websocket: WebSocket, site_id: uuid.UUID | None = None,
+async def locations_stream(websocket: WebSocket, hub: HubDep, site_id: uuid.UUID | None = None,
                            asset_id: uuid.UUID | None = None) -> None:
     """`location.updated` for every asset, optionally narrowed to a site or an asset."""
     match = field_filter({"site_id": str(site_id) if site_id else None,
                           "asset_id": str(asset_id) if asset_id else None})
-    await websocket.app.state.ctx.hub.serve(websocket, types=("location.",), match=match)
+    await hub.serve(websocket, types=("location.",), match=match)
 
 
 @ws_router.websocket("/locations/{asset_id}")
-async def asset_locations_stream(websocket: WebSocket, asset_id: uuid.UUID) -> None:
+async def asset_locations_stream(websocket: WebSocket, hub: HubDep, asset_id: uuid.UUID) -> None:
     """`location.updated` of one asset."""
-    await websocket.app.state.ctx.hub.serve(websocket, types=("location.",),
-                                            match=field_filter({"asset_id": str(asset_id)}))
+    await hub.serve(websocket, types=("location.",), match=field_filter({"asset_id": str(asset_id)}))
