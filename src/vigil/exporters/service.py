@@ -17,16 +17,20 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
+from vigil.core.context import AppContext
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
+from vigil.core.retention import RetentionPolicy, delete_chunk
 from vigil.exporters.channels import CHANNEL_KINDS, sample_alert_event
 from vigil.exporters.models import Delivery, Exporter
+from vigil.exporters.outgoing import Outgoing, Target
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, masked_fields, merge_secrets
-from vigil.exporters.senders import Outgoing, Senders, Target
+from vigil.exporters.senders import Senders
 from vigil.exporters.ssrf import REFUSED, AllowList, TargetRefused, check_endpoints
+from vigil.exporters.wakeups import wake_workers
 
 
 class ExporterNotFound(NotFound):
@@ -560,19 +564,15 @@ async def _auto_disable(session: AsyncSession, exporter: Exporter, last_error: s
 # --- retention (run by core.retention; listed in registry.retention_policies) ----------------
 
 
-async def purge_deliveries(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+async def purge_deliveries(ctx: AppContext, *, cutoff: datetime, limit: int) -> int:
     """Delete one chunk of finished deliveries (delivered or failed, with their payloads) last touched
     before `cutoff`; pending ones are never purged, whatever their age."""
-    from vigil.core.retention import delete_chunk
-
     finished = Delivery.status.in_(("delivered", "failed"))
     return len(await delete_chunk(ctx, Delivery.id, finished, Delivery.updated_at < cutoff, limit=limit))
 
 
-def retention_policies() -> list[Any]:
-    """What the exporters domain lets retention purge."""
-    from vigil.core.retention import RetentionPolicy
-
+def retention_policies() -> list[RetentionPolicy]:
+    """What the exporters domain lets retention purge: finished deliveries, which keep whole payloads."""
     return [RetentionPolicy("exporter_deliveries", "retention_deliveries_days", purge_deliveries)]
 
 
@@ -625,7 +625,5 @@ async def enqueue_notifications(
     return len(rows)
 
 
-async def _wake_workers() -> None:
-    from vigil.exporters.worker import wake_workers  # the worker imports this module
-
+async def _wake_workers() -> None:  # after_commit takes a coroutine function
     wake_workers()
