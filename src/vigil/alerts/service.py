@@ -90,6 +90,7 @@ async def raise_alert(
 
 
 async def get_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> Alert:
+    """The alert, or 404: what reading, acknowledging and resolving one start from."""
     alert = await session.get(Alert, alert_id)
     if alert is None:
         raise AlertNotFound(f"Alert {alert_id} does not exist.")
@@ -107,7 +108,7 @@ async def list_alerts(
     subject: str | None = None,
     since: datetime | None = None,
 ) -> dict:
-    """Newest activity first."""
+    """A page of alerts filtered by status, severity, source, kind, subject or activity since; newest activity first."""
     stmt = select(Alert)
     for column, value in ((Alert.status, status), (Alert.severity, severity), (Alert.source, source),
                           (Alert.kind, kind), (Alert.subject, subject)):

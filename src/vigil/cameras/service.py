@@ -276,7 +276,7 @@ async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_i
 
 
 async def delete_sensor(session: AsyncSession, *, sensor_id: uuid.UUID) -> None:
-    """Delete a sensor."""
+    """Delete a sensor (404 if unknown); its camera and zones stay."""
     sensor = await get_sensor(session, sensor_id=sensor_id)
     await session.delete(sensor)
     await session.flush()

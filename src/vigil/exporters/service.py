@@ -84,6 +84,7 @@ async def _name_free(session: AsyncSession, name: str, exclude: uuid.UUID | None
 async def create_exporter(
     session: AsyncSession, *, exporter_in: ExporterCreate, allow: AllowList
 ) -> Exporter:
+    """Store a new exporter; its name is unique and its target must pass the SSRF allow-list (422)."""
     await _name_free(session, exporter_in.name)
     config = await _checked_config(exporter_in.kind, exporter_in.config, allow)
     exporter = Exporter(
@@ -111,6 +112,7 @@ async def create_exporter(
 
 
 async def get_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, lock: bool = False) -> Exporter:
+    """The exporter, or 404; `lock` row-locks it so a concurrent change waits for this one."""
     stmt = select(Exporter).where(Exporter.id == exporter_id)
     exporter = await session.scalar(stmt.with_for_update() if lock else stmt)
     if exporter is None:
@@ -121,6 +123,7 @@ async def get_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, lock: b
 async def list_exporters(
     session: AsyncSession, *, page: PageParams, kind: str | None = None, enabled: bool | None = None
 ) -> dict:
+    """A page of exporters by name, optionally of one kind or enabled state."""
     stmt = select(Exporter)
     if kind:
         stmt = stmt.where(Exporter.kind == kind)
@@ -132,6 +135,7 @@ async def list_exporters(
 async def update_exporter(
     session: AsyncSession, *, exporter_id: uuid.UUID, exporter_in: ExporterUpdate, allow: AllowList
 ) -> Exporter:
+    """Apply the fields sent (null is 422); a changed target re-passes the SSRF check and needs its secrets."""
     exporter = await get_exporter(session, exporter_id=exporter_id, lock=True)
     changes = exporter_in.model_dump(exclude_unset=True)
     for name, value in changes.items():
@@ -216,6 +220,7 @@ async def set_enabled(
 
 
 async def delete_exporter(session: AsyncSession, *, exporter_id: uuid.UUID) -> None:
+    """Delete the exporter; its deliveries go with it (cascade), so nothing more is sent to it."""
     exporter = await get_exporter(session, exporter_id=exporter_id)
     await session.delete(exporter)
     await session.flush()
@@ -225,6 +230,7 @@ async def delete_exporter(session: AsyncSession, *, exporter_id: uuid.UUID) -> N
 async def list_deliveries(
     session: AsyncSession, *, exporter_id: uuid.UUID, page: PageParams, status: str | None = None
 ) -> dict:
+    """The exporter's delivery log, newest first (404 for an unknown exporter), to see what went out."""
     await get_exporter(session, exporter_id=exporter_id)
     stmt = select(Delivery).where(Delivery.exporter_id == exporter_id)
     if status:
@@ -233,6 +239,7 @@ async def list_deliveries(
 
 
 def sample_payload(exporter: Exporter) -> dict[str, Any]:
+    """What the `test` endpoint sends: a sample alert for templated kinds, else an `exporter.test` event."""
     if exporter.kind in CHANNEL_KINDS or exporter.config.get("template"):
         return sample_alert_event()  # channels render templates: show them a sample alert
     now = utcnow().isoformat()
