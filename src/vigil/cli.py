@@ -1,4 +1,9 @@
-"""The `vigil` command: dev, serve, migrate, runner, seed, create-key, dlq."""
+"""The `vigil` command: dev, serve, migrate, runner, seed, create-key, dlq.
+
+Each subcommand imports what it needs when it runs, not at the top, so `vigil migrate`, `vigil runner` or
+`vigil create-key` start without loading the whole app (every router, the face encoder's stack, uvicorn).
+None of these imports dodges a cycle.
+"""
 
 from __future__ import annotations
 
@@ -225,9 +230,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """`vigil dlq list` and `vigil dlq replay TOPIC [--limit N]`, against the configured brokers."""
-    from vigil import registry
     from vigil.core.cache import create_redis
     from vigil.core.messaging import Bus, dlq
+    from vigil.topics import REDPANDA_TOPICS
 
     settings = get_settings().with_devstack()
     brokers = [b for b in dict.fromkeys((settings.kafka_bootstrap_servers, settings.redpanda)) if b]
@@ -243,7 +248,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
     async def replay() -> int:
         original = args.topic.removesuffix(dlq.DLQ_SUFFIX)
-        bootstrap = (settings.redpanda if original in registry.REDPANDA_TOPICS else None) \
+        bootstrap = (settings.redpanda if original in REDPANDA_TOPICS else None) \
             or settings.kafka_bootstrap_servers or brokers[0]
         bus = Bus(bootstrap, name="dlq-replay")
         await bus.start()

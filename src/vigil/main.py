@@ -15,10 +15,11 @@ from loguru import logger
 from vigil import __version__, registry
 from vigil.console import mount_console
 from vigil.core.cache import Cache, create_redis
-from vigil.core.config import Settings
+from vigil.core.config import Settings, get_settings
 from vigil.core.context import AppContext
 from vigil.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from vigil.core.errors import install_error_handlers
+from vigil.core.logging import setup_logging
 from vigil.core.messaging import (
     EVENTS_TOPIC,
     Bus,
@@ -37,6 +38,7 @@ from vigil.core.security import KeyCache, authorize
 from vigil.core.storage import open_blob_store
 from vigil.core.tasks import TaskSet
 from vigil.core.ws import Hub
+from vigil.platform.router import public_router
 
 SHUTDOWN_GRACE_S = 5.0
 # The live path (ReID alert -> vigil.events -> WebSocket) has two broker hops; the embedded broker holds
@@ -266,8 +268,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for middleware in registry.middlewares():
         app.add_middleware(middleware)
 
-    from vigil.platform.router import public_router
-
     app.include_router(public_router)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     for router in registry.api_routers():
@@ -287,9 +287,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """App factory of each `vigil serve --workers N` process: settings and logging from the environment."""
-    from vigil.core.config import get_settings
-    from vigil.core.logging import setup_logging
-
     settings = get_settings()
     setup_logging(settings.log_level, json=settings.log_json)
     return create_app(settings)

@@ -132,12 +132,12 @@ async def test_saving_a_recompute_tolerates_faces_deleted_or_added_meanwhile(ser
     """The vectors are read, clustered, then saved: faces gone by then are skipped, and faces
     uploaded since join the new clusters by the upload rule."""
     from vigil.core.db import session_scope
-    from vigil.faces import service
+    from vigil.faces import clustering
 
     uploaded = await seed(client)
     event_id = uuid.UUID((await client.get("/api/v1/faces/events/wedding-2026")).json()["id"])
     async with session_scope(server.ctx.sessionmaker) as session:
-        face_ids, _ = await service.event_vectors(session, event_id=event_id, model="dlib_resnet_v1")
+        face_ids, _ = await clustering.event_vectors(session, event_id=event_id, model="dlib_resnet_v1")
     original = uploaded["original"]["faces"][0]["id"]
     kept = [f for f in face_ids if str(f) != original]  # as if the original's face arrived after the read
     gone = uuid.uuid4()  # as if a face had been deleted after the read
@@ -149,8 +149,8 @@ async def test_saving_a_recompute_tolerates_faces_deleted_or_added_meanwhile(ser
         """), {"id": str(job_id), "event_id": str(event_id), "n": len(kept) + 1})
     labels = [0 if str(f) in person(uploaded) else i + 1 for i, f in enumerate(kept)]
     async with session_scope(server.ctx.sessionmaker) as session:
-        count = await service.apply_clustering(session, job_id=job_id, event_id=event_id, model="dlib_resnet_v1",
-                                               face_ids=[*kept, gone], labels=[*labels, 0], threshold=0.6)
+        count = await clustering.apply_clustering(session, job_id=job_id, event_id=event_id, model="dlib_resnet_v1",
+                                                  face_ids=[*kept, gone], labels=[*labels, 0], threshold=0.6)
     listed = (await client.get(CLUSTERS, params={"event_code": "wedding-2026"})).json()
     assert count == len(listed) and listed[0]["size"] == 5 and set(listed[0]["face_ids"]) == person(uploaded)
     assert (await client.get(f"{CLUSTERS}/jobs/{job_id}")).json()["status"] == "done"

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from tests.faces import images
 from tests.faces.test_events import make_event
 from tests.faces.test_images import upload
-from vigil.faces import service
+from vigil.faces import clustering
 
 SEARCH = "/api/v1/faces/search"
 
@@ -125,7 +125,7 @@ async def test_cross_event_search_uses_the_hnsw_index(server, client):
         await conn.execute(text("ANALYZE faces"))
 
         async def plan(event_id) -> str:
-            stmt = service.nearest_stmt([0.0] * 128, model="dlib_resnet_v1", event_id=event_id, top_k=10)
+            stmt = clustering.nearest_stmt([0.0] * 128, model="dlib_resnet_v1", event_id=event_id, top_k=10)
             sql = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
             return "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN {sql}")))
 
@@ -133,7 +133,7 @@ async def test_cross_event_search_uses_the_hnsw_index(server, client):
         assert "ix_faces_embedding_hnsw" in across, across
         within = await plan(event["id"])
         assert "ix_faces_embedding_hnsw" not in within and "Sort" in within, within
-        rows = (await conn.execute(service.nearest_stmt([0.0] * 128, model="dlib_resnet_v1", event_id=None,
+        rows = (await conn.execute(clustering.nearest_stmt([0.0] * 128, model="dlib_resnet_v1", event_id=None,
                                                         top_k=10))).all()
         assert len(rows) == 10 and [r.distance for r in rows] == sorted(r.distance for r in rows)
 

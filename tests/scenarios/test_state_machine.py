@@ -5,8 +5,7 @@ import itertools
 import pytest
 
 from vigil.core.errors import InvalidState
-from vigil.scenarios.models import STATUSES
-from vigil.scenarios.service import TRANSITIONS, allowed_moves, check_transition
+from vigil.scenarios.states import STATUSES, TRANSITIONS, allowed_moves, check_transition
 
 # API.md, written out by hand so that an edit of the table has to be an edit of this test too.
 ALLOWED = {

@@ -11,7 +11,7 @@ import pytest
 
 from tests.scenarios.helpers import API, scenario, start_scenario, wait_for
 from vigil.core.db import session_scope
-from vigil.scenarios import service
+from vigil.scenarios import runs
 from vigil.scenarios.schemas import Job
 
 pytestmark = pytest.mark.fault
@@ -23,7 +23,7 @@ async def claim_and_die(server, body: dict, runner: str) -> None:
     job = Job(scenario_id=uuid.UUID(body["id"]), run_id=uuid.UUID(run["id"]), source=body["source"],
               params=body["params"], attempt=run["attempt"])
     async with session_scope(server.ctx.sessionmaker) as session:
-        claim = await service.claim_run(session, job=job, runner=runner, stale_after_s=60)
+        claim = await runs.claim_run(session, job=job, runner=runner, stale_after_s=60)
     assert claim.verdict == "run", claim
 
 
@@ -68,17 +68,17 @@ async def test_one_instance_sweeps_at_a_time(server, client, tmp_path):
     sweep = {"stale_after_s": 0.001, "queued_after_s": 600, "max_attempts": 3}
     async with session_scope(server.ctx.sessionmaker) as holder:
         for _ in range(50):  # the app's own sweeper takes the lock for a moment every second
-            if await holder.scalar(select(func.pg_try_advisory_xact_lock(service.SWEEP_LOCK_KEY))):
+            if await holder.scalar(select(func.pg_try_advisory_xact_lock(runs.SWEEP_LOCK_KEY))):
                 break
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("never got the sweep lock")
         async with session_scope(server.ctx.sessionmaker) as other:
-            assert await service.sweep_stale_runs(other, **sweep) == []
+            assert await runs.sweep_stale_runs(other, **sweep) == []
         assert (await scenario(client, sid))["latest_run"]["attempt"] == 1
     for _ in range(50):
         async with session_scope(server.ctx.sessionmaker) as other:
-            swept = await service.sweep_stale_runs(other, **sweep)
+            swept = await runs.sweep_stale_runs(other, **sweep)
         if swept:
             break
         await asyncio.sleep(0.05)

@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from vigil.core import ssrf
-from vigil.exporters.senders import Outgoing, Senders, Target
+from vigil.exporters.outgoing import Outgoing, Target
+from vigil.exporters.senders import Senders
 
 URL = "/api/v1/exporters"
 PUBLIC = ipaddress.ip_address("93.184.216.34")

@@ -22,9 +22,11 @@ from vigil.alerts import policies
 from vigil.alerts.events import announce, record
 from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert, AlertHistory, AlertMute
 from vigil.alerts.schemas import MuteCreate
+from vigil.core.context import AppContext
 from vigil.core.db import utcnow
 from vigil.core.errors import InvalidState, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
+from vigil.core.retention import RetentionPolicy, delete_chunk
 
 ACTIVE = text(ACTIVE_PREDICATE)
 
@@ -88,6 +90,7 @@ async def raise_alert(
 
 
 async def get_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> Alert:
+    """The alert, or 404: what reading, acknowledging and resolving one start from."""
     alert = await session.get(Alert, alert_id)
     if alert is None:
         raise AlertNotFound(f"Alert {alert_id} does not exist.")
@@ -105,7 +108,7 @@ async def list_alerts(
     subject: str | None = None,
     since: datetime | None = None,
 ) -> dict:
-    """Newest activity first."""
+    """A page of alerts filtered by status, severity, source, kind, subject or activity since; newest activity first."""
     stmt = select(Alert)
     for column, value in ((Alert.status, status), (Alert.severity, severity), (Alert.source, source),
                           (Alert.kind, kind), (Alert.subject, subject)):
@@ -275,16 +278,12 @@ __all__ = ["AlertNotFound", "MuteNotFound", "acknowledge", "comment", "create_mu
 # --- retention (run by core.retention; listed in registry.retention_policies) ----------------
 
 
-async def purge_resolved(ctx: Any, *, cutoff: Any, limit: int) -> int:
+async def purge_resolved(ctx: AppContext, *, cutoff: Any, limit: int) -> int:
     """Delete one chunk of alerts resolved before `cutoff`; open and acknowledged ones always stay."""
-    from vigil.core.retention import delete_chunk
-
     return len(await delete_chunk(ctx, Alert.id, Alert.status == "resolved", Alert.resolved_at < cutoff,
                                   limit=limit))
 
 
-def retention_policies() -> list[Any]:
-    """What the alerts domain lets retention purge."""
-    from vigil.core.retention import RetentionPolicy
-
+def retention_policies() -> list[RetentionPolicy]:
+    """What the alerts domain lets retention purge: resolved alerts, whose history has run its course."""
     return [RetentionPolicy("resolved_alerts", "retention_resolved_alerts_days", purge_resolved)]

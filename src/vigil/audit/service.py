@@ -81,6 +81,7 @@ def target_of(record: AuditRecord) -> str | None:
 
 
 def row_of(record: AuditRecord) -> dict[str, Any]:
+    """The `audit_log` row of one request, with every text cut to its column's length so an insert never fails."""
     return {
         "id": uuid.uuid4(),
         "at": record.at,

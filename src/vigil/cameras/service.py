@@ -276,7 +276,7 @@ async def update_sensor(session: AsyncSession, *, sensor_id: uuid.UUID, sensor_i
 
 
 async def delete_sensor(session: AsyncSession, *, sensor: Sensor) -> None:
-    """Delete a sensor."""
+    """Delete a sensor (loaded by SensorDep); its camera and zones stay."""
     sensor_id = sensor.id
     await session.delete(sensor)
     await session.flush()

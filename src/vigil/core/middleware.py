@@ -10,6 +10,7 @@ from loguru import logger
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.core.errors import problem
 from vigil.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from vigil.core.ratelimit import retry_after_header
 from vigil.core.security import PRINCIPAL_SCOPE_KEY, presented_key
@@ -119,8 +120,6 @@ class BodyLimitMiddleware:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from vigil.core.errors import problem
-
         response = problem(413, "Payload too large", f"The request body exceeds {self.max_bytes} bytes.",
                            instance=scope["path"])
         await response(scope, receive, send)
@@ -271,8 +270,6 @@ class AuthMiddleware:
             reason = "missing or invalid API key" if status == 401 else detail
             await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
             return
-        from vigil.core.errors import problem
-
         response = problem(status, title, detail, headers={**(headers or {}), "Connection": "close"},
                            instance=scope["path"])
 

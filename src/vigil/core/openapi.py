@@ -21,6 +21,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.core import errors as e
+from vigil.core.deps import get_session
+from vigil.core.security import authorize
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -85,9 +87,6 @@ def _calls(route: Any) -> list[Callable[..., Any]]:
 
 def route_statuses(route: Any) -> set[int]:
     """The error statuses `route` can answer with, from its dependencies, path, method and body."""
-    from vigil.core.deps import get_session
-    from vigil.core.security import authorize
-
     calls = _calls(route)
     names = {getattr(c, "__name__", "") for c in calls}
     public = getattr(route.endpoint, "__vigil_public__", False)

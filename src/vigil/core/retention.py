@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from prometheus_client import Counter, Gauge
-from sqlalchemy import text
+from sqlalchemy import delete, select, text
 
-from vigil.core.db import utcnow
+from vigil.core.db import session_scope, utcnow
+from vigil.core.tasks import TaskSet
 
 if TYPE_CHECKING:
     from vigil.core.context import AppContext
@@ -102,8 +103,6 @@ def retention_hook(policies: Callable[[], Sequence[RetentionPolicy]]
 
     @asynccontextmanager
     async def hook(ctx: AppContext) -> AsyncIterator[None]:
-        from vigil.core.tasks import TaskSet
-
         async def loop() -> None:
             interval = ctx.settings.retention_interval_s
             await asyncio.sleep(min(interval, 30.0))
@@ -131,10 +130,6 @@ async def delete_chunk(ctx: AppContext, pk: Any, *where: Any, limit: int,
                        returning: Sequence[Any] = ()) -> list[Any]:
     """Delete up to `limit` rows of `pk`'s table matching `where`, in one committed transaction;
     returns the `returning` columns of the deleted rows (or their keys)."""
-    from sqlalchemy import delete, select
-
-    from vigil.core.db import session_scope
-
     table = pk.table
     stmt = delete(table).where(pk.in_(select(pk).where(*where).limit(limit))).returning(*(returning or [pk]))
     async with session_scope(ctx.sessionmaker) as session:

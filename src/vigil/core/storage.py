@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
+from sqlalchemy import func, select
 
+from vigil.core.db import after_commit, create_sessionmaker, session_scope
 from vigil.core.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -294,8 +296,6 @@ def blob_lock_id(key: str) -> int:
 async def claim_blob(session: AsyncSession, key: str) -> None:
     """Hold a shared lock on `key` until this transaction ends, so no delete of the key's last old
     reference can remove the blob between our write of it and our commit of the row naming it."""
-    from sqlalchemy import func, select
-
     await session.execute(select(func.pg_advisory_xact_lock_shared(blob_lock_id(key))))
 
 
@@ -310,10 +310,6 @@ async def delete_unreferenced(sessionmaker: async_sessionmaker[AsyncSession], st
     writers that claimed it; `referenced(session, keys)` (the domain's query) then sees their rows.
     The connection is held across the blob deletes on purpose: the locks must outlive them.
     """
-    from sqlalchemy import func, select
-
-    from vigil.core.db import session_scope
-
     wanted = sorted({k for k in keys if k})  # a fixed order: two deleters cannot deadlock
     if not wanted:
         return 0
@@ -332,8 +328,6 @@ async def delete_unreferenced(sessionmaker: async_sessionmaker[AsyncSession], st
 def delete_after_commit(session: AsyncSession, storage: BlobStore, keys: Iterable[str], *,
                         referenced: Referenced) -> None:
     """Once this unit of work commits, delete those of `keys` that no row references any more."""
-    from vigil.core.db import after_commit, create_sessionmaker
-
     wanted = [k for k in keys if k]
     if not wanted:
         return

@@ -14,7 +14,7 @@ import uuid
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiosmtplib
 import httpx
@@ -22,9 +22,7 @@ from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from vigil.core.db import utcnow
-
-if TYPE_CHECKING:
-    from vigil.exporters.senders import Outgoing, Target
+from vigil.exporters.outgoing import Outgoing, Target
 
 CHANNEL_KINDS = ("email", "slack", "teams", "telegram")
 MAX_RENDERED = 64_000  # characters; chat APIs refuse far less (Telegram 4096), email bodies stay sane

@@ -8,7 +8,7 @@ from vigil.core.context import AppContext
 from vigil.core.db import session_scope
 from vigil.core.messaging import EVENTS_TOPIC, ConsumerRecord, ConsumerSpec, parse_json
 from vigil.exporters import service
-from vigil.exporters.worker import wake_workers
+from vigil.exporters.wakeups import wake_workers
 
 GROUP = "vigil-exporters"
 

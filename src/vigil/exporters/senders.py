@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
@@ -23,25 +22,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 from vigil.core.messaging import Bus, ensure_topics
 from vigil.core.ssrf import pinned_client, refused
 from vigil.exporters import channels
+from vigil.exporters.outgoing import Outgoing, Target
 from vigil.exporters.ssrf import AllowList, TargetRefused, check_endpoints, vet
 
 USER_AGENT = "vigil-exporter/1"
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a sender needs to know about an exporter (a snapshot, not the ORM row)."""
-
-    id: uuid.UUID
-    kind: str
-    config: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    delivery_id: uuid.UUID
-    event_type: str
-    payload: dict[str, Any]
 
 
 def body_of(payload: dict[str, Any]) -> bytes:

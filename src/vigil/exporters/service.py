@@ -17,16 +17,20 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
+from vigil.core.context import AppContext
 from vigil.core.db import after_commit, utcnow
 from vigil.core.errors import Conflict, NotFound, ValidationFailed
 from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
+from vigil.core.retention import RetentionPolicy, delete_chunk
 from vigil.exporters.channels import CHANNEL_KINDS, sample_alert_event
 from vigil.exporters.models import Delivery, Exporter
+from vigil.exporters.outgoing import Outgoing, Target
 from vigil.exporters.schemas import CONFIG_MODELS, ExporterCreate, ExporterUpdate, masked_fields, merge_secrets
-from vigil.exporters.senders import Outgoing, Senders, Target
+from vigil.exporters.senders import Senders
 from vigil.exporters.ssrf import REFUSED, AllowList, TargetRefused, check_endpoints
+from vigil.exporters.wakeups import wake_workers
 
 
 class ExporterNotFound(NotFound):
@@ -80,6 +84,7 @@ async def _name_free(session: AsyncSession, name: str, exclude: uuid.UUID | None
 async def create_exporter(
     session: AsyncSession, *, exporter_in: ExporterCreate, allow: AllowList
 ) -> Exporter:
+    """Store a new exporter; its name is unique and its target must pass the SSRF allow-list (422)."""
     await _name_free(session, exporter_in.name)
     config = await _checked_config(exporter_in.kind, exporter_in.config, allow)
     exporter = Exporter(
@@ -107,6 +112,7 @@ async def create_exporter(
 
 
 async def get_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, lock: bool = False) -> Exporter:
+    """The exporter, or 404; `lock` row-locks it so a concurrent change waits for this one."""
     stmt = select(Exporter).where(Exporter.id == exporter_id)
     exporter = await session.scalar(stmt.with_for_update() if lock else stmt)
     if exporter is None:
@@ -117,6 +123,7 @@ async def get_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, lock: b
 async def list_exporters(
     session: AsyncSession, *, page: PageParams, kind: str | None = None, enabled: bool | None = None
 ) -> dict:
+    """A page of exporters by name, optionally of one kind or enabled state."""
     stmt = select(Exporter)
     if kind:
         stmt = stmt.where(Exporter.kind == kind)
@@ -128,6 +135,7 @@ async def list_exporters(
 async def update_exporter(
     session: AsyncSession, *, exporter_id: uuid.UUID, exporter_in: ExporterUpdate, allow: AllowList
 ) -> Exporter:
+    """Apply the fields sent (null is 422); a changed target re-passes the SSRF check and needs its secrets."""
     exporter = await get_exporter(session, exporter_id=exporter_id, lock=True)
     changes = exporter_in.model_dump(exclude_unset=True)
     for name, value in changes.items():
@@ -212,6 +220,7 @@ async def set_enabled(
 
 
 async def delete_exporter(session: AsyncSession, *, exporter: Exporter) -> None:
+    """Delete the exporter; its deliveries go with it (cascade), so nothing more is sent to it."""
     exporter_id = exporter.id
     await session.delete(exporter)
     await session.flush()
@@ -221,6 +230,7 @@ async def delete_exporter(session: AsyncSession, *, exporter: Exporter) -> None:
 async def list_deliveries(
     session: AsyncSession, *, exporter_id: uuid.UUID, page: PageParams, status: str | None = None
 ) -> dict:
+    """The exporter's delivery log, newest first (404 for an unknown exporter), to see what went out."""
     await get_exporter(session, exporter_id=exporter_id)
     stmt = select(Delivery).where(Delivery.exporter_id == exporter_id)
     if status:
@@ -229,6 +239,7 @@ async def list_deliveries(
 
 
 def sample_payload(exporter: Exporter) -> dict[str, Any]:
+    """What the `test` endpoint sends: a sample alert for templated kinds, else an `exporter.test` event."""
     if exporter.kind in CHANNEL_KINDS or exporter.config.get("template"):
         return sample_alert_event()  # channels render templates: show them a sample alert
     now = utcnow().isoformat()
@@ -559,19 +570,15 @@ async def _auto_disable(session: AsyncSession, exporter: Exporter, last_error: s
 # --- retention (run by core.retention; listed in registry.retention_policies) ----------------
 
 
-async def purge_deliveries(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+async def purge_deliveries(ctx: AppContext, *, cutoff: datetime, limit: int) -> int:
     """Delete one chunk of finished deliveries (delivered or failed, with their payloads) last touched
     before `cutoff`; pending ones are never purged, whatever their age."""
-    from vigil.core.retention import delete_chunk
-
     finished = Delivery.status.in_(("delivered", "failed"))
     return len(await delete_chunk(ctx, Delivery.id, finished, Delivery.updated_at < cutoff, limit=limit))
 
 
-def retention_policies() -> list[Any]:
-    """What the exporters domain lets retention purge."""
-    from vigil.core.retention import RetentionPolicy
-
+def retention_policies() -> list[RetentionPolicy]:
+    """What the exporters domain lets retention purge: finished deliveries, which keep whole payloads."""
     return [RetentionPolicy("exporter_deliveries", "retention_deliveries_days", purge_deliveries)]
 
 
@@ -624,7 +631,5 @@ async def enqueue_notifications(
     return len(rows)
 
 
-async def _wake_workers() -> None:
-    from vigil.exporters.worker import wake_workers  # the worker imports this module
-
+async def _wake_workers() -> None:  # after_commit takes a coroutine function
     wake_workers()

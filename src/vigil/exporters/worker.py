@@ -13,17 +13,10 @@ from vigil.core.db import session_scope
 from vigil.exporters import service
 from vigil.exporters.senders import Senders
 from vigil.exporters.ssrf import AllowList
-
-# Workers of this process, woken when the consumer queued new deliveries (instead of waiting a poll).
-_wakers: set[asyncio.Event] = set()
+from vigil.exporters.wakeups import register, unregister
 
 # Exporters sent to at the same time by one worker (each has at most one send in flight).
 MAX_CONCURRENT_EXPORTERS = 64
-
-
-def wake_workers() -> None:
-    for waker in _wakers:
-        waker.set()
 
 
 class DeliveryWorker:
@@ -59,7 +52,7 @@ class DeliveryWorker:
         return max(2 * self.ctx.settings.exporter_timeout_s + 5.0, 15.0)
 
     async def run(self) -> None:
-        _wakers.add(self._wake)
+        register(self._wake)  # new deliveries wake it (wakeups.wake_workers) instead of waiting a poll
         delay = 0.5
         try:
             async with Senders(
@@ -92,7 +85,7 @@ class DeliveryWorker:
                         task.cancel()
                     await asyncio.gather(*drains, return_exceptions=True)
         finally:
-            _wakers.discard(self._wake)
+            unregister(self._wake)
 
     async def dispatch(self, senders: Senders) -> int:
         """Start a drain for every exporter with due deliveries that has none running. Returns how many."""

@@ -104,7 +104,7 @@ class DlibResNetEncoder:
     dim = 128
 
     def __init__(self) -> None:
-        import dlib
+        import dlib  # heavy (native library, models): loaded only in the encoder's worker processes
 
         models = _models_dir()
         self._dlib = dlib
@@ -270,7 +270,7 @@ def cluster_labels(vectors: np.ndarray, threshold: float, *, edges_done: Callabl
                    chunk_rows: int | None = None) -> list[int]:
     """Chinese whispers over the graph 'L2 distance <= threshold' (dlib's algorithm, as in its
     face clustering example). Labels are 0..k-1, numbered by first appearance."""
-    import dlib
+    import dlib  # heavy (native library): loaded only when a recompute runs, in its thread
 
     n = len(vectors)
     if n == 0:

@@ -15,10 +15,11 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.core.db import session_scope, utcnow
-from vigil.faces import encoder, service
+from vigil.faces import clustering, encoder
 
 PROGRESS_EVERY_S = 0.5  # how often a running job writes its progress
 STALE_AFTER_S = 600.0  # a running job whose progress has not moved for this long is taken over
+
 
 class ClusterJobWorker:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, threshold: float,
@@ -51,7 +52,7 @@ class ClusterJobWorker:
     async def run_next(self) -> bool:
         """Claim and run one job; False when none is waiting."""
         async with session_scope(self.sessionmaker) as session:
-            job = await service.claim_job(session, stale_after_s=STALE_AFTER_S)
+            job = await clustering.claim_job(session, stale_after_s=STALE_AFTER_S)
             if job is None:
                 return False
             job_id, event_id = job.id, job.event_id
@@ -63,15 +64,15 @@ class ClusterJobWorker:
         except Exception as exc:
             logger.opt(exception=exc).error("face cluster job {} failed", job_id)
             async with session_scope(self.sessionmaker) as session:
-                await service.set_job_progress(session, job_id=job_id, status="failed",
+                await clustering.set_job_progress(session, job_id=job_id, status="failed",
                                                error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=utcnow())
         return True
 
     async def recompute(self, job_id: uuid.UUID, event_id: uuid.UUID) -> None:
         model = encoder.DEFAULT_MODEL
         async with session_scope(self.sessionmaker) as session:
-            face_ids, vectors = await service.event_vectors(session, event_id=event_id, model=model)
-            if not await service.set_job_progress(session, job_id=job_id, phase="clustering", total=len(face_ids)):
+            face_ids, vectors = await clustering.event_vectors(session, event_id=event_id, model=model)
+            if not await clustering.set_job_progress(session, job_id=job_id, phase="clustering", total=len(face_ids)):
                 return
         done = 0
 
@@ -80,22 +81,22 @@ class ClusterJobWorker:
             done = rows
 
         # numpy's distance products release the GIL; the thread keeps the loop free meanwhile.
-        clustering = asyncio.ensure_future(asyncio.to_thread(
+        labelling = asyncio.ensure_future(asyncio.to_thread(
             encoder.cluster_labels, vectors, self.threshold, edges_done=edges_done
         ))
         try:
-            while not clustering.done():
-                await asyncio.wait({clustering}, timeout=PROGRESS_EVERY_S)
+            while not labelling.done():
+                await asyncio.wait({labelling}, timeout=PROGRESS_EVERY_S)
                 async with session_scope(self.sessionmaker) as session:
-                    if not await service.set_job_progress(session, job_id=job_id, processed=done):
+                    if not await clustering.set_job_progress(session, job_id=job_id, processed=done):
                         return  # the event (and its job) was deleted meanwhile
-            labels = clustering.result()
+            labels = labelling.result()
         finally:
-            if not clustering.done():
-                await asyncio.gather(clustering, return_exceptions=True)  # threads cannot be cancelled
+            if not labelling.done():
+                await asyncio.gather(labelling, return_exceptions=True)  # threads cannot be cancelled
         async with session_scope(self.sessionmaker) as session:
-            await service.set_job_progress(session, job_id=job_id, phase="saving", processed=len(face_ids))
+            await clustering.set_job_progress(session, job_id=job_id, phase="saving", processed=len(face_ids))
         async with session_scope(self.sessionmaker) as session:
-            count = await service.apply_clustering(session, job_id=job_id, event_id=event_id, model=model,
-                                                   face_ids=face_ids, labels=labels, threshold=self.threshold)
+            count = await clustering.apply_clustering(session, job_id=job_id, event_id=event_id, model=model,
+                                                      face_ids=face_ids, labels=labels, threshold=self.threshold)
         logger.info("face cluster job {} done: {} faces in {} clusters", job_id, len(face_ids), count)

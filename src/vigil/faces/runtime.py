@@ -27,6 +27,7 @@ from vigil.core.context import AppContext
 from vigil.core.errors import ServiceUnavailable
 from vigil.core.tasks import TaskSet
 from vigil.faces import encoder
+from vigil.faces.jobs import ClusterJobWorker
 
 T = TypeVar("T")
 EXTENSION = "faces"
@@ -127,8 +128,6 @@ class FacesRuntime:
 async def faces_runtime(ctx: AppContext) -> AsyncIterator[FacesRuntime]:
     """Lifespan hook: open the runtime, publish it as `ctx.extensions["faces"]`, start the cluster
     job worker as an owned task; on shutdown stop the worker, then the encoder processes."""
-    from vigil.faces.jobs import ClusterJobWorker
-
     runtime = FacesRuntime(ctx.settings)
     worker = ClusterJobWorker(ctx.sessionmaker, threshold=ctx.settings.faces_match_threshold,
                               poll_interval_s=ctx.settings.faces_job_poll_interval_s, wake=runtime.jobs_queued)

@@ -1,7 +1,9 @@
-"""Faces rules: events, image uploads (decode, detect, encode, store), clusters, search.
+"""Faces rules, the API side: events, image uploads (decode, detect, encode, store), clusters, search.
 
-Blocking work (decoding and the model) happens in the worker processes of `FacesRuntime`; this
-module only awaits it. Services flush, never commit: the request's unit of work commits.
+How faces join clusters, and the recompute job's database side, are `clustering`; this module is
+what the router and other domains call. Blocking work (decoding and the model) happens in the worker
+processes of `FacesRuntime`; this module only awaits it. Services flush, never commit: the
+request's unit of work commits.
 """
 
 from __future__ import annotations
@@ -10,23 +12,24 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from loguru import logger
-from pgvector.sqlalchemy import Vector
-from sqlalchemy import Float, Select, Table, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from vigil.core.context import AppContext
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, null_not_allowed
-from vigil.core.db import after_commit, utcnow
+from vigil.core.db import after_commit, session_scope, utcnow
 from vigil.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
-from vigil.core.storage import BlobStore, claim_blob, delete_after_commit, key_for_digest
+from vigil.core.retention import RetentionPolicy, delete_chunk
+from vigil.core.storage import BlobStore, claim_blob, delete_after_commit, delete_unreferenced, key_for_digest
 from vigil.faces import encoder
+from vigil.faces.clustering import lock_event_clusters, nearest_cluster, nearest_stmt
 from vigil.faces.models import EMBEDDING_DIM, Face, FaceCluster, FaceClusterJob, FaceEvent, FaceImage
 from vigil.faces.runtime import FacesRuntime
 from vigil.faces.schemas import EventCreate
@@ -54,8 +57,6 @@ class JobNotFound(NotFound):
 
 class RecomputeRunning(Conflict):
     title = "Recompute already running"
-
-
 
 
 async def release_connection(session: AsyncSession) -> None:
@@ -285,27 +286,6 @@ async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: u
 # --------------------------------------------------------------------------------------------
 
 
-async def lock_event_clusters(session: AsyncSession, event_id: uuid.UUID) -> None:
-    """Serialise cluster changes within one event until the transaction ends (uploads, recompute),
-    so two photos of a new person arriving together do not found two clusters."""
-    key = event_id.int & 0x7FFF_FFFF_FFFF_FFFF
-    await session.execute(select(func.pg_advisory_xact_lock(key)))
-
-
-async def nearest_cluster(session: AsyncSession, *, event_id: uuid.UUID, model: str, vector: Sequence[float],
-                          threshold: float) -> uuid.UUID:
-    """The cluster of the nearest clustered face of the event within `threshold` (L2), else a new one."""
-    row = (await session.execute(
-        nearest_stmt(vector, model=model, event_id=event_id, top_k=1, clustered_only=True)
-    )).first()
-    if row is not None and row.distance <= threshold:
-        return row.cluster_id
-    cluster = FaceCluster(event_id=event_id, model=model)
-    session.add(cluster)
-    await session.flush()
-    return cluster.id
-
-
 async def list_clusters(session: AsyncSession, *, event_code: str, sample: int = 5, min_size: int = 1,
                         limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """The event's people, biggest first, each with its size and a sample of faces (oldest first)."""
@@ -365,109 +345,9 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob
     return job
 
 
-async def claim_job(session: AsyncSession, *, stale_after_s: float) -> FaceClusterJob | None:
-    """Take the oldest queued job (or one whose runner went silent) for this instance, or None."""
-    job = await session.scalar(
-        select(FaceClusterJob).where(or_(
-            FaceClusterJob.status == "queued",
-            (FaceClusterJob.status == "running")
-            & (FaceClusterJob.updated_at < utcnow() - timedelta(seconds=stale_after_s)),
-        )).order_by(FaceClusterJob.created_at).limit(1).with_for_update(skip_locked=True)
-    )
-    if job is None:
-        return None
-    job.status, job.phase, job.processed, job.started_at = "running", "loading", 0, utcnow()
-    await session.flush()
-    return job
-
-
-async def event_vectors(session: AsyncSession, *, event_id: uuid.UUID, model: str) -> tuple[list[uuid.UUID], Any]:
-    """Ids and vectors (n x 128 float32) of the event's faces of one model."""
-    import numpy as np
-
-    rows = (await session.execute(
-        select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model)
-        .order_by(Face.created_at, Face.id)
-    )).all()
-    vectors = np.asarray([row.embedding for row in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
-    return [row.id for row in rows], vectors
-
-
-async def set_job_progress(session: AsyncSession, *, job_id: uuid.UUID, **fields: Any) -> bool:
-    """Record progress; False when the job is gone (its event was deleted)."""
-    result = await session.execute(
-        update(FaceClusterJob).where(FaceClusterJob.id == job_id).values(**fields, updated_at=func.now())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def apply_clustering(session: AsyncSession, *, job_id: uuid.UUID, event_id: uuid.UUID, model: str,
-                           face_ids: Sequence[uuid.UUID], labels: Sequence[int], threshold: float) -> int | None:
-    """Replace the event's clusters with the computed ones, in one transaction under the event lock.
-
-    Faces uploaded since the vectors were read join the new clusters by the upload rule; faces
-    deleted since then are simply absent. Returns the number of clusters, None if the job is gone.
-    """
-    await lock_event_clusters(session, event_id)
-    job = await session.scalar(select(FaceClusterJob).where(FaceClusterJob.id == job_id).with_for_update())
-    if job is None:
-        return None
-    await session.execute(delete(FaceCluster).where(FaceCluster.event_id == event_id))  # faces -> NULL
-    cluster_ids = {label: uuid.uuid4() for label in set(labels)}
-    if cluster_ids:
-        await session.execute(insert(FaceCluster), [{"id": c, "event_id": event_id, "model": model}
-                                                    for c in cluster_ids.values()])
-        # A Core executemany on the table: faces deleted meanwhile simply match no row (the ORM's
-        # bulk update by primary key would call that stale data).
-        faces = cast(Table, Face.__table__)  # a declarative model's __table__ is a Table
-        await session.execute(
-            update(faces).where(faces.c.id == bindparam("face_id")).values(cluster_id=bindparam("new_cluster")),
-            [{"face_id": f, "new_cluster": cluster_ids[label]} for f, label in zip(face_ids, labels, strict=True)],
-        )
-    late = (await session.execute(
-        select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.model == model,
-                                              Face.cluster_id.is_(None)).order_by(Face.created_at, Face.id)
-    )).all()
-    for face_id, vector in late:
-        cluster_id = await nearest_cluster(session, event_id=event_id, model=model, vector=list(vector),
-                                           threshold=threshold)
-        await session.execute(update(Face).where(Face.id == face_id).values(cluster_id=cluster_id))
-    # Labels whose faces were all deleted meanwhile leave empty clusters: drop them.
-    await session.execute(delete(FaceCluster).where(
-        FaceCluster.event_id == event_id, ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
-    ))
-    count = await session.scalar(select(func.count()).select_from(FaceCluster).where(FaceCluster.event_id == event_id))
-    job.status, job.phase, job.processed = "done", "done", job.total
-    job.clusters, job.finished_at = count, utcnow()
-    await session.flush()
-    return count
-
-
 # --------------------------------------------------------------------------------------------
 # Search
 # --------------------------------------------------------------------------------------------
-
-
-def nearest_stmt(query: Sequence[float], *, model: str, event_id: uuid.UUID | None, top_k: int,
-                 clustered_only: bool = False) -> Select[Any]:
-    """The `top_k` faces nearest to `query` by L2 distance, of one model, nearest first.
-
-    Within one event: an exact scan of that event's faces (the function form `l2_distance()` never
-    uses the HNSW index, so the planner takes the event index and sorts; exact and fast for the
-    thousands of faces an event has). Across events: `embedding <-> :q` walks the HNSW index; pgvector
-    applies WHERE filters after the index scan, which is why it is not used with a selective filter.
-    The model filter loses nothing while every stored vector comes from the one current model.
-    """
-    q = literal(list(query), Vector(EMBEDDING_DIM))
-    dist = (func.l2_distance(Face.embedding, q, type_=Float) if event_id is not None
-            else Face.embedding.l2_distance(q))
-    stmt = select(Face.id, Face.image_id, Face.event_id, Face.cluster_id, Face.x, Face.y, Face.w, Face.h,
-                  dist.label("distance")).where(Face.model == model)
-    if event_id is not None:
-        stmt = stmt.where(Face.event_id == event_id)
-    if clustered_only:
-        stmt = stmt.where(Face.cluster_id.is_not(None))
-    return stmt.order_by(dist).limit(top_k)
 
 
 async def search(
@@ -529,15 +409,6 @@ async def search(
             "threshold": threshold, "model": model, "exact": event_id is not None, "matches": matches}
 
 
-__all__ = [
-    "EventNotFound", "EventNotRunning", "ImageNotFound", "JobNotFound", "NoFaceFound", "RecomputeRunning",
-    "apply_clustering", "claim_job", "create_event", "delete_event", "delete_image", "event_vectors", "get_event",
-    "get_image", "get_job", "image_file", "list_clusters", "list_events", "list_images", "lock_event_clusters",
-    "nearest_cluster", "nearest_stmt", "request_recompute", "search", "set_job_progress", "update_event",
-    "upload_image",
-]
-
-
 # --------------------------------------------------------------------------------------------
 # Retention (run by core.retention; listed in registry.retention_policies)
 # --------------------------------------------------------------------------------------------
@@ -549,18 +420,13 @@ def finished_before(cutoff: Any) -> Any:
     return select(FaceEvent.id).where(over, func.coalesce(FaceEvent.ends_at, FaceEvent.updated_at) < cutoff)
 
 
-async def purge_finished(ctx: Any, *, cutoff: Any, limit: int) -> int:
+async def purge_finished(ctx: AppContext, *, cutoff: Any, limit: int) -> int:
     """Delete one chunk of images (with their faces and files) of events finished before `cutoff`,
     and the clusters left empty. The event itself (code, name, dates) stays as a record."""
-    from vigil.core.retention import delete_chunk
-    from vigil.core.storage import delete_unreferenced
-
     events = finished_before(cutoff)
     rows = await delete_chunk(ctx, FaceImage.id, FaceImage.event_id.in_(events), limit=limit,
                               returning=[FaceImage.blob_key])
     if rows:
-        from vigil.core.db import session_scope
-
         async with session_scope(ctx.sessionmaker) as session:
             await session.execute(delete(FaceCluster).where(
                 FaceCluster.event_id.in_(events), ~select(Face.id).where(Face.cluster_id == FaceCluster.id).exists()
@@ -570,8 +436,15 @@ async def purge_finished(ctx: Any, *, cutoff: Any, limit: int) -> int:
     return len(rows)
 
 
-def retention_policies() -> list[Any]:
-    """What the faces domain lets retention purge."""
-    from vigil.core.retention import RetentionPolicy
-
+def retention_policies() -> list[RetentionPolicy]:
+    """What the faces domain lets retention purge: the photos (and faces) of events that are over."""
     return [RetentionPolicy("faces", "retention_faces_days", purge_finished)]
+
+
+__all__ = [
+    "EventNotFound", "EventNotRunning", "ImageNotFound", "JobNotFound", "NoFaceFound", "RecomputeRunning",
+    "analyse_upload", "create_event", "delete_event", "delete_image", "finished_before", "get_event", "get_image",
+    "get_job", "image_file", "image_row", "list_clusters", "list_events", "list_images", "purge_finished",
+    "referenced_keys", "release_connection", "request_recompute", "retention_policies", "search", "update_event",
+    "upload_image",
+]

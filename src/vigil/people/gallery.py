@@ -16,9 +16,13 @@ from typing import Any, TypeVar
 
 from loguru import logger
 from qdrant_client import models
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 
-from vigil.core.db import utcnow
+from vigil.core.db import session_scope, utcnow
 from vigil.core.errors import ServiceUnavailable, ValidationFailed
+from vigil.people.models import ReidEmbedding, ReidGallery
 
 T = TypeVar("T")
 
@@ -178,27 +182,16 @@ class PgGallery:
     local: bool = False
 
     async def dimension(self) -> int | None:
-        from sqlalchemy import select
-
-        from vigil.people.models import ReidGallery
-
         async with self.sessionmaker() as session:
             return await session.scalar(select(ReidGallery.dimension).where(ReidGallery.collection == self.collection))
 
     async def _ensure(self, size: int) -> int:
         """The gallery's dimension, creating it (row and HNSW index) with `size` if there is none yet."""
-        from sqlalchemy import text
-        from sqlalchemy.dialects.postgresql import insert
-        from sqlalchemy.exc import DBAPIError
-
-        from vigil.core.db import session_scope
-        from vigil.people.models import ReidGallery
-
         current = await self.dimension()
         if current is not None:
             return current
         async with session_scope(self.sessionmaker) as session:
-            await session.execute(insert(ReidGallery).values(collection=self.collection, dimension=size,
+            await session.execute(pg_insert(ReidGallery).values(collection=self.collection, dimension=size,
                                                              created_at=utcnow()).on_conflict_do_nothing())
         dimension = await self.dimension()
         if dimension is None:
@@ -219,11 +212,6 @@ class PgGallery:
     async def add(self, *, person_id: uuid.UUID, global_id: int, vectors: Sequence[Sequence[float]],
                   camera_id: str | None, model: str | None) -> int:
         """Store vectors of one person in one transaction; returns the gallery's dimension."""
-        from sqlalchemy import insert
-
-        from vigil.core.db import session_scope
-        from vigil.people.models import ReidEmbedding
-
         dimension = await self._ensure(len(vectors[0]))
         check_dimension(dimension, len(vectors[0]))
         now = utcnow()
@@ -241,8 +229,6 @@ class PgGallery:
         HNSW returns vectors, not people: fetch a few per wanted person and widen while a person
         with several close vectors crowds the others out.
         """
-        from sqlalchemy import text
-
         dimension = await self.dimension()
         if dimension is None:
             return []
@@ -276,10 +262,6 @@ class PgGallery:
         """Nothing to do: the foreign key deletes the vectors with the person's row, in its transaction."""
 
     async def count(self, person_id: uuid.UUID | None = None) -> int:
-        from sqlalchemy import func, select
-
-        from vigil.people.models import ReidEmbedding
-
         stmt = select(func.count()).select_from(ReidEmbedding).where(ReidEmbedding.collection == self.collection)
         if person_id is not None:
             stmt = stmt.where(ReidEmbedding.person_id == person_id)
@@ -288,11 +270,6 @@ class PgGallery:
 
     async def drop(self) -> None:
         """Delete the whole gallery (its vectors go by cascade; tests, and a reset of the demo data)."""
-        from sqlalchemy import delete
-
-        from vigil.core.db import session_scope
-        from vigil.people.models import ReidGallery
-
         async with session_scope(self.sessionmaker) as session:
             await session.execute(delete(ReidGallery).where(ReidGallery.collection == self.collection))
 

@@ -14,11 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.cameras import service as cameras
+from vigil.core.context import AppContext
 from vigil.core.crud import apply_patch, ensure_unique, get_or_404, unknown_reference
 from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
-from vigil.core.storage import BlobStore, claim_blob, content_key
+from vigil.core.retention import RetentionPolicy, delete_chunk
+from vigil.core.storage import BlobStore, claim_blob, content_key, delete_unreferenced
 from vigil.plates.images import inspect_image
 from vigil.plates.models import PlateEvent, WatchlistEntry
 from vigil.plates.normalize import normalize_plate, within_distance
@@ -383,12 +385,9 @@ async def remove_from_watchlist(session: AsyncSession, *, entry_id: uuid.UUID) -
 # --- retention (run by core.retention; listed in registry.retention_policies) ----------------
 
 
-async def purge_events(ctx: Any, *, cutoff: datetime, limit: int) -> int:
+async def purge_events(ctx: AppContext, *, cutoff: datetime, limit: int) -> int:
     """Delete one chunk of plate events stored before `cutoff`, then the frames and crops that no
     remaining event shares (content-addressed blobs may be named by several events)."""
-    from vigil.core.retention import delete_chunk
-    from vigil.core.storage import delete_unreferenced
-
     rows = await delete_chunk(ctx, PlateEvent.id, PlateEvent.created_at < cutoff, limit=limit,
                               returning=[PlateEvent.frame_key, PlateEvent.crop_key])
     keys = {k for row in rows for k in row if k}
@@ -397,8 +396,6 @@ async def purge_events(ctx: Any, *, cutoff: datetime, limit: int) -> int:
     return len(rows)
 
 
-def retention_policies() -> list[Any]:
+def retention_policies() -> list[RetentionPolicy]:
     """What the plates domain lets retention purge (the watchlist is configuration: kept)."""
-    from vigil.core.retention import RetentionPolicy
-
     return [RetentionPolicy("plate_events", "retention_plate_events_days", purge_events)]

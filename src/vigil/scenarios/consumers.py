@@ -9,7 +9,7 @@ from loguru import logger
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
 from vigil.core.messaging import ConsumerRecord, ConsumerSpec, parse_json
-from vigil.scenarios import service
+from vigil.scenarios import runs
 from vigil.scenarios.schemas import RunFailure
 
 RETRY_GROUP = "scenario_retries"
@@ -27,18 +27,18 @@ def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     async def on_run_failed(record: ConsumerRecord) -> None:
         failure = parse_json(record, RunFailure)  # PoisonMessage -> retry_topic.dlq
         async with session_scope(ctx.sessionmaker) as session:
-            current = await service.is_current_failure(session, failure=failure)
+            current = await runs.is_current_failure(session, failure=failure)
         if current and failure.attempt < settings.scenario_max_attempts:
             # Waiting here holds back this partition's later failures too; backoffs are short and bounded.
             await asyncio.sleep(backoff_s(settings.scenario_retry_backoff_s, failure.attempt))
         async with session_scope(ctx.sessionmaker) as session:
-            outcome = await service.handle_run_failure(session, failure=failure,
+            outcome = await runs.handle_run_failure(session, failure=failure,
                                                        max_attempts=settings.scenario_max_attempts)
         logger.info("scenario {} run {} attempt {} failure handled: {}", failure.scenario_id, failure.run_id,
                     failure.attempt, outcome)
 
     return [ConsumerSpec(
-        name="scenario-retries", topics=[service.RETRY_TOPIC], handler=on_run_failed, group=RETRY_GROUP,
+        name="scenario-retries", topics=[runs.RETRY_TOPIC], handler=on_run_failed, group=RETRY_GROUP,
         bootstrap_servers=settings.kafka_bootstrap_servers or "", max_retries=settings.consumer_max_retries,
         retry_backoff_s=settings.consumer_retry_backoff_s,
     )]

@@ -22,10 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vigil.core.db import Base, Timestamps, UUIDPrimaryKey, utcnow
-
-# Kept in step with service.TRANSITIONS (the rules live there; these lists are only the CHECK constraints).
-STATUSES = ("init_startup", "init_startup_processing", "active", "in_shutdown_processing", "inactive", "failed")
-RUN_STATUSES = ("queued", "running", "completed", "failed", "stopped", "cancelled")
+from vigil.scenarios.states import RUN_STATUSES, STATUSES  # the table lives in states; here only CHECK constraints
 
 
 class ScenarioRun(UUIDPrimaryKey, Timestamps, Base):

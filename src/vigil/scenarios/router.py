@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Response, WebSocket
 
-from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.deps import HubDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
@@ -94,9 +94,10 @@ async def predictions(
 
 
 @ws_router.websocket("/scenarios")
-async def scenarios_stream(websocket: WebSocket, id: uuid.UUID | None = None, status: Status | None = None) -> None:
+async def scenarios_stream(websocket: WebSocket, hub: HubDep, id: uuid.UUID | None = None,
+                           status: Status | None = None) -> None:
     """`scenario.updated` (and `scenario.progress`, `scenario.deleted`) as they happen; narrow with id, status."""
-    await websocket.app.state.ctx.hub.serve(
+    await hub.serve(
         websocket, types=("scenario.",), match=field_filter({"id": str(id) if id else None, "status": status}),
     )
 

@@ -40,7 +40,7 @@ from vigil.core.messaging import (
     parse_json,
 )
 from vigil.core.messaging.outbox import set_max_payload_bytes
-from vigil.scenarios import service
+from vigil.scenarios import runs, service
 from vigil.scenarios.detect import Detectors, SourceError, VideoSource
 from vigil.scenarios.schemas import Job, ScenarioParams, mask_source
 from vigil.scenarios.sources import SourcePolicy, SourceRefused, vet_source
@@ -117,7 +117,7 @@ class ScenarioRunner:
         self._slots = asyncio.Semaphore(settings.scenario_runner_max_runs)
         self.assignments = _Assignments(self.name)
         self.consumer = _JobConsumer(ConsumerSpec(
-            name=f"runner:{self.name}", topics=[service.JOBS_TOPIC], handler=self.handle, group=service.RUNNERS_GROUP,
+            name=f"runner:{self.name}", topics=[service.JOBS_TOPIC], handler=self.handle, group=runs.RUNNERS_GROUP,
             bootstrap_servers=settings.kafka_bootstrap_servers, batch_size=1,
             max_retries=settings.consumer_max_retries, retry_backoff_s=settings.consumer_retry_backoff_s,
             extra={"max_poll_interval_ms": MAX_POLL_INTERVAL_MS},
@@ -156,10 +156,10 @@ class ScenarioRunner:
                     consumer.cancel()
                 await asyncio.gather(consumer, return_exceptions=True)
             # Runs in hand: cancelling releases each run and queues its job again for another runner.
-            runs = list(self.runs.values())
-            for task in runs:
+            in_hand = list(self.runs.values())
+            for task in in_hand:
                 task.cancel()
-            await asyncio.gather(*runs, return_exceptions=True)
+            await asyncio.gather(*in_hand, return_exceptions=True)
             self.relay.stop()
             await asyncio.gather(relay, return_exceptions=True)
             await self.bus.stop()
@@ -169,7 +169,7 @@ class ScenarioRunner:
             logger.info("runner {} stopped", self.name)
 
     async def _ensure_topics(self, stop: asyncio.Event) -> None:
-        topics = {t: KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, service.RETRY_TOPIC)}
+        topics = {t: KAFKA_TOPICS[t] for t in (service.JOBS_TOPIC, runs.RETRY_TOPIC)}
         while not stop.is_set():
             try:
                 await ensure_topics(self.settings.kafka_bootstrap_servers or "", topics)
@@ -205,7 +205,7 @@ class ScenarioRunner:
         """Take the run in the database. False when there is nothing to do: done, superseded, or held by
         a live runner (whose death the app's sweeper notices; the job is not ours to wait for)."""
         async with session_scope(self.sessionmaker) as session:
-            claim = await service.claim_run(session, job=job, runner=self.name,
+            claim = await runs.claim_run(session, job=job, runner=self.name,
                                             stale_after_s=self.settings.scenario_stale_run_s)
         if claim.verdict != "run":
             logger.info("runner {} skips scenario {} run {}: {}", self.name, job.scenario_id, job.run_id, claim.reason)
@@ -236,7 +236,7 @@ class ScenarioRunner:
             try:  # shutting down: hand the run back and queue its job again, so another runner starts at once
                 async with session_scope(self.sessionmaker) as session:
                     await asyncio.wait_for(
-                        service.release_run(session, run_id=job.run_id, runner=self.name, job=job), 3)
+                        runs.release_run(session, run_id=job.run_id, runner=self.name, job=job), 3)
             except Exception as exc:
                 logger.warning("runner {} could not release run {}: {!r}", self.name, job.run_id, exc)
             raise
@@ -245,7 +245,7 @@ class ScenarioRunner:
         except Exception as exc:  # the source, the decoder or a detector failed: the orchestrator retries
             error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
             async with session_scope(self.sessionmaker) as session:
-                await service.fail_run(session, job=job, runner=self.name, error=error)
+                await runs.fail_run(session, job=job, runner=self.name, error=error)
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
@@ -258,7 +258,7 @@ class ScenarioRunner:
             await asyncio.sleep(every)
             try:
                 async with session_scope(self.sessionmaker) as session:
-                    if not await service.heartbeat(session, run_id=job.run_id, runner=self.name):
+                    if not await runs.heartbeat(session, run_id=job.run_id, runner=self.name):
                         return  # no longer ours; the next batch aborts
             except Exception as exc:  # a missed beat; the batch loop sees a real outage
                 logger.warning("runner {} heartbeat for run {} failed: {!r}", self.name, job.run_id, exc)
@@ -283,7 +283,7 @@ class ScenarioRunner:
         try:
             detectors = await _blocking(lambda: Detectors(params.detectors))
             async with session_scope(self.sessionmaker) as session:
-                if not await service.mark_active(session, run_id=job.run_id, runner=self.name):
+                if not await runs.mark_active(session, run_id=job.run_id, runner=self.name):
                     raise RunAborted("the run was cancelled before it started")
             started = time.monotonic()
             batch_frames = 1  # the first frame's results are stored at once: early feedback, then full batches
@@ -293,7 +293,7 @@ class ScenarioRunner:
                 batch_frames = self.settings.scenario_batch_frames
                 elapsed = time.monotonic() - started
                 async with session_scope(self.sessionmaker) as session:
-                    verdict = await service.record_batch(
+                    verdict = await runs.record_batch(
                         session, run_id=job.run_id, runner=self.name, predictions=batch.predictions,
                         frames_read=source.frames_read, frames_processed=source.frames_processed,
                         fps=round(source.frames_processed / elapsed, 2) if elapsed > 0 else None,
@@ -302,7 +302,7 @@ class ScenarioRunner:
                     raise RunAborted("the run was cancelled, taken over or deleted")
                 if verdict == "stop" or batch.ended:
                     async with session_scope(self.sessionmaker) as session:
-                        await service.finish_run(session, run_id=job.run_id, runner=self.name,
+                        await runs.finish_run(session, run_id=job.run_id, runner=self.name,
                                                  stopped=verdict == "stop")
                     return
         finally:

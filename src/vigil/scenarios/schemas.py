@@ -11,9 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_serializer, field_validator
 
 from vigil.core.schemas import Input, Read
+from vigil.scenarios.states import RunStatus, Status, allowed_moves
 
-Status = Literal["init_startup", "init_startup_processing", "active", "in_shutdown_processing", "inactive", "failed"]
-RunStatus = Literal["queued", "running", "completed", "failed", "stopped", "cancelled"]
 Detector = Literal["face", "person"]
 DETECTORS: tuple[Detector, ...] = ("face", "person")
 
@@ -133,8 +132,7 @@ class ScenarioRead(Read):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def allowed_transitions(self) -> list[str]:
-        from vigil.scenarios.service import allowed_moves
-
+        """Where the state machine lets the scenario go from here."""
         return allowed_moves(self.status)
 
 

@@ -8,12 +8,12 @@ from loguru import logger
 
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
-from vigil.scenarios import service
+from vigil.scenarios import runs
 
 
 class StaleRunSweeper:
     """Every few seconds, re-dispatches or fails runs whose runner stopped heartbeating (see
-    `service.sweep_stale_runs`). Runners commit a job once its run is claimed, so a runner that dies
+    `runs.sweep_stale_runs`). Runners commit a job once its run is claimed, so a runner that dies
     mid-run leaves no message to redeliver: this loop is what notices."""
 
     name = "scenario-stale-runs"
@@ -52,7 +52,7 @@ class StaleRunSweeper:
         """One sweep; returns how many runs it handled (0 also when another instance holds the lock)."""
         s = self.ctx.settings
         async with session_scope(self.ctx.sessionmaker) as session:
-            swept = await service.sweep_stale_runs(
+            swept = await runs.sweep_stale_runs(
                 session, stale_after_s=s.scenario_stale_run_s, queued_after_s=s.scenario_stale_queued_s,
                 max_attempts=s.scenario_max_attempts,
             )
