@@ -22,8 +22,9 @@ from vigil.alerts.events import alert_json, announce, record
 from vigil.alerts.matching import match_clause, matches, schedule_active
 from vigil.alerts.models import SEVERITIES, Alert, AlertMute, AlertPolicy, AlertPolicyState
 from vigil.alerts.schemas import PolicyCreate, PolicyUpdate
+from vigil.core.crud import ensure_unique, get_or_404, null_not_allowed
 from vigil.core.db import utcnow
-from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.messaging import envelope
 from vigil.core.pagination import PageParams, paginate
 from vigil.exporters import service as exporters
@@ -58,11 +59,8 @@ async def _check_exporters(session: AsyncSession, policy_in: PolicyCreate | Poli
 
 
 async def _name_free(session: AsyncSession, name: str, exclude: uuid.UUID | None = None) -> None:
-    stmt = select(AlertPolicy.id).where(AlertPolicy.name == name)
-    if exclude is not None:
-        stmt = stmt.where(AlertPolicy.id != exclude)
-    if await session.scalar(stmt) is not None:
-        raise Conflict(f"An alert policy named {name!r} already exists.")
+    await ensure_unique(session, AlertPolicy, name=name, exclude_id=exclude,
+                        detail=f"An alert policy named {name!r} already exists.")
 
 
 def _columns(policy_in: PolicyCreate | PolicyUpdate, *, partial: bool) -> dict[str, Any]:
@@ -93,11 +91,7 @@ async def create_policy(session: AsyncSession, *, policy_in: PolicyCreate) -> Al
 
 async def get_policy(session: AsyncSession, *, policy_id: uuid.UUID, lock: bool = False) -> AlertPolicy:
     """One policy or PolicyNotFound (404)."""
-    stmt = select(AlertPolicy).where(AlertPolicy.id == policy_id)
-    policy = await session.scalar(stmt.with_for_update() if lock else stmt)
-    if policy is None:
-        raise PolicyNotFound(f"Alert policy {policy_id} does not exist.")
-    return policy
+    return await get_or_404(session, AlertPolicy, policy_id, error=PolicyNotFound, with_for_update=lock)
 
 
 async def list_policies(session: AsyncSession, *, page: PageParams, enabled: bool | None = None) -> dict:
@@ -114,9 +108,8 @@ async def update_policy(
     """Partial update; the alerts it applies to are re-read, and their progress is re-evaluated next pass."""
     policy = await get_policy(session, policy_id=policy_id, lock=True)
     changes = _columns(policy_in, partial=True)
-    for name in ("name", "match", "notify", "escalate", "enabled"):
-        if name in changes and changes[name] is None:
-            raise ValidationFailed(f"'{name}' cannot be null.")
+    if nulls := [n for n in ("name", "match", "notify", "escalate", "enabled") if n in changes and changes[n] is None]:
+        raise null_not_allowed(nulls)
     if "name" in changes and changes["name"] != policy.name:
         await _name_free(session, changes["name"], exclude=policy.id)
     await _check_exporters(session, policy_in)

@@ -23,6 +23,7 @@ from vigil.alerts.events import announce, record
 from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert, AlertHistory, AlertMute
 from vigil.alerts.schemas import MuteCreate
 from vigil.core.context import AppContext
+from vigil.core.crud import get_or_404
 from vigil.core.db import utcnow
 from vigil.core.errors import InvalidState, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate
@@ -91,10 +92,7 @@ async def raise_alert(
 
 async def get_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> Alert:
     """The alert, or 404: what reading, acknowledging and resolving one start from."""
-    alert = await session.get(Alert, alert_id)
-    if alert is None:
-        raise AlertNotFound(f"Alert {alert_id} does not exist.")
-    return alert
+    return await get_or_404(session, Alert, alert_id, error=AlertNotFound)
 
 
 async def list_alerts(
@@ -120,10 +118,7 @@ async def list_alerts(
 
 
 async def _locked(session: AsyncSession, alert_id: uuid.UUID) -> Alert:
-    alert = await session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
-    if alert is None:
-        raise AlertNotFound(f"Alert {alert_id} does not exist.")
-    return alert
+    return await get_or_404(session, Alert, alert_id, error=AlertNotFound, with_for_update=True)
 
 
 async def acknowledge(session: AsyncSession, *, alert: Alert, by: str | None = None) -> Alert:

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.alerts import service as alerts
 from vigil.core.context import AppContext
+from vigil.core.crud import ensure_unique, get_or_404, null_not_allowed, patch_changes
 from vigil.core.db import after_commit, utcnow
-from vigil.core.errors import Conflict, NotFound, ValidationFailed
+from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.messaging import EVENTS_TOPIC
 from vigil.core.metrics import EXPORTER_HELD_DROPPED
 from vigil.core.pagination import PageParams, paginate
@@ -74,11 +75,8 @@ async def _checked_config(kind: str, config: dict[str, Any], allow: AllowList) -
 
 
 async def _name_free(session: AsyncSession, name: str, exclude: uuid.UUID | None = None) -> None:
-    stmt = select(Exporter.id).where(Exporter.name == name)
-    if exclude is not None:
-        stmt = stmt.where(Exporter.id != exclude)
-    if await session.scalar(stmt) is not None:
-        raise Conflict(f"An exporter named {name!r} already exists.")
+    await ensure_unique(session, Exporter, name=name, exclude_id=exclude,
+                        detail=f"An exporter named {name!r} already exists.")
 
 
 async def create_exporter(
@@ -113,11 +111,7 @@ async def create_exporter(
 
 async def get_exporter(session: AsyncSession, *, exporter_id: uuid.UUID, lock: bool = False) -> Exporter:
     """The exporter, or 404; `lock` row-locks it so a concurrent change waits for this one."""
-    stmt = select(Exporter).where(Exporter.id == exporter_id)
-    exporter = await session.scalar(stmt.with_for_update() if lock else stmt)
-    if exporter is None:
-        raise ExporterNotFound(f"Exporter {exporter_id} does not exist.")
-    return exporter
+    return await get_or_404(session, Exporter, exporter_id, error=ExporterNotFound, with_for_update=lock)
 
 
 async def list_exporters(
@@ -137,10 +131,7 @@ async def update_exporter(
 ) -> Exporter:
     """Apply the fields sent (null is 422); a changed target re-passes the SSRF check and needs its secrets."""
     exporter = await get_exporter(session, exporter_id=exporter_id, lock=True)
-    changes = exporter_in.model_dump(exclude_unset=True)
-    for name, value in changes.items():
-        if value is None:
-            raise ValidationFailed(f"'{name}' cannot be null.")
+    changes = patch_changes(exporter_in, nullable=())
     if "name" in changes and changes["name"] != exporter.name:
         await _name_free(session, changes["name"], exclude=exporter.id)
         exporter.name = changes["name"]
@@ -157,9 +148,10 @@ async def update_exporter(
         exporter.kind = kind
     if "event_types" in changes:
         exporter.event_types = changes["event_types"]
-    for name, value in (changes.get("retry") or {}).items():
-        if value is None:
-            raise ValidationFailed(f"'retry.{name}' cannot be null.")
+    retry = changes.get("retry") or {}
+    if nulls := [f"retry.{name}" for name, value in retry.items() if value is None]:
+        raise null_not_allowed(nulls)
+    for name, value in retry.items():
         setattr(exporter, name, value)
     if "enabled" in changes:
         await _set_enabled(session, exporter, changes["enabled"])

@@ -157,6 +157,8 @@ def _with_faces(stmt: Any) -> Any:
 
 async def get_image(session: AsyncSession, *, image_id: uuid.UUID) -> FaceImage:
     """One image with its event and faces, or 404."""
+    # Not `crud.get_or_404`: an image this unit of work just stored is in the identity map, where
+    # `session.get` returns it without loading its event and faces; a SELECT loads them.
     image = await session.scalar(_with_faces(select(FaceImage).where(FaceImage.id == image_id)))
     if image is None:
         raise ImageNotFound(f"Image {image_id} does not exist.")
@@ -266,9 +268,7 @@ async def image_file(session: AsyncSession, *, storage: BlobStore, image_id: uui
 
 async def delete_image(session: AsyncSession, *, storage: BlobStore, image_id: uuid.UUID) -> None:
     """Remove the image, its faces (cascade) and its file."""
-    image = await session.scalar(select(FaceImage).where(FaceImage.id == image_id).with_for_update())
-    if image is None:
-        raise ImageNotFound(f"Image {image_id} does not exist.")
+    image = await get_or_404(session, FaceImage, image_id, error=ImageNotFound, what="Image", with_for_update=True)
     clusters = set(await session.scalars(
         select(Face.cluster_id).where(Face.image_id == image_id, Face.cluster_id.is_not(None))
     ))
@@ -337,7 +337,7 @@ async def request_recompute(session: AsyncSession, *, event_code: str,
 
 
 async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> FaceClusterJob:
-    """One cluster job with its counts, or 404."""
+    """One cluster job with its counts, or 404 (not `crud.get_or_404`: the counts come in the same query)."""
     job = await session.scalar(
         _job_query().where(FaceClusterJob.id == job_id).execution_options(populate_existing=True))
     if job is None:

@@ -207,10 +207,8 @@ async def add_embeddings(session: AsyncSession, *, person_id: uuid.UUID, vectors
                          camera_id: str | None, model: str | None, gallery: AnyGallery) -> dict[str, int]:
     """Store ReID vectors of an existing person in the gallery; the person cannot vanish meanwhile."""
     # Key-share lock: a concurrent delete of this person waits until the vectors are stored.
-    stmt = select(Person).where(Person.id == person_id).with_for_update(key_share=True)
-    person = await session.scalar(stmt)
-    if person is None:
-        raise PersonNotFound(f"Person {person_id} does not exist.")
+    person = await get_or_404(session, Person, person_id, error=PersonNotFound,
+                              with_for_update={"key_share": True})
     _check_vectors(vectors)
     dimension = await gallery.add(person_id=person.id, global_id=person.global_id, vectors=vectors,
                                   camera_id=camera_id, model=model)
