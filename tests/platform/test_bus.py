@@ -5,33 +5,13 @@ import json
 import uuid
 
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from vigil.core import migrations
-from vigil.core.db import create_engine, create_sessionmaker, session_scope
-from vigil.core.devstack import ServiceProcess, broker_argv, ensure_database, free_port, port_open
+from vigil.core.db import session_scope
+from vigil.core.devstack import ServiceProcess, broker_argv, free_port, port_open
 from vigil.core.messaging import Bus, ConsumerRunner, ConsumerSpec, OutboxEvent, OutboxRelay, emit, parse_json
-
-
-@pytest.fixture(scope="module")
-def scratch_db(stack):
-    if "postgres" not in stack.processes:
-        pytest.skip("needs the embedded PostgreSQL")
-    port = stack.processes["postgres"].port
-    ensure_database(port, "vigil_bus", drop_first=True)
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/vigil_bus"
-    migrations.upgrade(url)
-    return url
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def sessionmaker(scratch_db):
-    engine = create_engine(scratch_db)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 15.0) -> list:

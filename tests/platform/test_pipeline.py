@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
@@ -14,31 +13,11 @@ from sqlalchemy.exc import OperationalError
 
 from tests.conftest import auth
 from tests.platform.test_bus import read_all
-from vigil.core import migrations
-from vigil.core.db import create_engine, create_sessionmaker, session_scope
-from vigil.core.devstack import ensure_database
+from vigil.core.db import session_scope
 from vigil.core.errors import PayloadTooLarge
 from vigil.core.messaging import Bus, ConsumerRunner, ConsumerSpec, OutboxEvent, OutboxRelay, emit, parse_json
 from vigil.core.messaging.consumer import classify
 from vigil.people.consumers import TOPIC as REID_TOPIC
-
-
-@pytest.fixture(scope="module")
-def scratch_db(stack):
-    if "postgres" not in stack.processes:
-        pytest.skip("needs the embedded PostgreSQL")
-    port = stack.processes["postgres"].port
-    ensure_database(port, "vigil_pipeline", drop_first=True)
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/vigil_pipeline"
-    migrations.upgrade(url)
-    return url
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def sessionmaker(scratch_db):
-    engine = create_engine(scratch_db)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 def parked_total(topic: str) -> float:
