@@ -20,6 +20,7 @@ from vigil.core.context import AppContext
 from vigil.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from vigil.core.errors import install_error_handlers
 from vigil.core.logging import setup_logging
+from vigil.core.memory import tune_gc
 from vigil.core.messaging import (
     EVENTS_TOPIC,
     Bus,
@@ -234,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.draining = False
         app.state.alembic_heads = head_revisions()
         await runtime.start()
+        tune_gc()  # after start-up: what exists now lives as long as the process
         logger.info("vigil {} instance {} started", __version__, instance)
         try:
             yield

@@ -242,3 +242,14 @@ def test_every_dependency_is_async(server):
                 offenders |= sync_calls(ctx.dependant, set())
     assert routes > 100
     assert not offenders, f"sync dependencies (run in the thread pool per request): {sorted(offenders)}"
+
+
+def test_the_collector_is_set_for_a_server(server):
+    """After start-up the app's objects are frozen out of collections and request garbage goes in rare passes
+    (core/memory.py): a full collection walking every route and model stopped the loop 15-25 ms twice a second."""
+    import gc
+
+    from vigil.core.memory import THRESHOLDS
+
+    assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold() == THRESHOLDS
