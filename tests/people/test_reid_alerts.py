@@ -173,6 +173,12 @@ async def test_recent_messages_keep_only_the_last_n(server, client):
         await alerts_service.remember_message(server.ctx.redis, message=message, keep=3)
     got = (await client.get("/api/v1/alerts/messages/recent", params={"limit": 10})).json()
     assert [m["value"] for m in got] == [4, 3, 2]
+    # A consumer's batch goes in one round trip, oldest first, so the newest still comes first.
+    batch = [{"topic": TOPIC, "partition": 0, "offset": i, "key": None, "timestamp": None,
+              "received_at": "2026-11-21T08:00:00+00:00", "value": i} for i in range(10, 15)]
+    await alerts_service.remember_messages(server.ctx.redis, messages=batch, keep=3)
+    got = (await client.get("/api/v1/alerts/messages/recent", params={"limit": 10})).json()
+    assert [m["value"] for m in got] == [14, 13, 12]
 
 
 @pytest.mark.e2e

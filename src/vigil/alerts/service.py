@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -253,8 +254,16 @@ RECENT_MESSAGES_KEY = "vigil:alerts:recent_messages"
 
 async def remember_message(redis: Redis, *, message: dict[str, Any], keep: int) -> None:
     """Keep one raw alert-topic message in the newest-first list of the last `keep`."""
+    await remember_messages(redis, messages=[message], keep=keep)
+
+
+async def remember_messages(redis: Redis, *, messages: Sequence[dict[str, Any]], keep: int) -> None:
+    """Keep raw alert-topic messages (oldest first) in the newest-first list of the last `keep`: one round
+    trip for a consumer's whole batch."""
+    if not messages:
+        return
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.lpush(RECENT_MESSAGES_KEY, json.dumps(message, default=str))
+        pipe.lpush(RECENT_MESSAGES_KEY, *(json.dumps(m, default=str) for m in messages))
         pipe.ltrim(RECENT_MESSAGES_KEY, 0, keep - 1)
         await pipe.execute()
 
@@ -266,7 +275,7 @@ async def recent_messages(redis: Redis, *, limit: int) -> list[dict[str, Any]]:
 
 __all__ = ["AlertNotFound", "MuteNotFound", "acknowledge", "comment", "create_mute", "delete_mute",
            "get_alert", "history", "list_alerts", "list_mutes", "raise_alert", "recent_messages", "record",
-           "remember_message",
+           "remember_message", "remember_messages",
            "resolve", "resolve_active", "snooze", "update_alert"]
 
 

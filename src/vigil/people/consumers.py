@@ -99,34 +99,30 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
     settings = ctx.settings
     handled = 0
 
-    async def remember(record: ConsumerRecord) -> None:
+    async def remember(records: list[ConsumerRecord]) -> None:
         try:
-            await alerts_service.remember_message(ctx.redis, message=raw_message(record),
-                                                  keep=settings.alert_recent_messages)
+            await alerts_service.remember_messages(ctx.redis, messages=[raw_message(r) for r in records],
+                                                   keep=settings.alert_recent_messages)
         except RedisError as exc:  # a debugging aid: never lose the alert over it
-            logger.warning("cannot keep raw message {}[{}]@{}: {!r}", record.topic, record.partition,
-                           record.offset, exc)
+            logger.warning("cannot keep {} raw message(s) from {}[{}]@{}: {!r}", len(records), records[0].topic,
+                           records[0].partition, records[0].offset, exc)
 
     async def handle_parsed(session: Any, pairs: list[tuple[ConsumerRecord, ReidAlertMessage]]) -> list[Any]:
         """Raise the alerts of many records in one unit of work; people and zones looked up once each."""
         nonlocal handled
-        people: dict[int, Any] = {}
-        zones: dict[str, Any] = {}
         done = []
         digests = [record_digest(record) for record, _ in pairs]
         fresh = await service.claim_reid_messages(session, digests=digests)
+        people = await service.find_by_global_ids(session, global_ids={msg.global_id for _, msg in pairs})
+        zones = await zones_service.find_zones(session, zone_ids={msg.zone_id for _, msg in pairs if msg.zone_id})
         for (record, msg), digest in zip(pairs, digests, strict=True):
             if digest not in fresh:
                 logger.info("reid record {}[{}]@{} already handled; skipped", record.topic, record.partition,
                             record.offset)
                 continue
             fresh.discard(digest)  # the same record twice in one batch is handled once
-            if msg.global_id not in people:
-                people[msg.global_id] = await service.find_by_global_id(session, global_id=msg.global_id)
-            if msg.zone_id and msg.zone_id not in zones:
-                zones[msg.zone_id] = await zones_service.find_zone(session, zone_id=msg.zone_id)
             zone = zones.get(msg.zone_id) if msg.zone_id else None
-            fields = alert_fields(msg, person=people[msg.global_id], zone=zone)
+            fields = alert_fields(msg, person=people.get(msg.global_id), zone=zone)
             alert, created = await alerts_service.raise_alert(session, **fields)
             done.append((msg, alert.id, created, alert.count))
             handled += 1
@@ -140,7 +136,7 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
                         "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id, count)
 
     async def handle(record: ConsumerRecord) -> None:
-        await remember(record)
+        await remember([record])
         msg = parse_json(record, ReidAlertMessage)  # PoisonMessage -> DLQ
         async with session_scope(ctx.sessionmaker) as session:
             done = await handle_parsed(session, [(record, msg)])
@@ -151,8 +147,7 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
         # records one by one (so only that one is dead-lettered); raw messages are kept once the
         # whole batch parses, so the fallback does not keep them twice.
         pairs = [(record, parse_json(record, ReidAlertMessage)) for record in records]
-        for record in records:
-            await remember(record)
+        await remember(records)
         async with session_scope(ctx.sessionmaker) as session:
             done = await handle_parsed(session, pairs)
         log(done)

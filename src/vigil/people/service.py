@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -75,6 +75,14 @@ async def get_person(session: AsyncSession, *, person_id: uuid.UUID) -> Person:
 async def find_by_global_id(session: AsyncSession, *, global_id: int) -> Person | None:
     """The person with this ReID global id, or None (the alert consumer resolves names this way)."""
     return await session.scalar(select(Person).where(Person.global_id == global_id))
+
+
+async def find_by_global_ids(session: AsyncSession, *, global_ids: Collection[int]) -> dict[int, Person]:
+    """The people with these ReID global ids, by global id (one query for a consumer's whole batch)."""
+    if not global_ids:
+        return {}
+    rows = await session.scalars(select(Person).where(Person.global_id.in_(list(global_ids))))
+    return {person.global_id: person for person in rows}
 
 
 async def get_by_global_id(session: AsyncSession, *, global_id: int) -> Person:
