@@ -185,8 +185,29 @@ def active_mute(mutes: list[AlertMute], alert: Alert, now: datetime) -> AlertMut
     return max(found, key=lambda m: m.until) if found else None
 
 
+def _per_transaction(session: AsyncSession, name: str) -> tuple[Any, list[Any] | None]:
+    """What `name` holds for the session's current transaction (None if not read in it yet)."""
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(name)
+    return transaction, (held[1] if held is not None and held[0] is transaction else None)
+
+
+async def _enabled_policies(session: AsyncSession) -> list[AlertPolicy]:
+    """Enabled policies, read once per transaction: a consumer's batch raises many alerts in one."""
+    transaction, policies = _per_transaction(session, "vigil.alerts.policies")
+    if policies is None:
+        policies = list((await session.scalars(select(AlertPolicy).where(AlertPolicy.enabled))).all())
+        session.info["vigil.alerts.policies"] = (transaction, policies)
+    return policies
+
+
 async def _active_mutes(session: AsyncSession, now: datetime) -> list[AlertMute]:
-    return list((await session.scalars(select(AlertMute).where(AlertMute.until > now))).all())
+    """Mutes not over at `now`, read once per transaction (`active_mute` checks `until` again)."""
+    transaction, mutes = _per_transaction(session, "vigil.alerts.mutes")
+    if mutes is None:
+        mutes = list((await session.scalars(select(AlertMute).where(AlertMute.until > now))).all())
+        session.info["vigil.alerts.mutes"] = (transaction, mutes)
+    return mutes
 
 
 def _notification(alert: Alert, policy: AlertPolicy, reason: str, **extra: Any) -> dict[str, Any]:
@@ -219,11 +240,7 @@ async def on_created(session: AsyncSession, alert: Alert, *, now: datetime) -> b
 
     Returns True when the alert must not be pushed as new (muted, or outside every matching schedule).
     """
-    policies = [
-        p
-        for p in (await session.scalars(select(AlertPolicy).where(AlertPolicy.enabled))).all()
-        if matches(p.match, alert)
-    ]
+    policies = [p for p in await _enabled_policies(session) if matches(p.match, alert)]
     mute = active_mute(await _active_mutes(session, now), alert, now)
     in_hours = [p for p in policies if schedule_active(p.schedule, now)]
     alert.muted = mute is not None
