@@ -121,3 +121,26 @@ async def test_404_and_405_as_before(client):
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
     r = await client.get(f"/api/v1/people/{uuid.uuid4()}")
     assert r.status_code == 404
+
+
+async def test_routes_added_after_the_include_are_found(monkeypatch):
+    """A Router caches its segments; a route added later (also to a router it includes) is still reached."""
+    app = _app()
+    api = app.router.routes[-1].original_router
+    assets = next(r.original_router for r in api.routes if first_segments(r.original_router) == {"sites", "gateways"})
+    assert (await _tried(app, monkeypatch, "/api/v1/late"))[1] is None  # "late" is not one of its segments yet
+
+    @assets.get("/late")
+    async def late() -> dict: return {}
+
+    outer = Router()
+    inner = Router()
+    outer.include_router(inner)
+    api.include_router(outer)
+    assert (await _tried(app, monkeypatch, "/api/v1/late"))[1] is late
+    assert (await _tried(app, monkeypatch, "/api/v1/inner-late"))[1] is None
+
+    @inner.get("/inner-late")
+    async def inner_late() -> dict: return {}
+
+    assert (await _tried(app, monkeypatch, "/api/v1/inner-late"))[1] is inner_late

@@ -62,11 +62,18 @@ class Router(APIRouter):
         super().__init__(*args, **kwargs)
         self._segments_version = -1
         self._segments: frozenset[str] | None = None
+        self._nested = False  # holds included routers: their changes count too
+
+    def _version(self) -> int:
+        # A router of plain routes reads its own counter (O(1) per request); only one that includes others
+        # pays FastAPI's walk over them (`_get_routes_version` visits every route).
+        return self._get_routes_version() if self._nested else self._routes_version
 
     def _known_segments(self) -> frozenset[str] | None:
-        version = self._get_routes_version()
-        if version != self._segments_version:  # routes added after the include: recompute
-            self._segments, self._segments_version = first_segments(self), version
+        if self._version() != self._segments_version:  # routes added after the include: recompute
+            self._segments = first_segments(self)
+            self._nested = any(isinstance(route, _IncludedRouter) for route in self.routes)
+            self._segments_version = self._version()
         return self._segments
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
