@@ -25,6 +25,17 @@ H = {"Authorization": f"Bearer {ADMIN}"}
 RULES_INTERVAL_S = 1.0
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, wait up to `timeout` for a clean exit, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class Instance:
     def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
         self.name = name
@@ -56,13 +67,7 @@ class Instance:
         raise AssertionError(f"{self.name} never became ready:\n{self.log()[-3000:]}")
 
     def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
 
 
 async def eventually(probe, timeout: float = 60.0, interval: float = 0.2, what: object = ""):

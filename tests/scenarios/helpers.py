@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from skimage import data
+
+from tests.instances import terminate
 
 API = "/api/v1/scenarios"
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,13 +77,7 @@ class RunnerProcess:
         self.proc.wait(10)
 
     def stop(self, timeout: float = 20) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
 
 
 async def wait_for(fetch, predicate, timeout: float = 60.0, interval: float = 0.2):
