@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -80,6 +81,7 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
     run = int(time.time() * 1000)
     url = server.url.replace("http://", "ws://") + f"/ws/alerts?source=reid&token={KEY}"
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    stored_ms: list[float] = []  # produce -> the alert row's created_at (the app's clock), from client 0
     warm = [asyncio.Event() for _ in range(clients)]
     sockets = [await websockets.connect(url, max_queue=None, open_timeout=30) for _ in range(clients)]
     done = asyncio.Event()
@@ -97,6 +99,9 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
                     warm[i].set()
                 elif msg["type"] == "alert.created":
                     mine.append((now - data["sent_wall"]) * 1000)
+                    if i == 0:
+                        created = datetime.fromisoformat(msg["data"]["created_at"]).timestamp()
+                        stored_ms.append((created - data["sent_wall"]) * 1000)
                     if len(mine) >= n:
                         return
         except websockets.ConnectionClosed:
@@ -150,6 +155,10 @@ async def scenario(server: Server, bootstrap: str, clients: int, rate: float, se
         "bench_cpu_s": round(bench_cpu, 2), "frames_received": len(flat), "lost": expected - len(flat),
         "p50_ms": round(pct(flat, 50), 1) if flat else None, "p90_ms": round(pct(flat, 90), 1) if flat else None,
         "p99_ms": round(pct(flat, 99), 1) if flat else None, "max_ms": round(max(flat), 1) if flat else None,
+        # Where the time goes: produce -> stored (broker, reid consumer, commit) and the rest of the way
+        # (outbox relay, vigil.events, fan-out, hub, socket), from client 0's frames.
+        "stored_p50_ms": round(pct(stored_ms, 50), 1) if stored_ms else None,
+        "stored_p99_ms": round(pct(stored_ms, 99), 1) if stored_ms else None,
     }
 
 

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import websockets
+from sqlalchemy import select
 
 from tests.conftest import ADMIN_KEY, auth
 from vigil.alerts import service
 from vigil.core.db import session_scope
+from vigil.core.messaging.outbox import OutboxEvent
 
 
 async def raise_one(server, **kw):
@@ -35,6 +37,39 @@ async def test_repeat_updates_instead_of_duplicating(server, client):
     assert listed["total"] == 1 and listed["items"][0]["title"] == "Person in zone, third time"
     other, created = await raise_one(server, subject="person:8")
     assert created and other.id != first.id
+
+
+async def test_a_batch_raises_each_spec_in_order_even_when_a_subject_repeats(server, client):
+    """raise_alerts (the ReID consumer's batch) does what the same raise_alert calls would: a repeat
+    counts on the first and is announced as an update, after the first's `alert.created`."""
+
+    def spec(subject, **kw):
+        return {"source": "reid", "kind": "loitering", "severity": "warning", "title": f"at {subject}",
+                "subject": subject} | kw
+
+    async with session_scope(server.ctx.sessionmaker) as session:
+        raised = await service.raise_alerts(session, [
+            spec("a"), spec("b"), spec("a", severity="critical", title="a again"), spec("c"), spec("a"),
+        ])
+        await session.flush()
+        events = (await session.execute(
+            select(OutboxEvent.payload).where(OutboxEvent.status == "pending").order_by(OutboxEvent.id)
+        )).scalars().all()
+    assert [created for _, created in raised] == [True, True, False, True, False]
+    a_ids = {raised[i][0].id for i in (0, 2, 4)}
+    assert len(a_ids) == 1 and len({alert.id for alert, _ in raised}) == 3
+    mine = [(e["type"], e["data"]["subject"], e["data"]["count"]) for e in events
+            if e["data"].get("kind") == "loitering"]
+    # Each alert's events in order (the outbox key is the alert id); different alerts may interleave.
+    assert [m for m in mine if m[1] == "a"] == [("alert.created", "a", 1), ("alert.updated", "a", 2),
+                                                ("alert.updated", "a", 3)]
+    assert sorted(m for m in mine if m[1] != "a") == [("alert.created", "b", 1), ("alert.created", "c", 1)]
+    body = (await client.get("/api/v1/alerts", params={"kind": "loitering"})).json()
+    by_subject = {item["subject"]: item for item in body["items"]}
+    assert by_subject["a"]["count"] == 3 and by_subject["a"]["severity"] == "critical"
+    assert by_subject["a"]["title"] == "at a" and by_subject["b"]["count"] == 1 and body["total"] == 3
+    history = (await client.get(f"/api/v1/alerts/{raised[0][0].id}/history")).json()
+    assert [h["action"] for h in history if h["action"] == "created"] == ["created"]
 
 
 async def test_fifty_concurrent_raises_leave_one_alert(server, client):

@@ -5,6 +5,7 @@ import asyncio
 import json
 
 import aiomqtt
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.exporters.conftest import Receiver, wait_for
@@ -268,3 +269,43 @@ async def test_a_stopped_worker_records_the_send_in_flight(server, client, recei
 
 async def _count(client, exporter_id: str, n: int) -> bool:
     return len(await deliveries(client, exporter_id)) == n
+
+
+async def test_a_batch_of_events_becomes_one_delivery_per_event_and_exporter(server, client, receiver_factory):
+    """The consumer's batch handler: several events in one unit of work, a redelivered one (same bytes)
+    counted once, a JSON value that is no event skipped, and a record that is not JSON failing the
+    whole batch (so the runner hands the records over one by one and dead-letters only that one)."""
+    from aiokafka.structs import ConsumerRecord
+
+    from vigil.core.messaging import PoisonMessage
+    from vigil.exporters.consumers import consumer_specs
+
+    receiver: Receiver = receiver_factory(secret="batch-secret")
+    await receiver.start()
+    made = [
+        (await client.post(URL, json={"name": f"batch-{n}", "kind": "webhook", "event_types": ["demo."],
+                                      "config": {"url": receiver.url, "secret": "batch-secret"}})).json()
+        for n in (1, 2)
+    ]
+    (await client.post(URL, json={"name": "batch-other", "kind": "webhook", "event_types": ["plate.event"],
+                                  "config": {"url": receiver.url, "secret": "batch-secret"}})).json()
+
+    def record(offset: int, value: object) -> ConsumerRecord:
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        return ConsumerRecord(topic="vigil.events", partition=0, offset=offset, timestamp=0, timestamp_type=0,
+                              key=None, value=raw, checksum=None, serialized_key_size=-1,
+                              serialized_value_size=len(raw), headers=())
+
+    def demo(n: int) -> dict:
+        return {"type": "demo.batch", "ts": "2999-01-01T00:00:00Z", "data": {"n": n}}
+
+    batch = consumer_specs(server.ctx)[0].batch_handler
+    await batch([record(1, demo(1)), record(2, [1, 2]), record(3, demo(2)), record(4, demo(1))])
+    with pytest.raises(PoisonMessage):  # fails as a whole, before anything is written
+        await batch([record(5, demo(3)), record(6, b"not json")])
+    for exp in made:
+        await wait_for(lambda exp=exp: _all_delivered(client, exp["id"], 2))
+        items = await deliveries(client, exp["id"])
+        assert sorted(d["payload"]["data"]["n"] for d in items) == [1, 2], items
+    await asyncio.sleep(0.3)  # anything sent twice, or to the plate exporter, would arrive by now
+    assert sorted(r["body"]["data"]["n"] for r in receiver.received) == [1, 1, 2, 2]

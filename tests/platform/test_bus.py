@@ -182,6 +182,103 @@ async def test_batch_handler_takes_whole_batches_and_falls_back_to_records(stack
         await bus.stop()
 
 
+async def test_a_fetch_over_several_partitions_is_one_batch_and_each_failure_stays_its_own(stack):
+    """The records of all partitions of one fetch go to the batch handler in one call (each partition's
+    in order) and are committed together. A poison record among them: the partitions are tried one by
+    one, then that partition's records one by one, so only it is dead-lettered. An outage during the
+    joint batch: every partition is rewound and handled once, none dead-lettered."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from sqlalchemy.exc import OperationalError
+
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    bus = Bus(bootstrap, name="partitions-test")
+    await bus.start()
+    assert await bus.wait_ready(10)
+
+    async def run(values: dict[int, list[bytes]], expected: int, *, outage: bool = False):
+        topic, group = f"parts-{uuid.uuid4().hex[:6]}", f"g-{uuid.uuid4().hex[:6]}"
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+        handled: list[str] = []
+        calls: list[list[str]] = []
+        down = {"left": 1 if outage else 0}
+
+        async def handler(record):
+            handled.append(parse_json(record, Reading).sensor)
+
+        async def batch_handler(records):
+            calls.append([f"{r.partition}:{r.offset}" for r in records])
+            if down["left"]:
+                down["left"] -= 1
+                raise OperationalError("INSERT ...", {}, ConnectionRefusedError("connection refused"))
+            readings = [parse_json(r, Reading) for r in records]  # all or nothing
+            handled.extend(r.sensor for r in readings)
+
+        for partition, part_values in values.items():  # all there before the first fetch
+            for value in part_values:
+                await producer.send_and_wait(topic, value, partition=partition)
+        spec = ConsumerSpec(name="p", topics=[topic], handler=handler, batch_handler=batch_handler,
+                            group=group, bootstrap_servers=bootstrap, retry_backoff_s=0.01)
+        runner = ConsumerRunner(spec, bus, max_backoff_s=0.05)
+        task = asyncio.create_task(runner.run())
+        try:
+            for _ in range(600):  # joining a new group takes a few seconds on the embedded broker
+                if len(handled) + runner.dead_lettered >= expected:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # anything handled twice would be by now
+        finally:
+            await runner.stop()
+            await asyncio.wait_for(task, 15)
+        return topic, handled, calls, runner, await committed_offsets(bootstrap, topic, group)
+
+    def reading(name: str) -> bytes:
+        return json.dumps({"sensor": name, "value": 1}).encode()
+
+    try:
+        good = {p: [reading(f"p{p}-{i}") for i in range(3)] for p in range(3)}
+        _, handled, calls, runner, committed = await run(good, 9)
+        assert len(calls) == 1 and len(calls[0]) == 9, calls
+        for p in range(3):  # every partition's records in order, each once
+            assert [h for h in handled if h.startswith(f"p{p}-")] == [f"p{p}-{i}" for i in range(3)]
+        assert len(handled) == 9 and runner.processed == 9 and committed == {0: 3, 1: 3, 2: 3}
+
+        bad = {0: good[0], 1: [good[1][0], b"not json", good[1][1]], 2: good[2]}
+        topic, handled, calls, runner, committed = await run(bad, 9)
+        assert len(calls[0]) == 9, "the joint batch was tried first"
+        assert sorted(handled) == sorted([*good_names(good, 0), "p1-0", "p1-1", *good_names(good, 2)])
+        assert runner.dead_lettered == 1 and runner.processed == 8 and committed == {0: 3, 1: 3, 2: 3}
+        assert [r.value for r in await read_all(bootstrap, f"{topic}.dlq", 1)] == [b"not json"]
+
+        topic, handled, calls, runner, committed = await run(good, 9, outage=True)
+        assert len(calls) >= 2 and len(calls[0]) == 9, calls
+        assert sorted(handled) == sorted(n for p in range(3) for n in good_names(good, p))
+        assert runner.dead_lettered == 0 and committed == {0: 3, 1: 3, 2: 3}
+        assert await read_all(bootstrap, f"{topic}.dlq", 1, timeout=1.5) == []
+    finally:
+        await producer.stop()
+        await admin.close()
+        await bus.stop()
+
+
+async def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
+    from aiokafka import TopicPartition
+
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        return {p: await reader.committed(TopicPartition(topic, p)) for p in range(3)}
+    finally:
+        await reader.stop()
+
+
+def good_names(values: dict[int, list[bytes]], partition: int) -> list[str]:
+    return [json.loads(v)["sensor"] for v in values[partition]]
+
+
 async def test_dead_letters_go_back_to_the_broker_the_record_came_from(base_settings, data_dir):
     """With a separate Redpanda, a poison observation lands in observations.dlq there, not on Kafka."""
     from pydantic import SecretStr

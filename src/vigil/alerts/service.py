@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from redis.asyncio import Redis
 from sqlalchemy import case, func, literal_column, select, text
@@ -41,6 +41,94 @@ def _rank(column: Any) -> Any:
     return case({s: i for i, s in enumerate(SEVERITIES)}, value=column, else_=0)
 
 
+def _upsert() -> ReturningInsert[Alert, bool]:
+    """INSERT ... ON CONFLICT against the partial unique index of active alerts, built once: a repeat
+    adds to `count`, moves `last_seen_at`, keeps the higher severity and takes the newest title and data."""
+    stmt = insert(Alert)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[Alert.source, Alert.kind, Alert.subject],
+        index_where=ACTIVE,  # a literal: it must match the partial index's predicate
+        set_={
+            "count": Alert.count + 1,
+            "last_seen_at": func.greatest(Alert.last_seen_at, excluded.last_seen_at),
+            "severity": case((_rank(excluded.severity) > _rank(Alert.severity), excluded.severity),
+                             else_=Alert.severity),
+            "title": excluded.title,
+            "data": excluded.data,
+            "updated_at": excluded.updated_at,
+        },
+    ).returning(Alert, literal_column("xmax = 0").label("inserted"))
+
+
+_UPSERT = _upsert()
+
+
+class AlertSpec(TypedDict, total=False):
+    """The arguments of one `raise_alert`: source, kind, severity and title are required."""
+
+    source: Required[str]
+    kind: Required[str]
+    severity: Required[str]
+    title: Required[str]
+    subject: str
+    data: dict[str, Any] | None
+    at: datetime | None
+
+
+def _rounds(specs: Sequence[AlertSpec]) -> list[list[int]]:
+    """Split the specs (by index, order kept) so that no round holds the same (source, kind, subject)
+    twice: one ON CONFLICT statement cannot touch a row twice, and a repeat must see the first."""
+    rounds: list[list[int]] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, spec in enumerate(specs):
+        key = (spec["source"], spec["kind"], spec.get("subject", ""))
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    return rounds
+
+
+async def raise_alerts(session: AsyncSession, specs: Sequence[AlertSpec]) -> list[tuple[Alert, bool]]:
+    """Open or bump many alerts in one statement per round (one round unless a subject repeats).
+
+    Each spec does exactly what `raise_alert` would do, in order: a repeat of the same (source, kind,
+    subject) later in `specs` counts on top of the earlier one and is announced as an update, and
+    each new alert goes through the policies and mutes. Returns (alert, created) per spec, in order.
+    """
+    for spec in specs:
+        if spec["severity"] not in SEVERITIES:
+            raise ValidationFailed(f"severity must be one of {', '.join(SEVERITIES)}")
+    now = utcnow()
+    out: list[tuple[Alert, bool] | None] = [None] * len(specs)
+    for indexes in _rounds(specs):
+        keys = [(specs[i]["source"], specs[i]["kind"], specs[i].get("subject", "")) for i in indexes]
+        rows = [
+            {
+                "id": uuid.uuid4(), "source": spec["source"], "kind": spec["kind"],
+                "subject": spec.get("subject", ""), "severity": spec["severity"], "status": "open",
+                "title": spec["title"], "data": spec.get("data") or {}, "count": 1,
+                "last_seen_at": spec.get("at") or now, "created_at": now, "updated_at": now,
+            }
+            for spec in (specs[i] for i in indexes)
+        ]
+        result = await session.execute(_UPSERT, rows, execution_options={"populate_existing": True})
+        # One batched statement; RETURNING's order is not the rows' order (asking for it makes
+        # SQLAlchemy send one statement per row), so match by key, which is unique within a round.
+        returned = {(a.source, a.kind, a.subject): (a, bool(inserted)) for a, inserted in result.all()}
+        for i, key in zip(indexes, keys, strict=True):
+            alert, created = returned[key]
+            # Policies and mutes decide, in this transaction, whether anyone hears of a new one; a
+            # muted or suppressed alert is stored and counted, but not pushed as new. Announced now,
+            # before a later round changes the same entity.
+            quiet = await policies.on_created(session, alert, now=now) if created else False
+            announce(session, alert, created=created and not quiet)
+            out[i] = (alert, created)
+    return [pair for pair in out if pair is not None]
+
+
 async def raise_alert(
     session: AsyncSession,
     *,
@@ -58,37 +146,9 @@ async def raise_alert(
     title and data. One INSERT ... ON CONFLICT against the partial unique index, so it is safe
     under concurrency. Returns the alert and whether it was created.
     """
-    if severity not in SEVERITIES:
-        raise ValidationFailed(f"severity must be one of {', '.join(SEVERITIES)}")
-    seen = at or utcnow()
-    now = utcnow()
-    stmt = insert(Alert).values(
-        id=uuid.uuid4(), source=source, kind=kind, subject=subject, severity=severity, status="open",
-        title=title, data=data or {}, count=1, last_seen_at=seen, created_at=now, updated_at=now,
-    )
-    excluded = stmt.excluded
-    upsert: ReturningInsert[Alert, bool] = stmt.on_conflict_do_update(
-        index_elements=[Alert.source, Alert.kind, Alert.subject],
-        index_where=ACTIVE,  # a literal: it must match the partial index's predicate
-        set_={
-            "count": Alert.count + 1,
-            "last_seen_at": func.greatest(Alert.last_seen_at, excluded.last_seen_at),
-            "severity": case((_rank(excluded.severity) > _rank(Alert.severity), excluded.severity),
-                             else_=Alert.severity),
-            "title": excluded.title,
-            "data": excluded.data,
-            "updated_at": excluded.updated_at,
-        },
-    ).returning(Alert, literal_column("xmax = 0").label("inserted"))
-    row = (await session.execute(upsert.execution_options(populate_existing=True))).one()
-    alert, created = row[0], bool(row[1])
-    quiet = False
-    if created:
-        # Policies and mutes decide, in this transaction, whether anyone hears of it.
-        quiet = await policies.on_created(session, alert, now=now)
-    # A muted or suppressed alert is stored and counted, but not pushed as new.
-    announce(session, alert, created=created and not quiet)
-    return alert, created
+    spec: AlertSpec = {"source": source, "kind": kind, "severity": severity, "title": title,
+                       "subject": subject, "data": data, "at": at}
+    return (await raise_alerts(session, [spec]))[0]
 
 
 async def get_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> Alert:
@@ -273,10 +333,9 @@ async def recent_messages(redis: Redis, *, limit: int) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in await redis.lrange(RECENT_MESSAGES_KEY, 0, limit - 1)]
 
 
-__all__ = ["AlertNotFound", "MuteNotFound", "acknowledge", "comment", "create_mute", "delete_mute",
-           "get_alert", "history", "list_alerts", "list_mutes", "raise_alert", "recent_messages", "record",
-           "remember_message", "remember_messages",
-           "resolve", "resolve_active", "snooze", "update_alert"]
+__all__ = ["AlertNotFound", "AlertSpec", "MuteNotFound", "acknowledge", "comment", "create_mute", "delete_mute",
+           "get_alert", "history", "list_alerts", "list_mutes", "raise_alert", "raise_alerts", "recent_messages",
+           "record", "remember_message", "remember_messages", "resolve", "resolve_active", "snooze", "update_alert"]
 
 
 # --- retention (run by core.retention; listed in registry.retention_policies) ----------------

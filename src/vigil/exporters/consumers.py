@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from vigil.core.context import AppContext
 from vigil.core.db import session_scope
@@ -16,24 +17,33 @@ GROUP = "vigil-exporters"
 def consumer_specs(ctx: AppContext) -> list[ConsumerSpec]:
     """A shared group: each event is turned into deliveries by one instance, once per exporter."""
 
-    async def to_deliveries(record: ConsumerRecord) -> None:
+    def event(record: ConsumerRecord) -> tuple[dict[str, Any], str] | None:
         message = parse_json(record)  # not JSON -> PoisonMessage -> DLQ
         if not isinstance(message, dict):
-            return  # not an event envelope; nothing to export
+            return None  # not an event envelope; nothing to export
         # The message as published identifies the event: a redelivered record hashes the same.
-        event_id = hashlib.sha256(record.value or b"").hexdigest()
+        return message, hashlib.sha256(record.value or b"").hexdigest()
+
+    async def enqueue(records: list[ConsumerRecord]) -> None:
+        # All or nothing, as every batch handler: a record that does not parse fails the batch, and
+        # the runner hands the records over one by one, so only that one is dead-lettered.
+        events = [e for e in map(event, records) if e is not None]
+        if not events:
+            return
         async with session_scope(ctx.sessionmaker) as session:
-            created = await service.enqueue_deliveries(
-                session, message=message, event_id=event_id, max_held=ctx.settings.exporter_max_held
-            )
+            created = await service.enqueue_deliveries(session, events=events, max_held=ctx.settings.exporter_max_held)
         if created:
             wake_workers()
+
+    async def to_deliveries(record: ConsumerRecord) -> None:
+        await enqueue([record])
 
     return [
         ConsumerSpec(
             name="exporter-deliveries",
             topics=[EVENTS_TOPIC],
             handler=to_deliveries,
+            batch_handler=enqueue,
             group=GROUP,
             bootstrap_servers=ctx.settings.kafka_bootstrap_servers or "",
             max_retries=ctx.settings.consumer_max_retries,

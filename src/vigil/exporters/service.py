@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -277,19 +277,22 @@ def _parse_ts(value: Any) -> datetime | None:
 
 
 async def enqueue_deliveries(
-    session: AsyncSession, *, message: dict[str, Any], event_id: str, max_held: int = 10000
+    session: AsyncSession, *, events: Sequence[tuple[dict[str, Any], str]], max_held: int = 10000
 ) -> int:
-    """One delivery per exporter subscribed to this event; idempotent per (exporter, event).
+    """One delivery per exporter subscribed to each (message, event_id); idempotent per (exporter, event).
 
     Enabled exporters get a `pending` delivery; disabled ones a `held` one, kept (at most `max_held` per
     exporter, the oldest dropped) until the exporter is enabled with replay. Only events emitted after
-    an exporter was created are exported to it (no backfill of history). Returns the pending ones made.
+    an exporter was created are exported to it (no backfill of history). The exporters are read once
+    for all the events, and the deliveries written in one statement. Returns the pending ones made.
     """
-    event_type = message.get("type")
-    if not isinstance(event_type, str):
+    typed = [(m, event_id, t) for m, event_id in events if isinstance(t := m.get("type"), str)]
+    if not typed:
         return 0
-    emitted_at = _parse_ts(message.get("ts"))
     exporters = (await session.scalars(select(Exporter))).all()
+    if not exporters:
+        return 0
+    now = utcnow()
     rows = [
         {
             "id": uuid.uuid4(),
@@ -299,27 +302,28 @@ async def enqueue_deliveries(
             "payload": message,
             "status": "pending" if e.enabled else "held",
             "attempts": 0,
-            "next_attempt_at": utcnow(),
+            "next_attempt_at": now,
         }
+        for message, event_id, event_type in typed
+        for emitted_at in (_parse_ts(message.get("ts")),)
         for e in exporters
         if subscribes(e.event_types, event_type) and (emitted_at is None or emitted_at >= e.created_at)
     ]
     if not rows:
         return 0
+    # executemany form: one cached statement that insertmanyvalues batches (see enqueue_notifications).
     result = await session.execute(
         insert(Delivery)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["exporter_id", "event_id"])
-        .returning(Delivery.exporter_id, Delivery.status)
+        .returning(Delivery.exporter_id, Delivery.status),
+        rows,
     )
     made = result.all()
     pending = sum(1 for _, status in made if status == "pending")
     for exporter_id in {e for e, status in made if status == "held"}:
         await _bound_held(session, exporter_id=exporter_id, max_held=max_held)
     if made:
-        logger.debug(
-            "{} deliveries queued, {} held for {} {}", pending, len(made) - pending, event_type, event_id[:12]
-        )
+        logger.debug("{} deliveries queued, {} held for {} event(s)", pending, len(made) - pending, len(typed))
     return pending
 
 

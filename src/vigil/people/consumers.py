@@ -65,7 +65,7 @@ def raw_message(record: ConsumerRecord) -> dict[str, Any]:
     }
 
 
-def alert_fields(msg: ReidAlertMessage, *, person: Any, zone: Any) -> dict[str, Any]:
+def alert_fields(msg: ReidAlertMessage, *, person: Any, zone: Any) -> alerts_service.AlertSpec:
     """Arguments of raise_alert for one message, with the person and zone resolved when known."""
     who = f"{person.name if person else 'unknown person'} (global_id {msg.global_id})"
     where = f" in zone {msg.zone_id}" if msg.zone_id else ""
@@ -115,19 +115,24 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
         fresh = await service.claim_reid_messages(session, digests=digests)
         people = await service.find_by_global_ids(session, global_ids={msg.global_id for _, msg in pairs})
         zones = await zones_service.find_zones(session, zone_ids={msg.zone_id for _, msg in pairs if msg.zone_id})
+        todo: list[ReidAlertMessage] = []
         for (record, msg), digest in zip(pairs, digests, strict=True):
             if digest not in fresh:
                 logger.info("reid record {}[{}]@{} already handled; skipped", record.topic, record.partition,
                             record.offset)
                 continue
             fresh.discard(digest)  # the same record twice in one batch is handled once
-            zone = zones.get(msg.zone_id) if msg.zone_id else None
-            fields = alert_fields(msg, person=people.get(msg.global_id), zone=zone)
-            alert, created = await alerts_service.raise_alert(session, **fields)
+            todo.append(msg)
+        specs: list[alerts_service.AlertSpec] = [
+            alert_fields(msg, person=people.get(msg.global_id), zone=zones.get(msg.zone_id) if msg.zone_id else None)
+            for msg in todo
+        ]
+        raised = await alerts_service.raise_alerts(session, specs)
+        for msg, (alert, created) in zip(todo, raised, strict=True):
             done.append((msg, alert.id, created, alert.count))
-            handled += 1
-            if handled % PRUNE_EVERY == 0:
-                await service.prune_reid_ledger(session)
+        before, handled = handled, handled + len(todo)
+        if handled // PRUNE_EVERY > before // PRUNE_EVERY:
+            await service.prune_reid_ledger(session)
         return done
 
     def log(done: list[Any]) -> None:

@@ -168,9 +168,10 @@ class ConsumerSpec:
     fetch_max_wait_ms: int = 50
     dlq: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-    # Optional: take a partition's whole batch in one call (one transaction for many small records).
-    # It must be all or nothing; when it raises, the batch is handled again record by record with
-    # `handler`, so retries and dead letters still apply to the one record at fault.
+    # Optional: take a fetch's whole batch in one call (one transaction for many small records), the
+    # records of all its partitions together (each partition's in order). It must be all or nothing;
+    # when it raises, the batch is handled again partition by partition and then record by record
+    # with `handler`, so retries and dead letters still apply to the one record at fault.
     batch_handler: BatchHandler | None = None
 
 
@@ -262,6 +263,8 @@ class ConsumerRunner:
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=250, max_records=spec.batch_size)
             pending = list(batches.items())
+            if spec.batch_handler is not None and len(pending) > 1 and await self._handle_together(consumer, pending):
+                continue
             while pending:
                 tp, records = pending[0]
                 try:
@@ -270,16 +273,51 @@ class ConsumerRunner:
                     await self._pause_and_rewind(consumer, tp, retry, pending)
                     break
                 pending.pop(0)
-                self.outages = 0
-                if self.state != "running":
-                    self.state, self.reason = "running", None
-                if spec.group is not None:
-                    await consumer.commit({tp: records[-1].offset + 1})
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    CONSUMER_LAG.labels(tp.topic, spec.group or "-", str(tp.partition)).set(
-                        max(highwater - records[-1].offset - 1, 0)
-                    )
+                await self._done(consumer, [(tp, records)])
+
+    async def _done(self, consumer: AIOKafkaConsumer,
+                    handled: list[tuple[TopicPartition, list[ConsumerRecord]]]) -> None:
+        """Handled partitions' batches: back to running, offsets committed (in one request), lag gauged."""
+        spec = self.spec
+        self.outages = 0
+        if self.state != "running":
+            self.state, self.reason = "running", None
+        if spec.group is not None:
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in handled})
+        for tp, records in handled:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                CONSUMER_LAG.labels(tp.topic, spec.group or "-", str(tp.partition)).set(
+                    max(highwater - records[-1].offset - 1, 0)
+                )
+
+    async def _handle_together(self, consumer: AIOKafkaConsumer,
+                               pending: list[tuple[TopicPartition, list[ConsumerRecord]]]) -> bool:
+        """Every partition's records of one fetch in one `batch_handler` call: one unit of work per
+        fetch, not per partition (order within each partition is kept; across partitions there is none
+        to keep). True when they are handled and committed, or paused for an outage with every
+        partition rewound; False when the batch failed otherwise, for the caller to take partition
+        by partition (and so record by record), where retries and dead letters find the one at fault."""
+        spec, group = self.spec, self.spec.group or "-"
+        if spec.batch_handler is None:
+            raise AssertionError()
+        records = [record for _, part in pending for record in part]
+        try:
+            await spec.batch_handler(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if classify(exc) == "transient":
+                await self._pause_and_rewind(consumer, pending[0][0], _Retry(pending[0][1][0], exc), pending)
+                return True
+            logger.warning("consumer {} could not handle {} records of {} partitions at once ({!r}); "
+                           "handling them partition by partition", spec.name, len(records), len(pending), exc)
+            return False
+        self.processed += len(records)
+        for tp, part in pending:
+            CONSUMER_MESSAGES.labels(tp.topic, group, "processed").inc(len(part))
+        await self._done(consumer, pending)
+        return True
 
     async def _pause_and_rewind(self, consumer: AIOKafkaConsumer, tp: TopicPartition, retry: _Retry,
                                 pending: list[tuple[TopicPartition, list[ConsumerRecord]]]) -> None:
