@@ -28,7 +28,7 @@ if "--fetch-wait-ms" in sys.argv:
     original = ConsumerRunner._make_consumer
 
     def _make_consumer(self):
-        self.spec.extra["fetch_max_wait_ms"] = wait_ms
+        self.spec.fetch_max_wait_ms = wait_ms
         return original(self)
 
     ConsumerRunner._make_consumer = _make_consumer
