@@ -1,5 +1,7 @@
 """The shared pagination contract: {items,total,limit,offset}, default 50, max 500, over -> 422."""
 
+import pytest
+
 
 async def test_limits_and_offsets(client):
     for i in range(7):
@@ -13,3 +15,20 @@ async def test_limits_and_offsets(client):
         r = await client.get("/api/v1/auth/keys", params=bad)
         assert r.status_code == 422, bad
         assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_read_columns_refuses_a_schema_field_that_is_no_column():
+    """A page read as dicts must not lose a field the entity would have supplied as a property."""
+    import pydantic
+
+    from vigil.alerts.models import Alert
+    from vigil.alerts.schemas import AlertRead
+    from vigil.core.pagination import read_columns
+
+    assert [c.name for c in read_columns(Alert, AlertRead)] == list(AlertRead.model_fields)
+
+    class WithExtra(AlertRead):
+        is_open: bool = pydantic.Field(default=False)
+
+    with pytest.raises(TypeError, match="is_open"):
+        read_columns(Alert, WithExtra)

@@ -22,12 +22,12 @@ from sqlalchemy.sql.dml import ReturningInsert
 from vigil.alerts import policies
 from vigil.alerts.events import announce, record
 from vigil.alerts.models import ACTIVE_PREDICATE, SEVERITIES, Alert, AlertHistory, AlertMute
-from vigil.alerts.schemas import MuteCreate
+from vigil.alerts.schemas import AlertRead, MuteCreate
 from vigil.core.context import AppContext
 from vigil.core.crud import get_or_404
 from vigil.core.db import utcnow
 from vigil.core.errors import InvalidState, NotFound, ValidationFailed
-from vigil.core.pagination import PageParams, paginate
+from vigil.core.pagination import PageParams, paginate, read_columns
 from vigil.core.retention import RetentionPolicy, delete_chunk
 
 ACTIVE = text(ACTIVE_PREDICATE)
@@ -62,6 +62,7 @@ def _upsert() -> ReturningInsert[Alert, bool]:
 
 
 _UPSERT = _upsert()
+_READ_COLUMNS = read_columns(Alert, AlertRead)
 
 
 class AlertSpec(TypedDict, total=False):
@@ -167,15 +168,16 @@ async def list_alerts(
     subject: str | None = None,
     since: datetime | None = None,
 ) -> dict:
-    """A page of alerts filtered by status, severity, source, kind, subject or activity since; newest activity first."""
-    stmt = select(Alert)
+    """A page of alerts filtered by status, severity, source, kind, subject or activity since; newest activity first.
+    Items are dicts of AlertRead's columns (no entities: a page is read, never changed)."""
+    stmt = select(*_READ_COLUMNS)
     for column, value in ((Alert.status, status), (Alert.severity, severity), (Alert.source, source),
                           (Alert.kind, kind), (Alert.subject, subject)):
         if value is not None:
             stmt = stmt.where(column == value)
     if since is not None:
         stmt = stmt.where(Alert.last_seen_at >= since)
-    return await paginate(session, stmt.order_by(Alert.last_seen_at.desc(), Alert.id), page)
+    return await paginate(session, stmt.order_by(Alert.last_seen_at.desc(), Alert.id), page, dicts=True)
 
 
 async def _locked(session: AsyncSession, alert_id: uuid.UUID) -> Alert:
