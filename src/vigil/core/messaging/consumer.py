@@ -150,6 +150,9 @@ def parse_json(record: ConsumerRecord, model: type[BaseModel] | None = None) -> 
         raise PoisonMessage(f"schema: {problems}") from exc
 
 
+METADATA_MAX_AGE_MS = 5_000
+
+
 @dataclass
 class ConsumerSpec:
     """What to consume and how. `group=None` is fan-out: every instance reads every record."""
@@ -193,6 +196,9 @@ class ConsumerRunner:
         self.outages = 0  # consecutive transient failures: drives the backoff
         self.state = "starting"
         self.reason: str | None = None
+        # A fan-out consumer's next offset per partition: no group keeps it, so a rebuilt consumer
+        # (after a broker failure) goes on from here instead of skipping or repeating records.
+        self._positions: dict[TopicPartition, int] = {}
 
     def status(self) -> dict[str, Any]:
         """For /health: `running`, or `waiting` / `starting` with the reason."""
@@ -206,11 +212,17 @@ class ConsumerRunner:
             bootstrap_servers=spec.bootstrap_servers,
             group_id=spec.group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest" if spec.from_beginning else "latest",
+            # A live fan-out consumer (no group) starts at the end; one this runner rebuilds goes on from
+            # its own positions (`_place`), and from there an offset out of range means the broker lost
+            # the log (a memory-only broker restarted): everything on the new one is news, so earliest.
+            auto_offset_reset="earliest" if spec.from_beginning or self._positions else "latest",
             max_poll_records=spec.batch_size,
             fetch_max_wait_ms=spec.fetch_max_wait_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
+            # A topic that appears later (created by its first producer, or again after a memory-only
+            # broker restarted) is seen within this, not aiokafka's default five minutes.
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
             **spec.extra,
         )
 
@@ -232,6 +244,8 @@ class ConsumerRunner:
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            if self.spec.group is None:
+                await self._place(consumer)
             self.consumer = consumer
             self.started.set()
             self.state, self.reason = "running", None
@@ -252,6 +266,32 @@ class ConsumerRunner:
                 await consumer.stop()
         self.state, self.reason = "stopped", None
 
+    async def _place(self, consumer: AIOKafkaConsumer) -> None:
+        """Where a fan-out consumer starts: where `auto_offset_reset` puts it the first time (the end of a
+        live stream), then where the previous consumer of this runner stopped."""
+        assigned = consumer.assignment()
+        if not self._positions:
+            self._positions = {tp: await consumer.position(tp) for tp in assigned}
+            return
+        for tp in assigned:
+            if tp in self._positions:
+                consumer.seek(tp, self._positions[tp])
+
+    async def _rewind_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
+        """A fan-out consumer whose partition's log is now shorter than what it has read: the broker lost
+        the log (a memory-only broker restarted) and every record on the new one is news, so read it from
+        its beginning instead of waiting, silent, until the new log reaches the old offset."""
+        lost = [tp for tp, position in self._positions.items()
+                if (highwater := consumer.highwater(tp)) is not None and highwater < position]
+        assigned = consumer.assignment()
+        for tp in lost:
+            logger.warning("consumer {}: {}[{}] ends at {} but was read to {}; the broker lost its log "
+                           "(restarted?), reading it from the beginning", self.spec.name, tp.topic, tp.partition,
+                           consumer.highwater(tp), self._positions[tp])
+            self._positions[tp] = 0
+            if tp in assigned:
+                await consumer.seek_to_beginning(tp)
+
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
@@ -262,6 +302,8 @@ class ConsumerRunner:
         spec = self.spec
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=250, max_records=spec.batch_size)
+            if spec.group is None and self._positions:
+                await self._rewind_lost_logs(consumer)
             pending = list(batches.items())
             if spec.batch_handler is not None and len(pending) > 1 and await self._handle_together(consumer, pending):
                 continue
@@ -284,6 +326,9 @@ class ConsumerRunner:
             self.state, self.reason = "running", None
         if spec.group is not None:
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in handled})
+        else:
+            for tp, records in handled:
+                self._positions[tp] = records[-1].offset + 1
         for tp, records in handled:
             highwater = consumer.highwater(tp)
             if highwater is not None:
