@@ -344,19 +344,15 @@ class ConsumerRunner:
         partition rewound; False when the batch failed otherwise, for the caller to take partition
         by partition (and so record by record), where retries and dead letters find the one at fault."""
         spec, group = self.spec, self.spec.group or "-"
-        if spec.batch_handler is None:
-            raise AssertionError()
         records = [record for _, part in pending for record in part]
         try:
-            await spec.batch_handler(records)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if classify(exc) == "transient":
-                await self._pause_and_rewind(consumer, pending[0][0], _Retry(pending[0][1][0], exc), pending)
-                return True
+            failed = await self._try_batch(records)
+        except _Retry as retry:  # raised for records[0]: every partition is rewound to its first record
+            await self._pause_and_rewind(consumer, pending[0][0], retry, pending)
+            return True
+        if failed is not None:
             logger.warning("consumer {} could not handle {} records of {} partitions at once ({!r}); "
-                           "handling them partition by partition", spec.name, len(records), len(pending), exc)
+                           "handling them partition by partition", spec.name, len(records), len(pending), failed)
             return False
         self.processed += len(records)
         for tp, part in pending:
@@ -416,20 +412,28 @@ class ConsumerRunner:
             for record in records:
                 await self._handle(record)
 
-    async def _handle_batch(self, records: list[ConsumerRecord]) -> None:
-        spec, group = self.spec, self.spec.group or "-"
-        if spec.batch_handler is None:
+    async def _try_batch(self, records: list[ConsumerRecord]) -> Exception | None:
+        """The batch handler on `records`: None when it took them, its error when it failed for a reason
+        other than an outage; an outage raises _Retry (for the first record)."""
+        if self.spec.batch_handler is None:
             raise AssertionError()
         try:
-            await spec.batch_handler(records)
+            await self.spec.batch_handler(records)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if classify(exc) == "transient":
                 raise _Retry(records[0], exc) from exc
+            return exc
+        return None
+
+    async def _handle_batch(self, records: list[ConsumerRecord]) -> None:
+        spec, group = self.spec, self.spec.group or "-"
+        failed = await self._try_batch(records)
+        if failed is not None:
             logger.warning("consumer {} could not handle a batch of {} from {}[{}]@{} at once ({!r}); "
                            "handling them one by one", spec.name, len(records), records[0].topic,
-                           records[0].partition, records[0].offset, exc)
+                           records[0].partition, records[0].offset, failed)
             for record in records:
                 await self._handle(record)
             return
