@@ -35,6 +35,7 @@ from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLo
 from vigil.core.migrations import head_revisions
 from vigil.core.openapi import install_openapi
 from vigil.core.ratelimit import RateLimiter
+from vigil.core.routing import install_route_index
 from vigil.core.security import KeyCache, authorize
 from vigil.core.storage import open_blob_store
 from vigil.core.tasks import TaskSet
@@ -258,6 +259,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served offline by vigil.console from vendored assets
         redoc_url=None,
+        # FastAPI's native OpenTelemetry asks the global providers on every request whether it is on; Vigil
+        # exports Prometheus metrics and log lines instead, so it is off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -284,6 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         compat.include_router(router)
     app.include_router(compat)
     mount_console(app)
+    install_route_index(app)  # after every route: a request goes straight to its route (core/routing.py)
     return app
 
 

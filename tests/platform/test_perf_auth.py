@@ -253,3 +253,55 @@ def test_the_collector_is_set_for_a_server(server):
 
     assert gc.get_freeze_count() > 10_000
     assert gc.get_threshold() == THRESHOLDS
+
+
+async def test_access_lines_bypass_loguru_and_read_as_its_own_lines(server, monkeypatch):
+    """With the shipped logging (one text sink, not a terminal) the access line is written directly: it reads
+    as loguru's line for the same message, keeps its request id, and is redacted. With any other sink, or
+    JSON lines, it goes through loguru, so every sink still sees it."""
+    import io
+    import json
+    import re
+    import sys
+
+    from vigil.core.logging import ACCESS_LOG
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    try:
+        setup_logging("INFO")
+        assert ACCESS_LOG._direct() is stream
+        async with httpx.AsyncClient(base_url=server.url) as c:
+            r = await c.get("/liveness", headers={"X-Request-ID": "rid-direct"})
+            r404 = await c.get("/api/v1/vgl_0123456789ab_secretpart", headers={"X-Request-ID": "rid-404"})
+        assert r.status_code == 200 and r404.status_code == 404
+        ACCESS_LOG.write("GET /x 200 1.0ms", "rid-same")
+        with logger.contextualize(request_id="rid-same"):
+            logger.patch(lambda record: record.update(name="vigil.core.middleware")).info("GET /x 200 1.0ms")
+        lines = stream.getvalue().splitlines()
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
+        assert any(re.fullmatch(stamp + r"INFO    vigil\.core\.middleware GET /liveness 200 \d+\.\dms "
+                                r"request_id=rid-direct", line) for line in lines), lines
+        refused = [line for line in lines if "rid-404" in line]
+        assert refused and "secretpart" not in stream.getvalue() and "vgl_0123456789ab_***" in refused[0]
+        direct, through_loguru = [line for line in lines if "rid-same" in line]
+        assert re.fullmatch(stamp + ".*", direct) and direct[30:] == through_loguru[30:], (direct, through_loguru)
+
+        seen: list[str] = []
+        sink = logger.add(seen.append, level="INFO", format="{message} {extra[request_id]}")
+        try:
+            ACCESS_LOG.write("GET /y 200 1.0ms", "rid-sink")
+        finally:
+            logger.remove(sink)
+        assert seen == ["GET /y 200 1.0ms rid-sink\n"] and "rid-sink" in stream.getvalue()
+
+        setup_logging("INFO", json=True)
+        assert ACCESS_LOG._direct() is None
+        ACCESS_LOG.write("GET /z 200 1.0ms", "rid-json")
+        record = json.loads(stream.getvalue().splitlines()[-1])["record"]
+        assert record["message"] == "GET /z 200 1.0ms" and record["extra"]["request_id"] == "rid-json"
+        setup_logging("WARNING")
+        assert ACCESS_LOG._direct() is None
+    finally:
+        monkeypatch.undo()
+        setup_logging(os.environ.get("VIGIL_TEST_LOG_LEVEL", "WARNING"))

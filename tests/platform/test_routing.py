@@ -8,7 +8,7 @@ from fastapi import FastAPI, routing
 from fastapi.routing import APIRoute, _iter_routes_with_context
 from starlette.exceptions import HTTPException
 
-from vigil.core.routing import Router, first_segments
+from vigil.core.routing import IndexedDispatch, Router, first_segments, route_index
 
 
 async def _tried(app, monkeypatch, path: str, method: str = "GET") -> tuple[list[str], object]:
@@ -112,6 +112,34 @@ async def test_every_route_of_the_app_resolves_to_its_own_endpoint(server, monke
         # request is not for this route; with a UUID in every parameter that only happens for literals.
         assert chosen is not None, (method, path, concrete)
     assert checked > 150
+
+
+async def test_the_index_chooses_as_fastapi_does_without_walking_the_routes(server, monkeypatch):
+    """For every route of the app (and some paths no route serves), the route index dispatches to the
+    endpoint FastAPI's own router chooses, and a hit tries no route on the way."""
+    app = server.app
+    dispatch = app.router.middleware_stack
+    assert isinstance(dispatch, IndexedDispatch)
+    requests = {("GET", "/api/v1/no-such-thing"), ("DELETE", "/api/v1/people/directory"), ("GET", "/api/v1sites"),
+                ("HEAD", "/liveness"), ("GET", "/api/v1/people/not-a-uuid"), ("GET", "/nowhere")}
+    for route, ctx in _iter_routes_with_context(app.routes):
+        if isinstance(route, APIRoute):
+            path = getattr(ctx, "path_format", None) or route.path_format
+            concrete = re.sub(r"\{[^}:]+(:path)?\}", lambda m: "a/b" if m.group(1) else str(uuid.uuid4()), path)
+            requests |= {(method, concrete) for method in route.methods}
+    hits = 0
+    for method, path in sorted(requests):
+        monkeypatch.setattr(app.router, "middleware_stack", dispatch.fallback)
+        _, by_fastapi = await _tried(app, monkeypatch, path, method)
+        monkeypatch.setattr(app.router, "middleware_stack", dispatch)
+        tried, by_index = await _tried(app, monkeypatch, path, method)
+        assert by_index is by_fastapi, (method, path)
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        hit = route_index(app).find(scope)
+        if hit is not None and hit.entry.kind == "http":
+            assert hit.entry.endpoint is by_fastapi and tried == [], (method, path)
+            hits += 1
+    assert hits > 200
 
 
 async def test_404_and_405_as_before(client):

@@ -11,18 +11,25 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core.errors import problem
+from vigil.core.logging import ACCESS_LOG
 from vigil.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from vigil.core.ratelimit import retry_after_header
+from vigil.core.routing import ROUTE_KEY, RouteEntry, find_route, route_index
 from vigil.core.security import PRINCIPAL_SCOPE_KEY, presented_key
 
 
 def route_template(scope: Scope) -> str:
     """`/api/v1/people/{id}` for `/api/v1/people/3f2a...`: bounded label values for metrics and logs.
 
-    Rebuilt from the matched path parameters, since included routers keep their own relative paths.
+    The route index's full path when it found the route; otherwise rebuilt from the matched path parameters,
+    since included routers keep their own relative paths.
     """
     if scope.get("route") is None:
         return "unmatched"
+    hit = scope.get(ROUTE_KEY)
+    if hit is not None and hit.entry.kind != "other":
+        path_format: str = hit.entry.path
+        return path_format
     params = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
     if not params:
         path: str = scope["path"]
@@ -79,8 +86,8 @@ class RequestLogMiddleware:
                 method = scope["method"]
                 if route != "/metrics":
                     self._observe(method, route, status, elapsed)
-                logger.info("{} {} {} {:.1f}ms", method, route if route != "unmatched" else scope["path"],
-                            status, elapsed * 1000)
+                ACCESS_LOG.write(f"{method} {route if route != 'unmatched' else scope['path']} {status} "
+                                 f"{elapsed * 1000:.1f}ms", request_id)
 
 
 class BodyLimitMiddleware:
@@ -129,99 +136,27 @@ class BodyTooLarge(Exception):
     pass
 
 
-class _RouteAuth:
-    """What one route needs: matched by its compiled path regex, with its methods and endpoint marks."""
-
-    __slots__ = ("kind", "methods", "public", "regex", "route", "scope")
-
-    def __init__(self, kind: str, regex: Any, methods: frozenset[str], endpoint: Any) -> None:
-        self.kind, self.regex, self.methods = kind, regex, methods
-        self.route: Any = None  # the route object, so a refusal is logged and audited under its template
-        self.public = bool(getattr(endpoint, "__vigil_public__", False))
-        self.scope: str | None = getattr(endpoint, "__vigil_scope__", None)
-
-    def needed(self, method: str | None) -> str:
-        if self.scope:
-            return self.scope
-        if self.kind == "websocket":
-            return "read"
-        return {"GET": "read", "HEAD": "read", "OPTIONS": "read"}.get(method or "", "write")
-
-
-def _bucket(path: str, prefixes: tuple[str, ...]) -> str | None:
-    """`<prefix>|<first segment after it>` for a path under one of `prefixes` (longest first), else None."""
-    for prefix in prefixes:
-        if path == prefix or path.startswith(prefix + "/"):
-            return f"{prefix}|{path[len(prefix):].lstrip('/').split('/', 1)[0]}"
-    return None
-
-
-def route_table(routes: list[Any], prefixes: tuple[str, ...]) -> dict[str, list[_RouteAuth]]:
-    """Every route under `prefixes`, indexed by prefix and first path segment after it, in routing order."""
-    from fastapi.routing import APIRoute, APIWebSocketRoute
-
-    try:  # FastAPI keeps included routers nested; this walks them with their full paths
-        from fastapi.routing import _iter_routes_with_context
-        pairs = list(_iter_routes_with_context(routes))
-    except ImportError:  # older FastAPI flattened included routers
-        pairs = [(r, None) for r in routes]
-    table: dict[str, list[_RouteAuth]] = {}
-    for route, ctx in pairs:
-        target: Any  # the route itself, or FastAPI's context for it (with the full path of a nested router)
-        methods: frozenset[str]
-        if isinstance(route, APIWebSocketRoute):
-            target = ctx.starlette_route if ctx is not None and ctx.starlette_route is not None else route
-            kind, methods, endpoint = "websocket", frozenset(), route.endpoint
-        elif isinstance(route, APIRoute):
-            target = ctx if ctx is not None else route
-            kind, methods, endpoint = "http", frozenset(target.methods or ()), target.endpoint or route.endpoint
-        else:
-            continue
-        path = getattr(target, "path_format", "") or getattr(target, "path", "")
-        bucket = _bucket(path, prefixes)
-        if bucket is None:
-            continue
-        prefix, _, first = bucket.partition("|")
-        key = f"{prefix}|*" if "{" in first else bucket
-        entry = _RouteAuth(kind, target.path_regex, methods, endpoint)
-        entry.route = target
-        table.setdefault(key, []).append(entry)
-    return table
-
-
 class AuthMiddleware:
     """Checks the API key of every `/api/v1` and `/ws` request before its body is read.
 
-    The route (and so the scope it needs) is found from a table built once from `app.routes` and the
-    `requires`/`public` marks. No key or an unknown key is 401, a key without the scope 403 (WebSockets:
-    closed with 1008 before accept), a key over its rate limit 429; each refusal closes the connection, so a
-    large body that was announced is never read. The principal is left in the scope for `authorize`, the
-    global dependency that still guards every route (deny by default).
+    The route (and so the scope it needs, from its `requires`/`public` marks) is the app's route index's
+    answer (core/routing.py), which dispatch then reuses. No key or an unknown key is 401, a key without
+    the scope 403 (WebSockets: closed with 1008 before accept), a key over its rate limit 429; each
+    refusal closes the connection, so a large body that was announced is never read. The principal is left
+    in the scope for `authorize`, the global dependency that still guards every route (deny by default).
     """
 
     def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/api/v1", "/ws")) -> None:
         self.app = app
-        # Longest first, so `/api/v1/...` is never taken for a shorter prefix such as a seed's `/api`.
         self.prefixes = tuple(sorted(set(prefixes), key=len, reverse=True))
-        self._table: dict[str, list[_RouteAuth]] | None = None
 
-    def _route(self, scope: Scope) -> _RouteAuth | None:
-        if self._table is None:
-            self._table = route_table(scope["app"].routes, self.prefixes)
-        path: str = scope["path"]
-        bucket = _bucket(path, self.prefixes)
-        if bucket is None:
-            return None
-        kind = scope["type"]
-        method = scope.get("method")
-        prefix = bucket.partition("|")[0]
-        entries: list[_RouteAuth] = [*self._table.get(bucket, ()), *self._table.get(f"{prefix}|*", ())]
-        for entry in entries:
-            if entry.kind != kind or not entry.regex.match(path):
-                continue
-            if kind == "websocket" or method in entry.methods or (method == "HEAD" and "GET" in entry.methods):
-                return entry
-        return None  # 404 or 405: routing answers without reading the body
+    def _route(self, scope: Scope) -> RouteEntry | None:
+        hit = find_route(scope)
+        if hit is None and scope.get("method") == "HEAD":  # 405 from routing, but it reads: the GET's scope
+            hit = route_index(scope["app"]).find(scope, method="GET")
+        if hit is None or hit.entry.kind == "other":
+            return None  # 404 or 405: routing answers without reading the body
+        return hit.entry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.prefixes):

@@ -9,16 +9,32 @@ with a path parameter keeps FastAPI's full walk.
 
 This reads two FastAPI internals (the included router FastAPI puts in the scope, and its include prefix);
 FastAPI is pinned in pyproject.toml, and tests/platform/test_routing.py checks the behaviour.
+
+`RouteIndex` goes further for the app itself: every route, with its full path, bucketed by the literal
+segments in front of its first parameter. The key check (AuthMiddleware) and dispatch (`IndexedDispatch`)
+share one lookup per request, and a hit goes straight to its route. FastAPI's nested routing matched each
+request twice at every level of nesting (about 15% of `GET /api/v1/people/{id}`). Whatever the index
+cannot answer for certain (no match, a wrong method, a mount, a WebSocket) goes to FastAPI's router as
+before, so 404, 405 and redirects are FastAPI's own.
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
-from fastapi.routing import APIRouter, _get_scope_included_router, _IncludedRouter
+from fastapi.routing import (
+    APIRoute,
+    APIRouter,
+    APIWebSocketRoute,
+    _get_scope_included_router,
+    _IncludedRouter,
+    _iter_routes_with_context,
+)
+from fastapi.telemetry._api import _route_selected
 from starlette._utils import get_route_path
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def _first_segment(path: str) -> str | None:
@@ -91,3 +107,164 @@ class Router(APIRouter):
                 if rest.lstrip("/").split("/", 1)[0] not in segments:
                     return Match.NONE, {}
         return super().matches(scope)
+
+
+ROUTE_KEY = "vigil.route"  # the scope key of the request's `RouteHit`, once looked up
+_DEPTH = 3  # literal segments a bucket key holds: `/api/v1/people/...` is its own bucket
+
+
+class RouteEntry:
+    """One route of the app, with its full path: `kind` is "http" (an APIRoute), "websocket" or "other"."""
+
+    __slots__ = ("context", "convertors", "endpoint", "kind", "methods", "order", "path", "public", "regex",
+                 "route", "scope")
+
+    def __init__(self, order: int, route: Any, context: Any) -> None:
+        self.order, self.route, self.context = order, route, context
+        target: Any = context if context is not None else route  # the context carries the full path
+        if isinstance(route, APIRoute):
+            self.kind, self.methods = "http", frozenset(target.methods or ())
+        elif isinstance(route, APIWebSocketRoute):
+            self.kind, self.methods = "websocket", frozenset()
+            if context is not None and context.starlette_route is not None:
+                target = context.starlette_route
+        else:
+            self.kind, self.methods = "other", frozenset()
+            if context is not None and context.starlette_route is not None:
+                target = context.starlette_route
+        self.path: str = getattr(target, "path_format", None) or getattr(target, "path", "") or ""
+        self.regex: Any = getattr(target, "path_regex", None)
+        self.convertors: dict[str, Any] = getattr(target, "param_convertors", None) or {}
+        self.endpoint = getattr(target, "endpoint", None) or getattr(route, "endpoint", None)
+        self.public = bool(getattr(self.endpoint, "__vigil_public__", False))
+        self.scope: str | None = getattr(self.endpoint, "__vigil_scope__", None)
+
+    def needed(self, method: str | None) -> str:
+        """The key scope this route needs: its `requires` mark, else read for GET/HEAD/OPTIONS and
+        WebSockets, write for the rest."""
+        if self.scope:
+            return self.scope
+        if self.kind == "websocket":
+            return "read"
+        return {"GET": "read", "HEAD": "read", "OPTIONS": "read"}.get(method or "", "write")
+
+
+class RouteHit:
+    """The route a request is for, and the raw path parameters its path gave."""
+
+    __slots__ = ("entry", "params")
+
+    def __init__(self, entry: RouteEntry, params: dict[str, str]) -> None:
+        self.entry, self.params = entry, params
+
+
+def _key(path: str) -> tuple[str, ...] | None:
+    """The literal segments of a route path in front of its first parameter, at most `_DEPTH` of them."""
+    if not path.startswith("/"):
+        return None
+    key: list[str] = []
+    for segment in path[1:].split("/")[:_DEPTH]:
+        if "{" in segment:
+            break
+        key.append(segment)
+    return tuple(key)
+
+
+class RouteIndex:
+    """Every route of an app in routing order, looked up by the literal start of the request path."""
+
+    def __init__(self, routes: list[Any]) -> None:
+        self._buckets: dict[tuple[str, ...], list[RouteEntry]] = {}
+        self._everywhere: list[RouteEntry] = []  # routes without a path of their own (a Host): always tried
+        for order, (route, context) in enumerate(_iter_routes_with_context(routes)):
+            entry = RouteEntry(order, route, context)
+            key = _key(entry.path) if entry.regex is not None else None
+            if key is None:
+                self._everywhere.append(entry)
+            else:
+                self._buckets.setdefault(key, []).append(entry)
+
+    def _candidates(self, path: str) -> list[RouteEntry] | Any:
+        segments = path[1:].split("/", _DEPTH)[:_DEPTH]
+        lists = [found for n in range(len(segments) + 1)
+                 if (found := self._buckets.get(tuple(segments[:n]))) is not None]
+        if self._everywhere:
+            lists.append(self._everywhere)
+        if len(lists) == 1:
+            return lists[0]
+        return heapq.merge(*lists, key=lambda entry: entry.order)  # routing order across buckets
+
+    def find(self, scope: Scope, method: str | None = None) -> RouteHit | None:
+        """The first route that fully matches, as FastAPI's routing would choose it, or None.
+
+        A match that is not an APIRoute or APIWebSocketRoute (a mount, a plain route) is returned as an
+        "other" hit, so dispatch leaves it to FastAPI.
+        """
+        path: str = get_route_path(scope)
+        if not path.startswith("/"):
+            return None
+        kind = scope["type"]
+        method = method or scope.get("method")
+        for entry in self._candidates(path):
+            if entry.kind == "other":
+                match = entry.regex.match(path) if entry.regex is not None else None
+                if entry.regex is None or match:
+                    return RouteHit(entry, match.groupdict() if match else {})
+                continue
+            if entry.kind != kind:
+                continue
+            match = entry.regex.match(path)
+            if match and (kind == "websocket" or method in entry.methods):
+                return RouteHit(entry, match.groupdict())
+        return None
+
+
+def route_index(app: Any) -> RouteIndex:
+    """The app's route index, built on first use (routes are all in place once the app serves)."""
+    index: RouteIndex | None = getattr(app.state, "route_index", None)
+    if index is None:
+        index = RouteIndex(app.router.routes)
+        app.state.route_index = index
+    return index
+
+
+def find_route(scope: Scope) -> RouteHit | None:
+    """The request's route, looked up once per request and kept in the scope."""
+    if ROUTE_KEY in scope:
+        hit: RouteHit | None = scope[ROUTE_KEY]
+        return hit
+    hit = route_index(scope["app"]).find(scope)
+    scope[ROUTE_KEY] = hit
+    return hit
+
+
+class IndexedDispatch:
+    """The app router's entry point: an HTTP request whose route the index knows goes to it directly, the
+    way FastAPI's router hands a selected route over (its full-path context, path parameters, `route`);
+    everything else goes through FastAPI's router."""
+
+    def __init__(self, router: APIRouter) -> None:
+        self.router = router
+        self.fallback: ASGIApp = router.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hit = find_route(scope)
+            if hit is not None and hit.entry.kind == "http":
+                entry = hit.entry
+                scope.setdefault("router", self.router)
+                path_params = dict(scope.get("path_params") or {})
+                for name, value in hit.params.items():
+                    path_params[name] = entry.convertors[name].convert(value)
+                scope["endpoint"], scope["path_params"], scope["route"] = entry.endpoint, path_params, entry.route
+                _route_selected(scope=scope, path=entry.path)
+                if entry.context is not None:  # a route of an included router: its full path and dependencies
+                    scope.setdefault("fastapi", {})["effective_route_context"] = entry.context
+                await entry.route.handle(scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
+
+
+def install_route_index(app: Any) -> None:
+    """Put `IndexedDispatch` in front of the app's router (Starlette's own hook: `Router.middleware_stack`)."""
+    app.router.middleware_stack = IndexedDispatch(app.router)
