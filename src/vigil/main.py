@@ -35,6 +35,7 @@ from vigil.core.middleware import AuthMiddleware, BodyLimitMiddleware, RequestLo
 from vigil.core.migrations import head_revisions
 from vigil.core.openapi import install_openapi
 from vigil.core.ratelimit import RateLimiter
+from vigil.core.reads import Reads
 from vigil.core.routing import install_route_index
 from vigil.core.security import KeyCache, authorize
 from vigil.core.storage import open_blob_store
@@ -204,6 +205,9 @@ def build_context(settings: Settings) -> AppContext:
         read_sessionmaker=read_sessionmaker,
         keys=keys,
         limiter=RateLimiter(redis, per_key=settings.rate_limit_per_key, ingest=settings.rate_limit_ingest),
+        # Its own pool, half the engine's size: reads never wait behind the writes' connections.
+        reads=Reads(settings.database_url, max_size=max(2, settings.db_pool_size // 2),
+                    acquire_timeout_s=settings.dependency_timeout_s),
     )
 
 
@@ -247,6 +251,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if ctx.qdrant is not None:
                 await ctx.qdrant.close()
             await ctx.redis.aclose()
+            if ctx.reads is not None:
+                await ctx.reads.close()
             await ctx.engine.dispose()
             logger.info("vigil instance {} stopped", instance)
 

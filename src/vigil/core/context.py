@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from vigil.core.cache import Cache
     from vigil.core.messaging import Bus
     from vigil.core.ratelimit import RateLimiter
+    from vigil.core.reads import Reads
     from vigil.core.security import KeyCache
     from vigil.core.storage import BlobStore
     from vigil.core.ws import Hub
@@ -35,5 +36,6 @@ class AppContext:
     read_sessionmaker: async_sessionmaker[AsyncSession] | None = None  # autocommit, for GET/HEAD
     keys: KeyCache | None = None  # resolved API keys, revoked across instances
     limiter: RateLimiter | None = None
+    reads: Reads | None = None  # hot read-only statements on their own asyncpg pool (core/reads.py)
     # Resources a domain opens in its lifespan hook (registry.lifespan_hooks), by domain name.
     extensions: dict[str, Any] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """The CRUD kit every domain uses, so one question gets one answer everywhere.
 
-- `get_or_404`: a row by primary key, or the domain's `NotFound` (404).
+- `get_or_404`: a row by primary key, or the domain's `NotFound` (404, worded by `missing`).
 - `ensure_unique`: 409 when another row already holds the values.
 - `patch_changes` / `apply_patch`: a PATCH sets only the fields sent; an explicit `null` on a field
   that cannot be empty is 422 (`errors[].type == "null_not_allowed"`), in every domain.
@@ -49,8 +49,13 @@ async def get_or_404(
     """The row of `model` with primary key `ident`, or `error` (a 404) saying which id is missing."""
     row = await session.get(model, ident, options=list(options), **get_kw)
     if row is None:
-        raise error(f"{what or _label(model)} {ident} does not exist.")
+        raise missing(model, ident, error=error, what=what)
     return row
+
+
+def missing(model: type[Any], ident: Any, *, error: type[NotFound] = NotFound, what: str | None = None) -> NotFound:
+    """The 404 for a `model` row `ident` that does not exist: "Camera 3f2a... does not exist." """
+    return error(f"{what or _label(model)} {ident} does not exist.")
 
 
 async def ensure_unique(

@@ -13,17 +13,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 from redis.asyncio import Redis
+from sqlalchemy import bindparam, select
+from sqlalchemy import inspect as inspect_model
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from vigil.core.cache import Cache
 from vigil.core.config import Settings
 from vigil.core.context import AppContext
-from vigil.core.crud import get_or_404
+from vigil.core.crud import get_or_404, missing
 from vigil.core.db import session_scope
 from vigil.core.errors import NotFound
 from vigil.core.messaging import Bus
+from vigil.core.pagination import read_columns
 from vigil.core.security import KeyCache
 from vigil.core.storage import BlobStore
 from vigil.core.ws import Hub
@@ -164,3 +168,41 @@ def loader(
     ])
     load.__name__ = load.__qualname__ = f"load_{model.__name__}"
     return load
+
+
+def reader(
+    model: type[Any],
+    schema: type[BaseModel],
+    param: str,
+    *,
+    error: type[NotFound] = NotFound,
+    what: str | None = None,
+    id_type: Any = uuid.UUID,
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """For GET routes that only show a row: the `schema` columns of the `model` row named by `param`, as a
+    dict, read on the app's asyncpg pool (core/reads.py) with no session and no ORM; or `error` (404),
+    worded as `loader`'s. `schema`'s fields must all be columns of the model (TypeError at import).
+    Use `loader` wherever the handler changes the row or needs more than its columns.
+    """
+    (key,) = inspect_model(model).primary_key
+    statement = select(*read_columns(model, schema)).where(key == bindparam("ident"))
+
+    async def read(conn: HTTPConnection, **path: Any) -> dict[str, Any]:
+        ctx: AppContext = conn.app.state.ctx
+        ident = path[param]
+        if ctx.reads is not None:
+            row = await ctx.reads.one(statement, ident=ident)
+        else:  # an app context built without the pool (tools, some tests): the same read through a session
+            async with (ctx.read_sessionmaker or ctx.sessionmaker)() as session:
+                found = (await session.execute(statement, {"ident": ident})).mappings().first()
+            row = dict(found) if found is not None else None
+        if row is None:
+            raise missing(model, ident, error=error, what=what)
+        return row
+
+    read.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("conn", inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection),
+        inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=id_type),
+    ])
+    read.__name__ = read.__qualname__ = f"read_{model.__name__}"
+    return read

@@ -11,7 +11,7 @@ from vigil.core.deps import CacheDep, CtxDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.people import service
-from vigil.people.deps import PersonDep
+from vigil.people.deps import PersonDep, PersonReadDep
 from vigil.people.gallery import AnyGallery, GalleryUnavailable, open_gallery
 from vigil.people.schemas import (
     DirectoryEntry,
@@ -84,7 +84,7 @@ async def identify(body: IdentifyIn, session: SessionDep, gallery: GalleryDep) -
 
 
 @router.get("/{person_id}", response_model=PersonRead, responses=NOT_FOUND)
-async def get_person(person: PersonDep) -> Any:
+async def get_person(person: PersonReadDep) -> Any:
     return person
 
 

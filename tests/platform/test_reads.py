@@ -1,0 +1,95 @@
+"""core/reads.Reads: SQLAlchemy Core statements on an asyncpg pool, as SQLAlchemy would run them, with
+SQLAlchemy's errors when the database is not there or busy."""
+
+import uuid
+
+import pytest
+from sqlalchemy import bindparam, literal_column, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.types import TypeDecorator, Unicode
+
+from tests.conftest import auth
+from vigil.core.devstack import free_port
+from vigil.core.reads import Reads
+from vigil.people.models import Person
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_rows_read_on_the_pool_equal_the_orm_answer(client, server, base_settings):
+    person = (await client.post("/api/v1/people", json={"global_id": 91001, "name": "Reads Person"})).json()
+    orm = await client.get(f"/api/v1/people/{person['id']}")
+    assert orm.status_code == 200 and orm.json() == person
+    assert server.app.state.ctx.reads._pool is not None  # GET /people/{id} opened the read pool
+
+    reads = Reads(base_settings.database_url, max_size=2, acquire_timeout_s=2)
+    try:
+        by_id = select(Person.id, Person.name, Person.zone_id, Person.created_at).where(
+            Person.id == bindparam("ident"))
+        row = await reads.one(by_id, ident=uuid.UUID(person["id"]))
+        assert row is not None and row["name"] == "Reads Person" and row["zone_id"] is None
+        assert row["created_at"].utcoffset() is not None and str(row["id"]) == person["id"]
+        assert await reads.one(by_id, ident=uuid.uuid4()) is None
+        # A value bound in the statement itself (its default), one given per call, and JSONB decoded as
+        # SQLAlchemy's dialect decodes it.
+        named = select(Person.name).where(Person.name == "Reads Person", Person.id == bindparam("ident"))
+        assert await reads.all(named, ident=uuid.UUID(person["id"])) == [{"name": "Reads Person"}]
+        doc = select(type_coerce(literal_column("""'{"nested": [1, {"a": true}]}'::jsonb"""), JSONB).label("doc"),
+                     type_coerce(bindparam("given"), JSONB).label("given"))
+        assert await reads.one(doc, given={"x": [None]}) == {"doc": {"nested": [1, {"a": True}]},
+                                                             "given": {"x": [None]}}
+    finally:
+        await reads.close()
+
+
+async def test_statements_it_cannot_run_exactly_are_refused():
+    class Shouty(TypeDecorator):
+        impl = Unicode
+        cache_ok = True
+
+        def process_result_value(self, value, dialect):
+            return value.upper()
+
+    reads = Reads("postgresql+asyncpg://u@127.0.0.1:1/x", max_size=1, acquire_timeout_s=1)
+    with pytest.raises(TypeError, match="plain SQLAlchemy types"):
+        await reads.one(select(Person.name.cast(Shouty())))
+    with pytest.raises(TypeError, match="expanding"):
+        await reads.all(select(Person.id).where(Person.id.in_(bindparam("ids", expanding=True))), ids=[])
+
+
+async def test_an_unreachable_database_is_operational_error_and_a_busy_pool_is_pool_timeout(base_settings):
+    nowhere = Reads(f"postgresql+asyncpg://vigil@127.0.0.1:{free_port()}/vigil", max_size=1, acquire_timeout_s=2)
+    with pytest.raises(OperationalError):
+        await nowhere.one(select(Person.id))
+    await nowhere.close()
+
+    reads = Reads(base_settings.database_url, max_size=1, acquire_timeout_s=0.3)
+    try:
+        pool = await reads._get_pool()
+        held = await pool.acquire()
+        try:
+            with pytest.raises(PoolTimeout):
+                await reads.one(select(Person.id))
+        finally:
+            await pool.release(held)
+        assert (await reads.all(select(Person.id).where(Person.name == "no such person"))) == []
+    finally:
+        await reads.close()
+
+
+async def test_a_missing_person_is_the_same_404_as_before(client):
+    ident = uuid.uuid4()
+    r = await client.get(f"/api/v1/people/{ident}")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["detail"] == f"Person {ident} does not exist."
+    r = await client.get("/api/v1/people/not-a-uuid")
+    assert r.status_code == 422
+
+
+async def test_a_read_key_can_read_a_person(client, anon, make_key):
+    person = (await client.post("/api/v1/people", json={"global_id": 91002, "name": "Keyed"})).json()
+    key = await make_key("read")
+    r = await anon.get(f"/api/v1/people/{person['id']}", headers=auth(key))
+    assert r.status_code == 200 and r.json()["name"] == "Keyed"
