@@ -63,11 +63,13 @@ async def list_people(
 
 
 @router.get("/directory", response_model=dict[str, DirectoryEntry])
-async def directory(session: SessionDep, cache: CacheDep) -> Response:
+async def directory(ctx: CtxDep, cache: CacheDep) -> Response:
     """{"<global_id>": {"name", "zone_id"}} for everyone; served from the cache (`people.directory`)."""
     # The cached JSON bytes as they are: the service built them from typed rows, and decoding,
     # re-validating and re-encoding every entry on each hit would cost more than the hit saves.
-    return Response(await service.directory_json(session, cache=cache), media_type="application/json")
+    # No request session: a hit needs none, and a miss opens its own.
+    sessions = ctx.read_sessionmaker or ctx.sessionmaker
+    return Response(await service.directory_json(sessions, cache=cache), media_type="application/json")
 
 
 @router.get("/stats", response_model=PeopleStats)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -158,9 +158,16 @@ async def _build_directory(session: AsyncSession) -> dict[str, dict[str, Any]]:
     return {str(g): {"name": n, "zone_id": z} for g, n, z in rows}
 
 
-async def directory_json(session: AsyncSession, *, cache: Cache) -> bytes:
-    """The directory as JSON bytes, straight from the cache on a hit (no decode and re-encode)."""
-    return await cache.get_or_set_json(DIRECTORY_CACHE, "all", lambda: _build_directory(session))
+async def directory_json(sessions: Callable[[], AsyncSession], *, cache: Cache) -> bytes:
+    """The directory as JSON bytes, straight from the cache on a hit (no decode and re-encode).
+
+    `sessions` opens a session only on a miss: a hit touches Redis and nothing else.
+    """
+    async def build() -> dict[str, dict[str, Any]]:
+        async with sessions() as session:
+            return await _build_directory(session)
+
+    return await cache.get_or_set_json(DIRECTORY_CACHE, "all", build)
 
 
 async def count_by_zone(session: AsyncSession) -> dict[str | None, int]:
