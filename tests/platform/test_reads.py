@@ -93,3 +93,29 @@ async def test_a_read_key_can_read_a_person(client, anon, make_key):
     key = await make_key("read")
     r = await anon.get(f"/api/v1/people/{person['id']}", headers=auth(key))
     assert r.status_code == 200 and r.json()["name"] == "Keyed"
+
+
+async def test_a_statement_built_per_request_compiles_once_and_keeps_its_own_values(client, base_settings):
+    """Filtered pages are new statements each time: one compiled form per shape, with each statement's
+    own values (never the first one's), and paginate on Reads counts and pages as on a session."""
+    from vigil.core.pagination import PageParams, paginate
+
+    for global_id, name in ((91101, "Shape A"), (91102, "Shape B"), (91103, "Shape B")):
+        r = await client.post("/api/v1/people", json={"global_id": global_id, "name": name})
+        assert r.status_code == 201, r.text
+    reads = Reads(base_settings.database_url, max_size=2, acquire_timeout_s=2)
+    try:
+        def named(name: str):
+            return select(Person.global_id).where(Person.name == name).order_by(Person.global_id)
+
+        assert await reads.all(named("Shape A")) == [{"global_id": 91101}]
+        assert await reads.all(named("Shape B")) == [{"global_id": 91102}, {"global_id": 91103}]
+        assert await reads.all(named("Shape A")) == [{"global_id": 91101}]
+        assert len(reads._compiled) == 1
+
+        page = await paginate(reads, named("Shape B"), PageParams(limit=1, offset=1), dicts=True)
+        assert page == {"items": [{"global_id": 91103}], "total": 2, "limit": 1, "offset": 1}
+        with pytest.raises(TypeError):
+            await paginate(reads, named("Shape B"), PageParams(), dicts=False)
+    finally:
+        await reads.close()

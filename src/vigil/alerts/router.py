@@ -26,7 +26,7 @@ from vigil.alerts.schemas import (
     SnoozeIn,
     Status,
 )
-from vigil.core.deps import HubDep, RedisDep, SessionDep
+from vigil.core.deps import HubDep, ReadsDep, RedisDep, SessionDep
 from vigil.core.pagination import Page, PageDep
 from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
@@ -43,7 +43,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Duplicate nam
 
 @router.get("", response_model=Page[AlertRead])
 async def list_alerts(
-    session: SessionDep,
+    reads: ReadsDep,
     page: PageDep,
     status: Status | None = None,
     severity: Severity | None = None,
@@ -54,7 +54,7 @@ async def list_alerts(
         LenientUtcDatetime | None, Query(description="Alerts active at or after this time (UTC if no offset)"),
     ] = None,
 ) -> dict:
-    return await service.list_alerts(session, page=page, status=status, severity=severity, source=source,
+    return await service.list_alerts(reads, page=page, status=status, severity=severity, source=source,
                                      kind=kind, subject=subject, since=since)
 
 

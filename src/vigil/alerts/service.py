@@ -28,6 +28,7 @@ from vigil.core.crud import get_or_404
 from vigil.core.db import utcnow
 from vigil.core.errors import InvalidState, NotFound, ValidationFailed
 from vigil.core.pagination import PageParams, paginate, read_columns
+from vigil.core.reads import Reads
 from vigil.core.retention import RetentionPolicy, delete_chunk
 
 ACTIVE = text(ACTIVE_PREDICATE)
@@ -158,7 +159,7 @@ async def get_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> Alert:
 
 
 async def list_alerts(
-    session: AsyncSession,
+    db: AsyncSession | Reads,
     *,
     page: PageParams,
     status: str | None = None,
@@ -169,7 +170,8 @@ async def list_alerts(
     since: datetime | None = None,
 ) -> dict:
     """A page of alerts filtered by status, severity, source, kind, subject or activity since; newest activity first.
-    Items are dicts of AlertRead's columns (no entities: a page is read, never changed)."""
+    Items are dicts of AlertRead's columns (no entities: a page is read, never changed); the API reads them
+    on the asyncpg pool (`db` is the app's Reads), a script may pass a session."""
     stmt = select(*_READ_COLUMNS)
     for column, value in ((Alert.status, status), (Alert.severity, severity), (Alert.source, source),
                           (Alert.kind, kind), (Alert.subject, subject)):
@@ -177,7 +179,7 @@ async def list_alerts(
             stmt = stmt.where(column == value)
     if since is not None:
         stmt = stmt.where(Alert.last_seen_at >= since)
-    return await paginate(session, stmt.order_by(Alert.last_seen_at.desc(), Alert.id), page, dicts=True)
+    return await paginate(db, stmt.order_by(Alert.last_seen_at.desc(), Alert.id), page, dicts=True)
 
 
 async def _locked(session: AsyncSession, alert_id: uuid.UUID) -> Alert:

@@ -28,6 +28,7 @@ from vigil.core.db import session_scope
 from vigil.core.errors import NotFound
 from vigil.core.messaging import Bus
 from vigil.core.pagination import read_columns
+from vigil.core.reads import Reads
 from vigil.core.security import KeyCache
 from vigil.core.storage import BlobStore
 from vigil.core.ws import Hub
@@ -105,6 +106,13 @@ async def get_keys(ctx: CtxDep) -> KeyCache | None:
     return ctx.keys
 
 
+async def get_reads(ctx: CtxDep) -> Reads:
+    """The asyncpg pool for hot read-only statements (core/reads.py)."""
+    if ctx.reads is None:
+        raise RuntimeError("this app context has no read pool")
+    return ctx.reads
+
+
 async def get_runtime(conn: HTTPConnection) -> ConsumerRuntime | None:
     """The lifespan's consumer runtime; None before the lifespan has started it."""
     return getattr(conn.app.state, "runtime", None)
@@ -131,6 +139,7 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 BusDep = Annotated[Bus, Depends(get_bus)]
 KeyCacheDep = Annotated[KeyCache | None, Depends(get_keys)]
+ReadsDep = Annotated[Reads, Depends(get_reads)]
 RuntimeDep = Annotated[ConsumerRuntime | None, Depends(get_runtime)]
 DrainingDep = Annotated[bool, Depends(is_draining)]
 SchemaHeadsDep = Annotated[set[str], Depends(get_schema_heads)]

@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.core.reads import Reads
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 # PostgreSQL's OFFSET is a bigint: past it the driver cannot even send the number.
@@ -42,19 +44,28 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 async def paginate(
-    session: AsyncSession, stmt: Select[Any], params: PageParams, *, scalars: bool = True, dicts: bool = False
+    source: AsyncSession | Reads, stmt: Select[Any], params: PageParams, *, scalars: bool = True,
+    dicts: bool = False,
 ) -> dict[str, Any]:
     """Run `stmt` for one page plus a count of all matching rows.
 
     Items are the first column of each row (`scalars`, e.g. entities), the rows themselves, or with
     `dicts` one dict per row, keyed by column name: for a `select(*read_columns(...))`, which skips the
-    ORM's entity loading and identity map and lets the response model validate plain dicts (in process,
-    ~12% less CPU for a page of fifty alerts)."""
-    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    ORM's entity loading and identity map and lets the response model validate plain dicts. With the app's
+    `Reads` as `source` (dicts only) both queries run on the asyncpg read pool, with no session at all."""
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
     page = stmt.limit(params.limit).offset(params.offset)
-    result = await session.execute(page)
+    if isinstance(source, Reads):
+        if not dicts:
+            raise TypeError("paginate on Reads returns dicts: pass dicts=True")
+        counted = await source.one(count)
+        total = next(iter(counted.values())) if counted else 0
+        items: list[Any] = await source.all(page)
+        return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
+    total = await source.scalar(count)
+    result = await source.execute(page)
     if dicts:
-        items: list[Any] = [dict(row) for row in result.mappings()]
+        items = [dict(row) for row in result.mappings()]
     else:
         items = list(result.scalars().all() if scalars else result.all())
     return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}

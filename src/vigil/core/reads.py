@@ -4,7 +4,7 @@ A read by primary key through the ORM cost about 550-750 us of CPU in process: t
 checkout through a greenlet, compiling and caching the statement, and building the instance. The same
 statement on an asyncpg pool costs about 140 us, which is what a hand-written app pays. `Reads` keeps the
 models as the only schema: a statement is a SQLAlchemy `select` of plain columns, compiled once for
-asyncpg (`$1` parameters), and each row comes back as a dict for a response model.
+asyncpg (`$1` parameters) once per shape, and each row comes back as a dict for a response model.
 
 It only takes statements it can run exactly as SQLAlchemy would: plain SQLAlchemy column types (no
 `TypeDecorator` or custom type, whose Python-side conversion it would skip) and no expanding `IN`
@@ -31,26 +31,31 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 _DIALECT = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
-_CACHE_LIMIT = 256  # compiled statements kept; statements are module constants, so this is never reached
+_CACHE_LIMIT = 512  # statement shapes kept; a page with filters is one shape per combination used
 _CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                       asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
 
 class _Compiled:
-    __slots__ = ("defaults", "names", "sql", "statement")
+    __slots__ = ("compiled", "names")
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any], key: Any = None) -> None:
         for column in statement.selected_columns:
             _check_type(column.type, f"column {column.key!r}")
-        compiled = statement.compile(dialect=_DIALECT)
+        # Compiled against its cache key, so the bound values of an equal statement can be swapped in.
+        compiled = statement.compile(dialect=_DIALECT, cache_key=key)
         for bind in compiled.binds.values():
             if bind.expanding:
                 raise TypeError(f"Reads cannot run an expanding parameter ({bind.key!r}); use = ANY(:param)")
             _check_type(bind.type, f"parameter {bind.key!r}")
-        self.statement = statement  # held, so its id is not reused while cached
-        self.sql: str = compiled.string
+        self.compiled = compiled
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.defaults: dict[str, Any] = dict(compiled.params)
+
+    def args(self, params: dict[str, Any], extracted: Any) -> list[Any]:
+        """The positional arguments: values given now, else the statement's own (`extracted` from this
+        statement when the compiled form was made for an equal one)."""
+        values = self.compiled.construct_params(params or None, extracted_parameters=extracted)
+        return [values[name] for name in self.names]
 
 
 def _check_type(type_: TypeEngine[Any], what: str) -> None:
@@ -74,15 +79,24 @@ class Reads:
         self._connect_timeout_s = connect_timeout_s
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._compiled: dict[int, _Compiled] = {}
+        self._compiled: dict[Any, _Compiled] = {}
 
-    def _statement(self, statement: Select[Any]) -> _Compiled:
-        compiled = self._compiled.get(id(statement))
-        if compiled is None or compiled.statement is not statement:
+    def _statement(self, statement: Select[Any]) -> tuple[_Compiled, Any]:
+        """The compiled form of `statement`, and the bound values to run it with.
+
+        Cached by SQLAlchemy's own cache key (`_generate_cache_key`, what its compiled cache uses), so a
+        statement built per request, such as a filtered page, compiles once per shape; the key's bound
+        values are the ones of this statement.
+        """
+        key = statement._generate_cache_key()
+        if key is None:  # a statement SQLAlchemy cannot cache either: compile it each time
+            return _Compiled(statement), None
+        compiled = self._compiled.get(key.key)
+        if compiled is None:
             if len(self._compiled) >= _CACHE_LIMIT:
                 self._compiled.clear()
-            compiled = self._compiled[id(statement)] = _Compiled(statement)
-        return compiled
+            compiled = self._compiled[key.key] = _Compiled(statement, key)
+        return compiled, key.bindparams
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -95,8 +109,9 @@ class Reads:
         return self._pool
 
     async def _fetch(self, statement: Select[Any], params: dict[str, Any]) -> list[asyncpg.Record]:
-        compiled = self._statement(statement)
-        args = [params[name] if name in params else compiled.defaults[name] for name in compiled.names]
+        compiled, extracted = self._statement(statement)
+        args = compiled.args(params, extracted)
+        sql: str = compiled.compiled.string
         try:
             pool = await self._get_pool()
             try:
@@ -104,18 +119,18 @@ class Reads:
             except TimeoutError as exc:
                 raise PoolTimeout(f"no read connection was free within {self._acquire_timeout_s}s") from exc
             try:
-                rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *args)
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
                 return rows
             finally:
                 await pool.release(conn)
         except PoolTimeout:
             raise
         except (asyncpg.DataError, OverflowError) as exc:  # a value asyncpg cannot send: the caller's (422)
-            raise DBAPIError(compiled.sql, args, exc) from exc
+            raise DBAPIError(sql, args, exc) from exc
         except _CONNECTION_ERRORS as exc:
-            raise OperationalError(compiled.sql, args, exc) from exc
+            raise OperationalError(sql, args, exc) from exc
         except asyncpg.PostgresError as exc:
-            raise DBAPIError(compiled.sql, args, exc) from exc
+            raise DBAPIError(sql, args, exc) from exc
 
     async def one(self, statement: Select[Any], **params: Any) -> dict[str, Any] | None:
         """The first row of `statement` as a dict, or None."""
