@@ -167,8 +167,11 @@ class ConsumerSpec:
     retry_backoff_s: float | None = None  # None: VIGIL_CONSUMER_RETRY_BACKOFF_S
     batch_size: int = 100
     # How long the broker may hold a fetch open waiting for data. The embedded broker holds it the
-    # whole time even when data arrives, so this bounds delivery latency; 50 ms costs ~20 fetches/s.
-    fetch_max_wait_ms: int = 50
+    # whole time even when data arrives, so this bounds delivery latency, and each fetch costs CPU in
+    # both processes even when idle: at 50 ms the six consumers kept Vigil at 8% and the broker at 9%
+    # of a core doing nothing. Work consumers (exporters, observations, scenarios) take 250 ms; the live
+    # path (ReID alerts, the WebSocket fan-out) sets 20 ms.
+    fetch_max_wait_ms: int = 250
     dlq: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     # Optional: take a fetch's whole batch in one call (one transaction for many small records), the
