@@ -14,7 +14,7 @@ Failures are SQLAlchemy's, so the error handlers and consumers need no second ru
 cannot be made or was lost is `OperationalError` (503), no free connection within the timeout is
 SQLAlchemy's pool `TimeoutError` (503 with Retry-After), and any other database error is `DBAPIError`.
 The pool opens connections on first use and at most `max_size` of them; a connection the database
-dropped fails its one query and is replaced on the next.
+dropped fails its one query, and then every open connection is replaced on its next use.
 """
 
 from __future__ import annotations
@@ -72,11 +72,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Reads:
     """An asyncpg pool for read-only statements; `one` and `all` return rows as dicts."""
 
-    def __init__(self, dsn: str, *, max_size: int, acquire_timeout_s: float, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, dsn: str, *, max_size: int, acquire_timeout_s: float, connect_timeout_s: float = 5.0,
+                 application_name: str = "vigil-reads") -> None:
         self._dsn = dsn.replace("postgresql+asyncpg://", "postgresql://", 1)
         self._max_size = max_size
         self._acquire_timeout_s = acquire_timeout_s
         self._connect_timeout_s = connect_timeout_s
+        self._application_name = application_name
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._compiled: dict[Any, _Compiled] = {}
@@ -105,7 +107,7 @@ class Reads:
                     self._pool = await asyncpg.create_pool(
                         self._dsn, min_size=0, max_size=self._max_size, init=_init_connection,
                         timeout=self._connect_timeout_s,
-                        server_settings={"application_name": "vigil-reads", "timezone": "UTC"})
+                        server_settings={"application_name": self._application_name, "timezone": "UTC"})
         return self._pool
 
     async def _fetch(self, statement: Select[Any], params: dict[str, Any]) -> list[asyncpg.Record]:
@@ -128,6 +130,10 @@ class Reads:
         except (asyncpg.DataError, OverflowError) as exc:  # a value asyncpg cannot send: the caller's (422)
             raise DBAPIError(sql, args, exc) from exc
         except _CONNECTION_ERRORS as exc:
+            # As SQLAlchemy invalidates its pool: a lost connection means the database likely dropped them
+            # all (a restart), so every open one is replaced on its next use instead of failing in turn.
+            if self._pool is not None:
+                await self._pool.expire_connections()
             raise OperationalError(sql, args, exc) from exc
         except asyncpg.PostgresError as exc:
             raise DBAPIError(sql, args, exc) from exc
