@@ -121,26 +121,38 @@ async def test_a_statement_built_per_request_compiles_once_and_keeps_its_own_val
         await reads.close()
 
 
-async def test_after_the_database_drops_the_connections_one_read_fails_and_the_next_ones_work(base_settings):
-    """A restart drops every connection: the first read after it is a 503 (OperationalError), and the pool
-    then replaces all its open connections, so the next reads do not each fail on another dead one."""
+async def test_after_the_database_drops_the_connections_reads_fail_at_most_once_and_only_with_503(base_settings):
+    """A restart drops every connection. Whether the server's termination notices reached the pooled
+    connections before the next read (asyncpg then reconnects, or fails with InternalClientError) or not
+    (the query fails on the dead socket), at most one read fails, only as OperationalError (a 503), and the
+    pool then replaces all its connections, so the next reads work."""
+    import asyncio
+
     import asyncpg
 
     name = f"vigil-reads-{uuid.uuid4().hex[:8]}"
     reads = Reads(base_settings.database_url, max_size=3, acquire_timeout_s=2, application_name=name)
     admin = await asyncpg.connect(base_settings.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    probe = select(Person.id).where(Person.name == "no such person")
     try:
-        pool = await reads._get_pool()
-        held = [await pool.acquire() for _ in range(3)]  # three open connections in the pool
-        for conn in held:
-            await pool.release(conn)
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", name)
-        assert killed == 3
-        with pytest.raises(OperationalError):
-            await reads.one(select(Person.id))
-        for _ in range(3):
-            assert await reads.all(select(Person.id).where(Person.name == "no such person")) == []
+        for delay in (0.0, 0.3, 0.0):
+            pool = await reads._get_pool()
+            held = [await pool.acquire() for _ in range(3)]  # three open connections in the pool
+            for conn in held:
+                await pool.release(conn)
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                name)
+            assert killed == 3
+            await asyncio.sleep(delay)
+            failures = 0
+            for _ in range(4):
+                try:
+                    assert await reads.all(probe) == []
+                except OperationalError:
+                    failures += 1
+            assert failures <= 1, (delay, failures)
+            assert await reads.all(probe) == []
     finally:
         await admin.close()
         await reads.close()

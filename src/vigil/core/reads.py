@@ -32,8 +32,10 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 _DIALECT = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
 _CACHE_LIMIT = 512  # statement shapes kept; a page with filters is one shape per combination used
+# InternalClientError: a connection the server terminated while it sat idle in the pool can fail its next
+# query with "cannot switch to state ...; another operation is in progress" (the FATAL notice was read first).
 _CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                      asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+                      asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.InternalClientError)
 
 
 class _Compiled:
