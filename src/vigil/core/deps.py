@@ -196,21 +196,15 @@ def reader(
     (key,) = inspect_model(model).primary_key
     statement = select(*read_columns(model, schema)).where(key == bindparam("ident"))
 
-    async def read(conn: HTTPConnection, **path: Any) -> dict[str, Any]:
-        ctx: AppContext = conn.app.state.ctx
+    async def read(reads: ReadsDep, **path: Any) -> dict[str, Any]:
         ident = path[param]
-        if ctx.reads is not None:
-            row = await ctx.reads.one(statement, ident=ident)
-        else:  # an app context built without the pool (tools, some tests): the same read through a session
-            async with (ctx.read_sessionmaker or ctx.sessionmaker)() as session:
-                found = (await session.execute(statement, {"ident": ident})).mappings().first()
-            row = dict(found) if found is not None else None
+        row = await reads.one(statement, ident=ident)
         if row is None:
             raise missing(model, ident, error=error, what=what)
         return row
 
     read.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-        inspect.Parameter("conn", inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection),
+        inspect.Parameter("reads", inspect.Parameter.KEYWORD_ONLY, annotation=ReadsDep),
         inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=id_type),
     ])
     read.__name__ = read.__qualname__ = f"read_{model.__name__}"
