@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.conftest import ADMIN_KEY, auth
 from vigil.alerts import service
 from vigil.core.db import session_scope
-from vigil.core.messaging.outbox import OutboxEvent
+from vigil.core.messaging.outbox import OutboxEvent, write_staged
 
 
 async def raise_one(server, **kw):
@@ -51,7 +51,7 @@ async def test_a_batch_raises_each_spec_in_order_even_when_a_subject_repeats(ser
         raised = await service.raise_alerts(session, [
             spec("a"), spec("b"), spec("a", severity="critical", title="a again"), spec("c"), spec("a"),
         ])
-        await session.flush()
+        await write_staged(session)  # events are written at commit; this reads them inside the transaction
         events = (await session.execute(
             select(OutboxEvent.payload).where(OutboxEvent.status == "pending").order_by(OutboxEvent.id)
         )).scalars().all()

@@ -85,7 +85,7 @@ async def test_emit_refuses_an_event_the_broker_could_never_take(sessionmaker):
     assert info.value.extra["field"] == "tpms"
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxEvent)
-                                    .where(OutboxEvent.payload["type"].astext == "plate.detected")) == 0
+                                    .where(OutboxEvent.payload["type"].as_string() == "plate.detected")) == 0
 
 
 def test_failures_are_classified_as_poison_transient_or_unknown():

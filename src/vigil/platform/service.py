@@ -95,7 +95,7 @@ async def list_outbox(session: AsyncSession, *, status: str, page: PageParams) -
     """Outbox rows in one state (parked: what the broker refused, with the reason), oldest first."""
     stmt = (select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, OutboxEvent.status, OutboxEvent.reason,
                    OutboxEvent.created_at, OutboxEvent.parked_at,
-                   OutboxEvent.payload["type"].astext.label("event_type"),
+                   OutboxEvent.payload["type"].as_string().label("event_type"),
                    func.length(cast(OutboxEvent.payload, Text)).label("payload_bytes"))
             .where(OutboxEvent.status == status).order_by(OutboxEvent.id))
     result = await paginate(session, stmt, page, scalars=False)

@@ -16,15 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiokafka import errors as kafka_errors
 from loguru import logger
-from sqlalchemy import BigInteger, Identity, Index, String, Text, delete, event, func, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Identity,
+    Index,
+    Row,
+    String,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -79,7 +95,8 @@ class OutboxEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     topic: Mapped[str] = mapped_column(String(200))
     key: Mapped[str | None] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # json, not jsonb: the text `emit` encoded is kept byte for byte and published as it is.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     status: Mapped[str] = mapped_column(String(16), server_default=PENDING, default=PENDING)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -123,7 +140,7 @@ def enqueue(session: AsyncSession, topic: str, payload: dict[str, Any], *, key: 
         detail += f"; its largest field is `{name}` ({size} bytes)." if name else "."
         errors = [{"loc": ["body", name], "msg": f"too large ({size} bytes)", "type": "too_large"}] if name else None
         raise PayloadTooLarge(detail, errors=errors, field=name, limit=limit)
-    session.add(OutboxEvent(topic=topic, key=key, payload=json.loads(raw)))
+    session.info.setdefault(_STAGED, []).append({"topic": topic, "key": key, "payload": raw.decode()})
     session.info["outbox_dirty"] = True
 
 
@@ -146,8 +163,32 @@ _wakers: set[asyncio.Event] = set()
 OUTBOX_CHANNEL = "vigil_outbox"
 
 
+# Rows `enqueue` staged in this unit of work, written in one executemany when it commits: no ORM
+# object per event, and the JSON text goes in as encoded (the relay publishes those same bytes).
+_STAGED = "vigil.outbox.staged"
+_INSERT_STAGED = insert(OutboxEvent.__table__).values(
+    topic=bindparam("topic"), key=bindparam("key"), payload=cast(bindparam("payload", type_=Text), JSON))
+_PENDING_BATCH = (
+    select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, cast(OutboxEvent.payload, Text).label("payload"))
+    .where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(bindparam("n"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def _write_staged(session: Session) -> None:
+    staged = session.info.pop(_STAGED, None)
+    if staged:
+        session.execute(_INSERT_STAGED, staged)
+
+
+async def write_staged(session: AsyncSession) -> None:
+    """Write the events staged so far now, for a reader in the same transaction (commit writes them anyway)."""
+    await session.run_sync(_write_staged)
+
+
 @event.listens_for(Session, "before_commit")
-def _notify_other_processes(session: Session) -> None:
+def _write_staged_and_notify(session: Session) -> None:
+    _write_staged(session)
     # NOTIFY is transactional: relays in other processes (other instances, after a runner or a
     # consumer wrote) hear it only if this commit succeeds.
     if session.info.get("outbox_dirty"):
@@ -164,6 +205,17 @@ def _wake_relays(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_outbox(session: Session) -> None:
     session.info.pop("outbox_dirty", None)
+    session.info.pop(_STAGED, None)
+
+
+def _event_type(payload: str) -> str | None:
+    """The `type` of a stored event envelope, if it has one (a parked row's log line and alert)."""
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 class OutboxRelay:
@@ -231,14 +283,14 @@ class OutboxRelay:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
-    async def _publish(self, rows: list[OutboxEvent]) -> list[BaseException | None]:
+    async def _publish(self, rows: Sequence[Row[Any]]) -> list[BaseException | None]:
         """Send every row (the producer batches them per partition, in order) and return each row's
-        outcome: None when acknowledged, else the error."""
+        outcome: None when acknowledged, else the error. A row's payload is its stored JSON text."""
         outcomes: list[BaseException | asyncio.Future[Any] | None] = []
         for row in rows:
             try:
                 bus = self.buses[self.route(row.topic)]
-                outcomes.append(await bus.send(row.topic, dumps(row.payload),
+                outcomes.append(await bus.send(row.topic, row.payload.encode(),
                                                key=row.key.encode() if row.key else None))
             except asyncio.CancelledError:
                 for o in outcomes:
@@ -265,10 +317,7 @@ class OutboxRelay:
         async with session_scope(self.sessionmaker) as session:
             if not await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
                 return 0  # another relay is publishing; it keeps the order
-            rows = list((await session.scalars(
-                select(OutboxEvent).where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id)
-                .limit(self.batch_size).with_for_update(skip_locked=True)
-            )).all())
+            rows = (await session.execute(_PENDING_BATCH, {"n": self.batch_size})).all()
             if not rows:
                 return 0
             results = await self._publish(rows)
@@ -289,10 +338,8 @@ class OutboxRelay:
                 reason = f"{type(r).__name__}: {r}"[:2000]
                 await session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id)
                                       .values(status=PARKED, reason=reason, parked_at=now))
-                payload = row.payload if isinstance(row.payload, dict) else {}
-                parked.append(ParkedEvent(id=row.id, topic=row.topic, key=row.key,
-                                          event_type=payload.get("type") if isinstance(payload.get("type"), str)
-                                          else None, reason=reason, size=len(dumps(row.payload))))
+                parked.append(ParkedEvent(id=row.id, topic=row.topic, key=row.key, event_type=_event_type(row.payload),
+                                          reason=reason, size=len(row.payload.encode())))
         sent_ids = set(sent)
         for row in rows:
             if row.id in sent_ids:
