@@ -1,6 +1,6 @@
 """Serve the app for a benchmark, optionally with the people directory cache switched off.
 
-    python bench/_serve.py [--no-cache] [--fetch-wait-ms N] [--no-deflate]   (settings from the environment)
+    python bench/_serve.py [--no-cache] [--fetch-wait-ms N] [--deflate]   (settings from the environment)
 
 `--fetch-wait-ms` sets fetch_max_wait_ms on every consumer (the core fan-out one too), to show what
 the embedded broker's fetch holding costs per hop.
@@ -35,6 +35,7 @@ if "--fetch-wait-ms" in sys.argv:
 
 settings = Settings()
 setup_logging("WARNING")
-extra = {"ws_per_message_deflate": False} if "--no-deflate" in sys.argv else {}
+# As `vigil serve` runs it (cli.uvicorn_config); --deflate turns permessage-deflate on.
 uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-            lifespan="on", ws="websockets-sansio", **extra)
+            lifespan="on", ws="websockets-sansio",
+            ws_per_message_deflate=settings.ws_deflate or "--deflate" in sys.argv)

@@ -182,20 +182,21 @@ async def main() -> None:
     parser.add_argument("--scenario", action="append", help="CLIENTSxRATE, e.g. 10x500 (repeatable)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "alerts_ws.json"))
     parser.add_argument("--label", default="", help="a note saved with the results (e.g. 'before')")
-    parser.add_argument("--no-deflate", action="store_true", help="serve without permessage-deflate")
+    parser.add_argument("--deflate", action="store_true",
+                        help="serve with permessage-deflate (VIGIL_WS_DEFLATE=true; off by default, as shipped)")
     parser.add_argument("--fetch-wait-ms", type=int, default=None,
                         help="fetch_max_wait_ms for every consumer (default: as shipped)")
     args = parser.parse_args()
     scenarios = [tuple(map(float, s.split("x"))) for s in (args.scenario or ["100x50", "10x500", "50x300"])]
     results: dict = {"machine": machine(), "label": args.label, "seconds": args.seconds,
-                     "deflate": not args.no_deflate, "fetch_wait_ms": args.fetch_wait_ms, "scenarios": []}
+                     "deflate": args.deflate, "fetch_wait_ms": args.fetch_wait_ms, "scenarios": []}
     with tempfile.TemporaryDirectory(prefix="vigil-bench-ws-") as tmp:
         stack = DevStack(Path(tmp) / "stack")
         settings = stack.start(Settings(_env_file=None))
         server = None
         try:
             upgrade(settings.database_url or "")
-            serve_args = ["--no-deflate"] if args.no_deflate else []
+            serve_args = ["--deflate"] if args.deflate else []
             if args.fetch_wait_ms is not None:
                 serve_args += ["--fetch-wait-ms", str(args.fetch_wait_ms)]
             server = Server(settings, Path(tmp), serve_args)

@@ -109,7 +109,7 @@ async def start_server(settings: Settings) -> tuple[RunningServer, asyncio.Task]
 
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False,
-                            lifespan="on", ws="websockets-sansio")
+                            lifespan="on", ws="websockets-sansio", ws_per_message_deflate=settings.ws_deflate)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

@@ -39,7 +39,8 @@ def uvicorn_config(settings: Settings):  # uvicorn is imported lazily
     import uvicorn
 
     options: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False,
-               "proxy_headers": True, "lifespan": "on", "timeout_graceful_shutdown": 10, "ws": "websockets-sansio"}
+               "proxy_headers": True, "lifespan": "on", "timeout_graceful_shutdown": 10, "ws": "websockets-sansio",
+               "ws_per_message_deflate": settings.ws_deflate}
     if settings.workers > 1:
         return uvicorn.Config("vigil.main:app_from_environment", factory=True, workers=settings.workers,
                               **options)

@@ -33,9 +33,11 @@ async def test_event_reaches_websocket_with_envelope_and_filters(server):
 
 
 async def test_every_instance_serves_every_event(server, base_settings, data_dir):
+    """...and the same frames whether they are written raw (shipped: no compression) or compressed per
+    client through `send_text` (the second instance runs with VIGIL_WS_DEFLATE=true)."""
     second_settings = base_settings.model_copy(update={
         "port": free_port(), "data_dir": data_dir / "app2", "qdrant_path": data_dir / "app2" / "qdrant",
-        "admin_key": SecretStr(ADMIN_KEY),
+        "admin_key": SecretStr(ADMIN_KEY), "ws_deflate": True,
     })
     second, task = await start_server(second_settings)
     try:
@@ -47,11 +49,47 @@ async def test_every_instance_serves_every_event(server, base_settings, data_dir
                 emit(session, "fan.out", {"id": "x"})
             assert (await recv_json(a))["data"] == {"id": "x"}
             assert (await recv_json(b))["data"] == {"id": "x"}
+            assert a.protocol.extensions == [] and [c.raw is not None for c in server.ctx.hub.clients] == [True]
+            assert len(b.protocol.extensions) == 1, "the second instance compresses"
+            assert [c.raw for c in second.ctx.hub.clients] == [None], "a compressed stream goes through send_text"
             for ws in (a, b):
                 with pytest.raises(TimeoutError):
                     await asyncio.wait_for(ws.recv(), 0.5)
     finally:
         await stop_server(second, task)
+
+
+async def test_what_queued_for_a_client_goes_out_in_one_write_of_frames_built_once(server):
+    hub = server.ctx.hub
+    url = f"{server.ws_url}/ws/events?type=burst"
+    async with websockets.connect(url, additional_headers=auth(ADMIN_KEY)) as one, \
+            websockets.connect(url, additional_headers=auth(ADMIN_KEY)) as two:
+        for _ in range(100):
+            burst = [c for c in hub.clients if c.types == ("burst",)]
+            if len(burst) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert all(c.raw is not None for c in burst), "the shipped server writes frames raw"
+        writes: list[list[int]] = [[], []]
+
+        def counting(write, seen):
+            def wrapped(data):
+                seen.append(len(data))
+                return write(data)
+            return wrapped
+
+        for client, seen in zip(burst, writes, strict=True):
+            transport = client.raw.protocol.transport
+            transport.write = counting(transport.write, seen)
+        queued = []
+        for i in range(50):  # no await in between: both senders wake once to 50 queued frames
+            hub.dispatch({"type": "burst", "data": {"i": i, "text": "é" * i}, "ts": "t"})
+            queued.append(burst[0].queue._queue[-1])  # type: ignore[attr-defined]
+        assert all(burst[1].queue._queue[i] is queued[i] for i in range(50)), "one frame object for every client"
+        for ws in (one, two):
+            assert [(await recv_json(ws))["data"] for _ in range(50)] == [{"i": i, "text": "é" * i} for i in range(50)]
+        assert [len(w) for w in writes] == [1, 1], writes
+        assert writes[0] == writes[1] == [sum(len(f.wire) for f in queued)]
 
 
 async def test_slow_client_is_closed_with_1013_and_others_continue(server):

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
 
     # --- websockets ---------------------------------------------------------------------
     ws_queue_size: int = Field(256, ge=1, validation_alias=_env("VIGIL_WS_QUEUE_SIZE", "ws_queue_size"))
+    # permessage-deflate compresses every frame once per client; off, a frame is built once and written
+    # to every client as is (about a third of the fan-out's CPU at 10 dashboards; frames are small JSON).
+    ws_deflate: bool = Field(False, validation_alias=_env("VIGIL_WS_DEFLATE", "ws_deflate"))
 
     # --- cache --------------------------------------------------------------------------
     cache_ttl_s: int = Field(300, ge=1, validation_alias=_env("VIGIL_CACHE_TTL_S", "cache_ttl_s"))

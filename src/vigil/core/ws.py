@@ -1,6 +1,8 @@
 """WebSocket hub: every event from `vigil.events` goes to the matching local clients.
 
-Each client has a bounded queue and its own sender task; a frame is encoded once for all clients.
+Each client has a bounded queue and its own sender task; a message is encoded once for all clients,
+and on uvicorn's `websockets-sansio` connections (what `vigil serve` runs) framed once too, and each
+client's queued frames go out in one write (`RawConnection`).
 A client that falls behind is closed with 1013 (try again later) instead of slowing the others or
 growing memory without bound: when its queue is full, or when one send has not completed within
 `send_timeout_s` (a client stalled at the socket level: it stopped reading and the TCP window is
@@ -18,6 +20,9 @@ from typing import Any
 
 from loguru import logger
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from vigil.core.metrics import WS_CONNECTIONS, WS_DROPPED
 from vigil.core.middleware import route_template
@@ -41,16 +46,34 @@ def field_filter(filters: dict[str, str | None]) -> Matcher:
     return match
 
 
+class OutFrame:
+    """One message for every client that wants it: the text, and the WebSocket frame built from it at
+    most once (server frames are unmasked, so without compression every client gets the same bytes)."""
+
+    __slots__ = ("_wire", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = Frame(Opcode.TEXT, self.text.encode()).serialize(mask=False)
+        return self._wire
+
+
 @dataclass(eq=False)
 class Client:
     websocket: WebSocket
     path: str
     types: tuple[str, ...]
     match: Matcher
-    queue: asyncio.Queue[str]
+    queue: asyncio.Queue[OutFrame]
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
     key_id: Any = None  # the API key it authenticated with (uuid.UUID; None for the env admin key)
     close_code: int | None = None  # set with `kicked` when the server ends the stream for a reason
+    raw: RawConnection | None = None  # frames written straight to the transport (see RawConnection)
 
     def wants(self, message: dict[str, Any]) -> bool:
         type_ = message.get("type", "")
@@ -75,13 +98,14 @@ class Hub:
         `text` is the message already encoded (the record's JSON, as read from the broker), so the
         frame is not encoded again; otherwise it is encoded once, for the first client that wants it."""
         delivered = 0
+        frame: OutFrame | None = None
         for client in tuple(self.clients):
             if client.kicked.is_set() or not client.wants(message):
                 continue
-            if text is None:
-                text = json.dumps(message, separators=(",", ":"))
+            if frame is None:
+                frame = OutFrame(text if text is not None else json.dumps(message, separators=(",", ":")))
             try:
-                client.queue.put_nowait(text)
+                client.queue.put_nowait(frame)
                 delivered += 1
             except asyncio.QueueFull:
                 client.kicked.set()
@@ -98,6 +122,7 @@ class Hub:
         client.key_id = getattr(principal, "key_id", None)
         await websocket.accept()
         _bound_send_buffer(websocket)
+        client.raw = _raw_connection(websocket)
         self.clients.add(client)
         WS_CONNECTIONS.labels(path).inc()
         tasks = {
@@ -127,19 +152,26 @@ class Hub:
 
     @staticmethod
     async def _send_queued(client: Client, timeout_s: float) -> None:
-        queue, websocket = client.queue, client.websocket
+        queue, websocket, raw = client.queue, client.websocket, client.raw
         try:
             while True:
-                text = await queue.get()
+                frame = await queue.get()
                 try:
+                    if raw is not None:
+                        # Everything queued goes out in one write of frames built once for all clients.
+                        frames = [frame.wire]
+                        while not queue.empty():
+                            frames.append(queue.get_nowait().wire)
+                        await raw.write(b"".join(frames), timeout_s)
+                        continue
                     async with asyncio.timeout(timeout_s) as deadline:
-                        await websocket.send_text(text)
+                        await websocket.send_text(frame.text)
                         # Whatever queued meanwhile goes out in the same wake-up: no task switch per
                         # frame while the socket takes them (a send that must wait yields anyway).
                         # The timeout is per frame.
                         while not queue.empty() and not client.kicked.is_set():
                             deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
-                            await websocket.send_text(queue.get_nowait())
+                            await websocket.send_text(queue.get_nowait().text)
                 except TimeoutError:
                     client.kicked.set()
                     WS_DROPPED.labels(client.path).inc()
@@ -185,20 +217,20 @@ class Hub:
 SEND_BUFFER_BYTES = 64 * 1024
 
 
-def _transport(websocket: WebSocket) -> Any:
-    """The asyncio transport under this WebSocket: the server protocol's `send` is a bound method,
-    possibly wrapped by middleware closures (Starlette's exception handling wraps it once)."""
-    cached = websocket.scope.get("vigil.transport")
+def _protocol(websocket: WebSocket) -> Any:
+    """The server protocol under this WebSocket: its `send` is a bound method, possibly wrapped by
+    middleware closures (Starlette's exception handling wraps it once)."""
+    cached = websocket.scope.get("vigil.protocol")
     if cached is not None:
         return cached
     todo, seen = [getattr(websocket, "_send", None)], 0
     while todo and seen < 20:
         fn = todo.pop()
         seen += 1
-        transport = getattr(getattr(fn, "__self__", None), "transport", None)
-        if transport is not None:
-            websocket.scope["vigil.transport"] = transport
-            return transport
+        protocol = getattr(fn, "__self__", None)
+        if getattr(protocol, "transport", None) is not None:
+            websocket.scope["vigil.protocol"] = protocol
+            return protocol
         for cell in getattr(fn, "__closure__", None) or ():
             try:
                 value = cell.cell_contents
@@ -207,6 +239,43 @@ def _transport(websocket: WebSocket) -> Any:
             if callable(value):
                 todo.append(value)
     return None
+
+
+def _transport(websocket: WebSocket) -> Any:
+    """The asyncio transport under this WebSocket."""
+    return getattr(_protocol(websocket), "transport", None)
+
+
+class RawConnection:
+    """Writes already-built frames straight to the transport of a uvicorn `websockets-sansio`
+    connection, the way its own `send` does, minus the per-message work: that `send` encodes, frames
+    and writes every message for every client on its own (one write system call per frame).
+
+    Only for a connection without extensions (no permessage-deflate: a compressed frame differs per
+    client) that is open. Flow control is the protocol's own: a write waits while the transport is
+    paused above its high-water mark, and a wait over the send timeout is a stall (TimeoutError)."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    async def write(self, data: bytes, timeout_s: float) -> None:
+        protocol = self.protocol
+        await asyncio.wait_for(protocol.writable.wait(), timeout_s)
+        if (protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
+                or protocol.conn.state is not State.OPEN):
+            raise WebSocketDisconnect(1006)
+        protocol.transport.write(data)
+
+
+def _raw_connection(websocket: WebSocket) -> RawConnection | None:
+    """A RawConnection when this is an open, uncompressed uvicorn sansio connection; else None (the
+    client is served through `send_text`, as under a test client or another server)."""
+    protocol = _protocol(websocket)
+    conn = getattr(protocol, "conn", None)
+    if (type(protocol).__name__ != "WebSocketsSansIOProtocol" or not isinstance(conn, ServerProtocol)
+            or conn.extensions or not isinstance(getattr(protocol, "writable", None), asyncio.Event)):
+        return None
+    return RawConnection(protocol)
 
 
 def _bound_send_buffer(websocket: WebSocket) -> None:

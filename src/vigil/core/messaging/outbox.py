@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from typing import cast as cast_type
 
 from aiokafka import errors as kafka_errors
 from loguru import logger
@@ -28,8 +29,8 @@ from sqlalchemy import (
     BigInteger,
     Identity,
     Index,
-    Row,
     String,
+    Table,
     Text,
     bindparam,
     cast,
@@ -166,7 +167,7 @@ OUTBOX_CHANNEL = "vigil_outbox"
 # Rows `enqueue` staged in this unit of work, written in one executemany when it commits: no ORM
 # object per event, and the JSON text goes in as encoded (the relay publishes those same bytes).
 _STAGED = "vigil.outbox.staged"
-_INSERT_STAGED = insert(OutboxEvent.__table__).values(
+_INSERT_STAGED = insert(cast_type(Table, OutboxEvent.__table__)).values(
     topic=bindparam("topic"), key=bindparam("key"), payload=cast(bindparam("payload", type_=Text), JSON))
 _PENDING_BATCH = (
     select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, cast(OutboxEvent.payload, Text).label("payload"))
@@ -283,7 +284,7 @@ class OutboxRelay:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> list[BaseException | None]:
+    async def _publish(self, rows: Sequence[Any]) -> list[BaseException | None]:  # rows of _PENDING_BATCH
         """Send every row (the producer batches them per partition, in order) and return each row's
         outcome: None when acknowledged, else the error. A row's payload is its stored JSON text."""
         outcomes: list[BaseException | asyncio.Future[Any] | None] = []
