@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from loguru import logger
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,16 +104,27 @@ async def list_people(session: AsyncSession, *, page: PageParams, q: str | None 
     return await paginate(session, stmt.order_by(Person.global_id), page)
 
 
-async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache: Cache) -> Person:
-    """Create a person: `global_id` is unique and the zone, if given, must exist."""
-    await _check_global_id(session, person_in.global_id)
+# One round trip: the unique index on global_id answers "taken?" (no row back) while inserting.
+_INSERT_PERSON = (
+    insert(cast(Table, Person.__table__))
+    .values(global_id=bindparam("global_id"), name=bindparam("name"), zone_id=bindparam("zone_id"))
+    .on_conflict_do_nothing(index_elements=["global_id"])
+    .returning(*Person.__table__.c)
+)
+
+
+async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache: Cache) -> dict[str, Any]:
+    """Create a person: `global_id` is unique and the zone, if given, must exist. Returns the row's
+    columns (nothing reads the new person as an entity, so no ORM object is built for it)."""
     await _check_zone(session, person_in.zone_id)
-    person = Person(global_id=person_in.global_id, name=person_in.name, zone_id=person_in.zone_id)
-    session.add(person)
-    await session.flush()
+    created = (await session.execute(_INSERT_PERSON, {
+        "global_id": person_in.global_id, "name": person_in.name, "zone_id": person_in.zone_id,
+    })).mappings().first()
+    if created is None:
+        raise DuplicateGlobalId(f"A person with global_id {person_in.global_id} already exists.")
     invalidate_directory(session, cache=cache)
-    logger.info("person {} created (global_id {}, zone {})", person.id, person.global_id, person.zone_id)
-    return person
+    logger.info("person {} created (global_id {}, zone {})", created["id"], person_in.global_id, person_in.zone_id)
+    return dict(created)
 
 
 async def update_person(session: AsyncSession, *, person_id: uuid.UUID,
