@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from typing import cast as cast_type
 
 from aiokafka import errors as kafka_errors
 from loguru import logger
@@ -30,18 +29,17 @@ from sqlalchemy import (
     Identity,
     Index,
     String,
-    Table,
     Text,
     bindparam,
     cast,
     delete,
     event,
     func,
-    insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -164,11 +162,18 @@ _wakers: set[asyncio.Event] = set()
 OUTBOX_CHANNEL = "vigil_outbox"
 
 
-# Rows `enqueue` staged in this unit of work, written in one executemany when it commits: no ORM
-# object per event, and the JSON text goes in as encoded (the relay publishes those same bytes).
+# Rows `enqueue` staged in this unit of work, written by one statement when it commits: no ORM object
+# per event, the JSON text goes in as encoded (the relay publishes those same bytes), and the NOTIFY
+# that wakes other processes' relays rides in the same round trip (it is delivered at commit).
 _STAGED = "vigil.outbox.staged"
-_INSERT_STAGED = insert(cast_type(Table, OutboxEvent.__table__)).values(
-    topic=bindparam("topic"), key=bindparam("key"), payload=cast(bindparam("payload", type_=Text), JSON))
+_INSERT_STAGED = text(
+    "WITH staged AS (INSERT INTO outbox (topic, key, payload)"
+    " SELECT topic, key, payload::json"
+    " FROM unnest(:topics, :keys, :payloads) WITH ORDINALITY AS s(topic, key, payload, n) ORDER BY n"
+    " RETURNING 1)"
+    " SELECT pg_notify(:channel, '')"
+).bindparams(bindparam("topics", type_=ARRAY(Text)), bindparam("keys", type_=ARRAY(Text)),
+             bindparam("payloads", type_=ARRAY(Text)), bindparam("channel", OUTBOX_CHANNEL, type_=Text))
 _PENDING_BATCH = (
     select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, cast(OutboxEvent.payload, Text).label("payload"))
     .where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(bindparam("n"))
@@ -176,10 +181,13 @@ _PENDING_BATCH = (
 )
 
 
-def _write_staged(session: Session) -> None:
+def _write_staged(session: Session) -> bool:
     staged = session.info.pop(_STAGED, None)
-    if staged:
-        session.execute(_INSERT_STAGED, staged)
+    if not staged:
+        return False
+    session.execute(_INSERT_STAGED, {"topics": [r["topic"] for r in staged], "keys": [r["key"] for r in staged],
+                                     "payloads": [r["payload"] for r in staged]})
+    return True
 
 
 async def write_staged(session: AsyncSession) -> None:
@@ -189,10 +197,9 @@ async def write_staged(session: AsyncSession) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write_staged_and_notify(session: Session) -> None:
-    _write_staged(session)
     # NOTIFY is transactional: relays in other processes (other instances, after a runner or a
     # consumer wrote) hear it only if this commit succeeds.
-    if session.info.get("outbox_dirty"):
+    if not _write_staged(session) and session.info.get("outbox_dirty"):
         session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
 
 
