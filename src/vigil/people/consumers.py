@@ -7,6 +7,7 @@ a redelivered record is recognised by its digest and changes nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -140,11 +141,18 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
             logger.info("reid alert {} {} (global_id {}, zone {}, camera {}, count {})", alert_id,
                         "created" if created else "updated", msg.global_id, msg.zone_id, msg.camera_id, count)
 
-    async def handle(record: ConsumerRecord) -> None:
-        await remember([record])
-        msg = parse_json(record, ReidAlertMessage)  # PoisonMessage -> DLQ
+    async def store(pairs: list[tuple[ConsumerRecord, ReidAlertMessage]]) -> list[Any]:
         async with session_scope(ctx.sessionmaker) as session:
-            done = await handle_parsed(session, [(record, msg)])
+            return await handle_parsed(session, pairs)
+
+    async def handle(record: ConsumerRecord) -> None:
+        try:
+            msg = parse_json(record, ReidAlertMessage)  # PoisonMessage -> DLQ
+        except Exception:
+            await remember([record])  # kept even when it does not parse: that is when it is looked at
+            raise
+        # The raw copy goes to Redis while the unit of work runs: one wait instead of two in a row.
+        _, done = await asyncio.gather(remember([record]), store([(record, msg)]))
         log(done)
 
     async def handle_batch(records: list[ConsumerRecord]) -> None:
@@ -152,9 +160,7 @@ def reid_alert_specs(ctx: AppContext) -> list[ConsumerSpec]:
         # records one by one (so only that one is dead-lettered); raw messages are kept once the
         # whole batch parses, so the fallback does not keep them twice.
         pairs = [(record, parse_json(record, ReidAlertMessage)) for record in records]
-        await remember(records)
-        async with session_scope(ctx.sessionmaker) as session:
-            done = await handle_parsed(session, pairs)
+        _, done = await asyncio.gather(remember(records), store(pairs))
         log(done)
 
     return [ConsumerSpec(
