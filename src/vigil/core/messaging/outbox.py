@@ -130,7 +130,11 @@ def enqueue(session: AsyncSession, topic: str, payload: dict[str, Any], *, key: 
     """Put a raw JSON message (a job, not an event) on a topic through the outbox.
 
     Raises PayloadTooLarge (413) when the message could never pass the broker, naming its biggest
-    field, so the request that would write it is refused instead of parking the row later."""
+    field, so the request that would write it is refused instead of parking the row later.
+
+    The row is staged on the session and written when the unit of work commits (or by `write_staged`);
+    a rollback drops it. A savepoint does not: an event staged inside a `begin_nested()` block that
+    rolls back is still written, so emit after the savepoint, as every caller does."""
     raw = dumps(payload)
     limit = _limits["max_payload_bytes"]
     if len(raw) > limit:
