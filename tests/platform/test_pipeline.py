@@ -77,6 +77,41 @@ async def test_a_row_the_broker_refuses_is_parked_and_never_blocks_the_rest(stac
             await session.execute(OutboxEvent.__table__.delete().where(OutboxEvent.topic == topic))
 
 
+async def test_a_commit_wakes_a_relay_in_another_process_through_the_staged_insert(stack, sessionmaker):
+    """The NOTIFY that wakes other processes' relays rides in the statement that writes the staged
+    events. The relay here polls once a minute and its in-process wake-up is taken away, so only that
+    NOTIFY can make it publish within seconds; the events go out in emit order."""
+    from sqlalchemy import text
+
+    from vigil.core.messaging import outbox
+
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    topic = f"notify-{uuid.uuid4().hex[:6]}"
+    bus = Bus(bootstrap, name="notify-test")
+    await bus.start()
+    relay = OutboxRelay(sessionmaker, {"kafka": bus}, poll_interval_s=60)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with sessionmaker() as session:
+            for _ in range(200):  # the relay is registered and its LISTEN connection is up
+                listening = await session.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%vigil_outbox%'"))
+                if relay._wake in outbox._wakers and listening:
+                    break
+                await asyncio.sleep(0.05)
+        outbox._wakers.discard(relay._wake)  # as if the commit happened in another process
+        await asyncio.sleep(0.3)  # past its first, empty round
+        async with session_scope(sessionmaker) as session:
+            for i in range(5):
+                emit(session, "test.notify", {"n": i}, key="k", topic=topic)
+        records = await read_all(bootstrap, topic, 5, timeout=10)
+        assert [json.loads(r.value)["data"]["n"] for r in records] == [0, 1, 2, 3, 4]
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 15)
+        await bus.stop()
+
+
 async def test_emit_refuses_an_event_the_broker_could_never_take(sessionmaker):
     with pytest.raises(PayloadTooLarge) as info:
         async with session_scope(sessionmaker) as session:
