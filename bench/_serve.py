@@ -10,10 +10,10 @@ import sys
 
 import uvicorn
 
+from vigil.cli import uvicorn_config
 from vigil.core.cache import Cache
 from vigil.core.config import Settings
 from vigil.core.logging import setup_logging
-from vigil.main import create_app
 
 if "--no-cache" in sys.argv:
     async def _compute_only(self, name, key, compute, *, ttl_s=None):
@@ -34,8 +34,7 @@ if "--fetch-wait-ms" in sys.argv:
     ConsumerRunner._make_consumer = _make_consumer
 
 settings = Settings()
+if "--deflate" in sys.argv:
+    settings = settings.model_copy(update={"ws_deflate": True})
 setup_logging("WARNING")
-# As `vigil serve` runs it (cli.uvicorn_config); --deflate turns permessage-deflate on.
-uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-            lifespan="on", ws="websockets-sansio",
-            ws_per_message_deflate=settings.ws_deflate or "--deflate" in sys.argv)
+uvicorn.Server(uvicorn_config(settings)).run()  # exactly what `vigil serve` runs

@@ -20,9 +20,9 @@ from typing import Any
 
 from loguru import logger
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
-from websockets.server import ServerProtocol
 
 from vigil.core.metrics import WS_CONNECTIONS, WS_DROPPED
 from vigil.core.middleware import route_template
@@ -255,7 +255,7 @@ class RawConnection:
     client) that is open. Flow control is the protocol's own: a write waits while the transport is
     paused above its high-water mark, and a wait over the send timeout is a stall (TimeoutError)."""
 
-    def __init__(self, protocol: Any) -> None:
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self.protocol = protocol
 
     async def write(self, data: bytes, timeout_s: float) -> None:
@@ -271,9 +271,7 @@ def _raw_connection(websocket: WebSocket) -> RawConnection | None:
     """A RawConnection when this is an open, uncompressed uvicorn sansio connection; else None (the
     client is served through `send_text`, as under a test client or another server)."""
     protocol = _protocol(websocket)
-    conn = getattr(protocol, "conn", None)
-    if (type(protocol).__name__ != "WebSocketsSansIOProtocol" or not isinstance(conn, ServerProtocol)
-            or conn.extensions or not isinstance(getattr(protocol, "writable", None), asyncio.Event)):
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
         return None
     return RawConnection(protocol)
 
