@@ -16,10 +16,12 @@ from vigil.core.config import Settings
 from vigil.core.logging import setup_logging
 
 if "--no-cache" in sys.argv:
-    async def _compute_only(self, name, key, compute, *, ttl_s=None):
-        return await compute()
+    import json
 
-    Cache.get_or_set = _compute_only  # every directory read goes to PostgreSQL
+    async def _compute_only(self, name, key, compute, *, ttl_s=None):
+        return json.dumps(await compute(), default=str).encode()
+
+    Cache.get_or_set_json = _compute_only  # every directory read goes to PostgreSQL (get_or_set uses it too)
 
 if "--fetch-wait-ms" in sys.argv:
     from vigil.core.messaging import ConsumerRunner

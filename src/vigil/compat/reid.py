@@ -9,16 +9,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.alerts import service as alerts
 from vigil.alerts.schemas import RecentMessage
 from vigil.compat import TAG, SeedPage, items, to_domain
-from vigil.core.deps import CacheDep, RedisDep, SessionDep
+from vigil.core.deps import CacheDep, CtxDep, RedisDep, SessionDep
 from vigil.core.routing import Router
 from vigil.people import service as people
 from vigil.people.router import OptionalGalleryDep
+from vigil.people.router import directory as people_directory
 from vigil.people.schemas import DirectoryEntry, PersonCreate, PersonRead
 from vigil.platform.schemas import CacheStats
 from vigil.zones import service as zones
@@ -46,9 +46,9 @@ async def create_user(body: PersonCreate, session: SessionDep, cache: CacheDep) 
 
 
 @router.get("/users-dict", response_model=dict[str, DirectoryEntry])
-async def users_dict(session: SessionDep, cache: CacheDep) -> Any:
-    """The cached directory `{"<global_id>": {"name", "zone_id"}}` (as `GET /api/v1/people/directory`)."""
-    return JSONResponse(await people.directory(session, cache=cache))
+async def users_dict(ctx: CtxDep, cache: CacheDep) -> Response:
+    """The cached directory `{"<global_id>": {"name", "zone_id"}}`: `GET /api/v1/people/directory` itself."""
+    return await people_directory(ctx, cache)
 
 
 @router.get("/users/{global_id}", response_model=PersonRead, responses=USER_404)

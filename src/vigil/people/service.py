@@ -158,11 +158,6 @@ async def delete_person(session: AsyncSession, *, person: Person, cache: Cache,
     logger.info("person {} deleted (global_id {})", person_id, person.global_id)
 
 
-async def directory(session: AsyncSession, *, cache: Cache) -> dict[str, dict[str, Any]]:
-    """{"<global_id>": {"name", "zone_id"}} for everyone, from the cache when it is warm."""
-    return await cache.get_or_set(DIRECTORY_CACHE, "all", lambda: _build_directory(session))
-
-
 async def _build_directory(session: AsyncSession) -> dict[str, dict[str, Any]]:
     stmt = select(Person.global_id, Person.name, Person.zone_id).order_by(Person.global_id)
     rows = await session.execute(stmt)
