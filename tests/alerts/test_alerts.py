@@ -139,6 +139,47 @@ async def test_filters_pagination_and_errors(server, client, anon, make_key):
     assert (await anon.post(f"/api/v1/alerts/{a.id}/acknowledge", headers=auth(read))).status_code == 403
 
 
+async def test_the_page_is_encoded_exactly_as_its_response_model_would_encode_it(server, client):
+    """The alerts page skips validating its rows into `Page[AlertRead]` (core/reads.json_rows): its bytes
+    must still be the model's own encoding, for every state an alert can be in, and filters that combine
+    and a total past the last page must still hold."""
+    from pydantic import TypeAdapter
+
+    from vigil.alerts.schemas import AlertRead
+    from vigil.core.pagination import Page
+
+    round_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # no microseconds: "...05Z", not ".000000Z"
+    await raise_one(server, source="page", kind="k1", subject="open", at=round_second,
+                    data={"zone_id": "Z", "nested": {"list": [1, 2.5, None, True], "text": "é\"\n"}})
+    acked, _ = await raise_one(server, source="page", kind="k1", subject="acked")
+    resolved, _ = await raise_one(server, source="page", kind="k2", subject="resolved", severity="critical")
+    assert (await client.post(f"/api/v1/alerts/{acked.id}/acknowledge")).status_code == 200
+    assert (await client.patch(f"/api/v1/alerts/{acked.id}", json={"assignee": "ops"})).status_code == 200
+    assert (await client.post(f"/api/v1/alerts/{resolved.id}/resolve")).status_code == 200
+
+    adapter = TypeAdapter(Page[AlertRead])
+    r = await client.get("/api/v1/alerts", params={"source": "page"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.content == adapter.dump_json(adapter.validate_json(r.content))
+    items = r.json()["items"]
+    assert {i["subject"] for i in items} == {"open", "acked", "resolved"} and r.json()["total"] == 3
+    by_subject = {i["subject"]: i for i in items}
+    assert by_subject["open"]["last_seen_at"] == "2026-01-02T03:04:05Z"
+    assert by_subject["acked"]["assignee"] == "ops" and by_subject["acked"]["acknowledged_by"]
+    assert by_subject["resolved"]["resolved_at"].endswith("Z")
+
+    async def subjects(**params):
+        page = (await client.get("/api/v1/alerts", params={"source": "page", **params})).json()
+        return sorted(i["subject"] for i in page["items"]), page["total"]
+
+    assert await subjects(kind="k1") == (["acked", "open"], 2)
+    assert await subjects(kind="k1", status="open") == (["open"], 1)
+    assert await subjects(kind="k2", severity="critical", status="resolved") == (["resolved"], 1)
+    assert await subjects(kind="k1", subject="acked", status="acknowledged") == (["acked"], 1)
+    assert await subjects(limit=2, offset=2) == ([items[2]["subject"]], 3)
+    assert await subjects(limit=2, offset=10) == ([], 3)
+
+
 async def test_bad_severity_is_rejected(server):
     from vigil.core.errors import ValidationFailed
 

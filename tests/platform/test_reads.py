@@ -115,10 +115,47 @@ async def test_a_statement_built_per_request_compiles_once_and_keeps_its_own_val
 
         page = await paginate(reads, named("Shape B"), PageParams(limit=1, offset=1), dicts=True)
         assert page == {"items": [{"global_id": 91103}], "total": 2, "limit": 1, "offset": 1}
+        # The total rides on the page's rows (count(*) OVER ()); past the end it is counted on its own.
+        assert await paginate(reads, named("Shape B"), PageParams(limit=1, offset=5), dicts=True) == {
+            "items": [], "total": 2, "limit": 1, "offset": 5}
+        assert await paginate(reads, named("Nobody"), PageParams(), dicts=True) == {
+            "items": [], "total": 0, "limit": 50, "offset": 0}
         with pytest.raises(TypeError):
             await paginate(reads, named("Shape B"), PageParams(), dicts=False)
     finally:
         await reads.close()
+
+
+async def test_a_statement_with_parameters_is_one_shape_and_pages_alike_on_reads_and_on_a_session(
+        client, base_settings):
+    """A statement built once with `bindparam`s (a filter shape) and run with values: the same object is
+    recognised without recomputing its cache key, each call gets its own values, and paginate gives the
+    same page on the read pool as on a session."""
+    from sqlalchemy import bindparam
+
+    from vigil.core.db import create_engine, create_sessionmaker, session_scope
+    from vigil.core.pagination import PageParams, paginate
+
+    for global_id, name in ((91201, "Param A"), (91202, "Param B"), (91203, "Param B")):
+        r = await client.post("/api/v1/people", json={"global_id": global_id, "name": name})
+        assert r.status_code == 201, r.text
+    named = select(Person.global_id).where(Person.name == bindparam("name")).order_by(Person.global_id)
+    reads = Reads(base_settings.database_url, max_size=2, acquire_timeout_s=2)
+    engine = create_engine(base_settings.database_url or "")
+    try:
+        assert await reads.all(named, name="Param A") == [{"global_id": 91201}]
+        assert await reads.all(named, name="Param B") == [{"global_id": 91202}, {"global_id": 91203}]
+        assert id(named) in reads._by_identity and len(reads._compiled) == 1
+        for params in (PageParams(limit=1, offset=1), PageParams(limit=1, offset=9), PageParams()):
+            on_reads = await paginate(reads, named, params, dicts=True, values={"name": "Param B"})
+            async with session_scope(create_sessionmaker(engine)) as session:
+                on_session = await paginate(session, named, params, dicts=True, values={"name": "Param B"})
+            assert on_reads == on_session and on_reads["total"] == 2, (params, on_reads, on_session)
+        assert (await paginate(reads, named, PageParams(), dicts=True, values={"name": "Param A"}))["items"] == [
+            {"global_id": 91201}]
+    finally:
+        await reads.close()
+        await engine.dispose()
 
 
 async def test_after_the_database_drops_the_connections_reads_fail_at_most_once_and_only_with_503(base_settings):

@@ -28,6 +28,7 @@ from vigil.alerts.schemas import (
 )
 from vigil.core.deps import HubDep, ReadsDep, RedisDep, SessionDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.reads import json_rows
 from vigil.core.routing import Router
 from vigil.core.security import CurrentPrincipal
 from vigil.core.types import LenientUtcDatetime
@@ -53,9 +54,9 @@ async def list_alerts(
     since: Annotated[
         LenientUtcDatetime | None, Query(description="Alerts active at or after this time (UTC if no offset)"),
     ] = None,
-) -> dict:
-    return await service.list_alerts(reads, page=page, status=status, severity=severity, source=source,
-                                     kind=kind, subject=subject, since=since)
+) -> Response:
+    return json_rows(await service.list_alerts(reads, page=page, status=status, severity=severity,
+                                               source=source, kind=kind, subject=subject, since=since))
 
 
 @router.get("/messages/recent", response_model=list[RecentMessage])

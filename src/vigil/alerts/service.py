@@ -7,6 +7,7 @@ Other domains call `raise_alert` and `resolve_active`; nothing else writes the a
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, Required, TypedDict
 
 from redis.asyncio import Redis
-from sqlalchemy import case, func, literal_column, select, text
+from sqlalchemy import Select, bindparam, case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
@@ -172,14 +173,22 @@ async def list_alerts(
     """A page of alerts filtered by status, severity, source, kind, subject or activity since; newest activity first.
     Items are dicts of AlertRead's columns (no entities: a page is read, never changed); the API reads them
     on the asyncpg pool (`db` is the app's Reads), a script may pass a session."""
+    given = {"status": status, "severity": severity, "source": source, "kind": kind, "subject": subject,
+             "since": since}
+    values = {name: value for name, value in given.items() if value is not None}
+    return await paginate(db, _page_statement(frozenset(values)), page, dicts=True, values=values)
+
+
+@functools.cache
+def _page_statement(filters: frozenset[str]) -> Select[Any]:
+    """The page query for one combination of filters (64 at most), its values as parameters."""
     stmt = select(*_READ_COLUMNS)
-    for column, value in ((Alert.status, status), (Alert.severity, severity), (Alert.source, source),
-                          (Alert.kind, kind), (Alert.subject, subject)):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if since is not None:
-        stmt = stmt.where(Alert.last_seen_at >= since)
-    return await paginate(db, stmt.order_by(Alert.last_seen_at.desc(), Alert.id), page, dicts=True)
+    for name in ("status", "severity", "source", "kind", "subject"):
+        if name in filters:
+            stmt = stmt.where(Alert.__table__.c[name] == bindparam(name))
+    if "since" in filters:
+        stmt = stmt.where(Alert.last_seen_at >= bindparam("since"))
+    return stmt.order_by(Alert.last_seen_at.desc(), Alert.id)
 
 
 async def _locked(session: AsyncSession, alert_id: uuid.UUID) -> Alert:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.core.reads import Reads
@@ -45,30 +46,65 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 
 async def paginate(
     source: AsyncSession | Reads, stmt: Select[Any], params: PageParams, *, scalars: bool = True,
-    dicts: bool = False,
+    dicts: bool = False, values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run `stmt` for one page plus a count of all matching rows.
 
     Items are the first column of each row (`scalars`, e.g. entities), the rows themselves, or with
     `dicts` one dict per row, keyed by column name: for a `select(*read_columns(...))`, which skips the
     ORM's entity loading and identity map and lets the response model validate plain dicts. With the app's
-    `Reads` as `source` (dicts only) both queries run on the asyncpg read pool, with no session at all."""
-    count = select(func.count()).select_from(stmt.order_by(None).subquery())
-    page = stmt.limit(params.limit).offset(params.offset)
+    `Reads` as `source` (dicts only) the page and its total are one query on the asyncpg read pool, with no
+    session at all. `values` fill the statement's `bindparam`s: a statement built once per filter shape and
+    run with values is compiled and cached once, where one built per request pays SQLAlchemy's cache key."""
     if isinstance(source, Reads):
         if not dicts:
             raise TypeError("paginate on Reads returns dicts: pass dicts=True")
-        counted = await source.one(count)
-        total = next(iter(counted.values())) if counted else 0
-        items: list[Any] = await source.all(page)
-        return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
-    total = await source.scalar(count)
-    result = await source.execute(page)
+        return await _paginate_reads(source, stmt, params, values or {})
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
+    page = stmt.limit(params.limit).offset(params.offset)
+    total = await source.scalar(count, values)
+    result = await source.execute(page, values)
     if dicts:
         items = [dict(row) for row in result.mappings()]
     else:
         items = list(result.scalars().all() if scalars else result.all())
     return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
+
+
+_TOTAL, _LIMIT, _OFFSET = "__vigil_total", "__vigil_limit", "__vigil_offset"
+_PAGED: dict[int, tuple[Select[Any], Select[Any]]] = {}  # base statement id -> (base, its page statement)
+
+
+def _paged(stmt: Select[Any]) -> Select[Any]:
+    """`stmt` with its total (`count(*) OVER ()`, counted over every matching row before LIMIT) and
+    LIMIT/OFFSET as parameters: built once per statement object, so a constant statement is one shape."""
+    seen = _PAGED.get(id(stmt))
+    if seen is not None and seen[0] is stmt:
+        return seen[1]
+    page = (stmt.add_columns(func.count().over().label(_TOTAL))
+            .limit(bindparam(_LIMIT, type_=Integer)).offset(bindparam(_OFFSET, type_=BigInteger)))
+    if len(_PAGED) >= 256:
+        _PAGED.clear()
+    _PAGED[id(stmt)] = (stmt, page)
+    return page
+
+
+async def _paginate_reads(reads: Reads, stmt: Select[Any], params: PageParams,
+                          values: Mapping[str, Any]) -> dict[str, Any]:
+    """One query for the page and its total. Only a page past the end (no rows, offset > 0) needs a
+    second query for the total."""
+    items: list[dict[str, Any]] = await reads.all(_paged(stmt), **values, **{_LIMIT: params.limit,
+                                                                            _OFFSET: params.offset})
+    if items:
+        total = items[0][_TOTAL]
+        for item in items:
+            del item[_TOTAL]
+    elif params.offset:
+        counted = await reads.one(select(func.count()).select_from(stmt.order_by(None).subquery()), **values)
+        total = next(iter(counted.values())) if counted else 0
+    else:
+        total = 0
+    return {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
 
 
 def read_columns(model: Any, schema: type[BaseModel]) -> list[Any]:
