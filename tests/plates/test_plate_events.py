@@ -239,3 +239,35 @@ async def test_camera_with_events_cannot_be_deleted(client):
     r = await client.delete(f"/api/v1/cameras/{cam}")
     assert r.status_code == 409
     assert (await client.get(f"/api/v1/cameras/{cam}")).status_code == 200
+
+
+async def test_ingest_claims_its_blob_keys_so_a_deleter_holding_one_makes_it_wait(server, client):
+    """Ingest takes a shared lock on each blob key before writing it (folded into its first query): a
+    purge holding the key's exclusive lock (deciding whether the blob is still referenced) makes the
+    ingest wait, so the purge can never delete a blob between the ingest's write and its commit."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from vigil.core.db import session_scope
+    from vigil.core.storage import blob_lock_id, content_key
+
+    cam = await make_camera(client)
+    frame = image_bytes("PNG", (40, 20), (1, 2, 3))
+    key = content_key(frame, prefix="plates/frames", ext="png")
+    async with session_scope(server.ctx.sessionmaker) as deleter:
+        await deleter.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": blob_lock_id(key)})
+        ingest = asyncio.create_task(client.post(URL, files=multipart(event(cam, event_uid="claimed"), frame=frame)))
+        waiting = 0
+        for _ in range(200):
+            waiting = await deleter.scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND (classid::bigint << 32) + objid::bigint = (:id)::bigint & x'ffffffffffffffff'::bigint"),
+                {"id": blob_lock_id(key)})
+            if waiting or ingest.done():
+                break
+            await asyncio.sleep(0.05)
+        assert waiting == 1 and not ingest.done()
+    r = await ingest  # the deleter committed: the ingest goes on
+    assert r.status_code == 201, r.text
+    assert (await client.get(r.json()["frame_url"])).content == frame

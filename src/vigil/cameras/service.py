@@ -11,7 +11,7 @@ import uuid
 from typing import Any, cast
 
 from loguru import logger
-from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy import CursorResult, ScalarSelect, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.cameras.models import Camera, ModelConfig, Sensor
@@ -97,6 +97,12 @@ async def camera_exists(session: AsyncSession, *, camera_id: uuid.UUID, lock: bo
     if lock:
         stmt = stmt.with_for_update(key_share=True)
     return await session.scalar(stmt) is not None
+
+
+def name_of(camera_id: Any) -> ScalarSelect[str]:
+    """The camera's name as a scalar subquery, NULL when there is no such camera: for another domain to
+    fold the existence check into a query it runs anyway, instead of a round trip of its own."""
+    return select(Camera.name).where(Camera.id == camera_id).scalar_subquery()
 
 
 async def camera_names(session: AsyncSession, *, camera_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:

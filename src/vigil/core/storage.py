@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, bindparam, func, select
 
 from vigil.core.db import after_commit, create_sessionmaker, session_scope
 from vigil.core.errors import ServiceUnavailable
@@ -49,6 +49,15 @@ def content_key(data: bytes, *, prefix: str, ext: str) -> str:
 def key_for_digest(digest: str, *, prefix: str, ext: str) -> str:
     """content_key for bytes whose SHA-256 the caller already has (large files: hash once, off the loop)."""
     return f"{prefix}/{digest[:2]}/{digest}.{ext.lstrip('.')}"
+
+
+def check_key(key: str) -> str:
+    """`key` if it names something inside a store: relative, with no empty, `.` or `..` segment; else
+    ValueError. Every backend checks keys with this one rule."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"blob key escapes the store: {key!r}")
+    return key
 
 
 class StorageUnavailable(ServiceUnavailable):
@@ -105,10 +114,9 @@ class LocalBlobStore:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root) or path == self.root:
-            raise ValueError(f"blob key escapes the store: {key!r}")
-        return path
+        # Checked by its text, not with Path.resolve(), which costs an lstat per path segment on every
+        # put and read; only the store writes under its root, so there are no links to follow.
+        return self.root / check_key(key)
 
     def _put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -197,25 +205,18 @@ class S3BlobStore:
                              "base": 2.0}}
         self.store = S3Store(bucket, config=config, client_options=client_options, retry_config=retry)
 
-    @staticmethod
-    def _check_key(key: str) -> str:
-        parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"blob key escapes the store: {key!r}")
-        return key
-
     async def put(self, key: str, data: bytes) -> None:
         import obstore
 
         # Same key, same bytes: overwriting is harmless, and cheaper than asking first.
         with _s3_errors(key):
-            await obstore.put_async(self.store, self._check_key(key), data)
+            await obstore.put_async(self.store, check_key(key), data)
 
     async def get(self, key: str) -> bytes:
         import obstore
 
         with _s3_errors(key):
-            result = await obstore.get_async(self.store, self._check_key(key))
+            result = await obstore.get_async(self.store, check_key(key))
             return bytes(await result.bytes_async())
 
     async def open(self, key: str) -> BlobBody:
@@ -223,7 +224,7 @@ class S3BlobStore:
         import obstore
 
         with _s3_errors(key):
-            result = await obstore.get_async(self.store, self._check_key(key))
+            result = await obstore.get_async(self.store, check_key(key))
 
         async def chunks() -> AsyncIterator[bytes]:
             async for chunk in result.stream(min_chunk_size=CHUNK_BYTES):
@@ -237,7 +238,7 @@ class S3BlobStore:
     async def delete_many(self, keys: Iterable[str]) -> None:
         import obstore
 
-        paths = [self._check_key(k) for k in keys]
+        paths = [check_key(k) for k in keys]
         for start in range(0, len(paths), 1000):  # S3 DeleteObjects takes up to 1000 keys
             with _s3_errors(paths[start]):  # a missing key is not an error
                 await obstore.delete_async(self.store, paths[start:start + 1000])
@@ -247,7 +248,7 @@ class S3BlobStore:
 
         try:
             with _s3_errors(key):
-                await obstore.head_async(self.store, self._check_key(key))
+                await obstore.head_async(self.store, check_key(key))
         except FileNotFoundError:
             return False
         return True
@@ -264,7 +265,7 @@ class S3BlobStore:
         import obstore
 
         with _s3_errors(key):
-            return await obstore.sign_async(self.store, "GET", self._check_key(key),
+            return await obstore.sign_async(self.store, "GET", check_key(key),
                                             timedelta(seconds=expires_s))
 
 
@@ -297,6 +298,26 @@ async def claim_blob(session: AsyncSession, key: str) -> None:
     """Hold a shared lock on `key` until this transaction ends, so no delete of the key's last old
     reference can remove the blob between our write of it and our commit of the row naming it."""
     await session.execute(select(func.pg_advisory_xact_lock_shared(blob_lock_id(key))))
+
+
+_LOCK_IDS = bindparam("vigil_blob_locks", type_=ARRAY(BigInteger))
+
+
+def claim_blobs_expression() -> ColumnElement[int]:
+    """`claim_blob` for several keys, as a column to fold into a query the caller runs anyway: the number
+    of keys claimed. The keys go in as `blob_lock_ids(keys)` under `BLOB_LOCKS_PARAM`; the locks are taken
+    in that (sorted) order, the order deleters lock in, so a writer and a deleter cannot deadlock."""
+    lock = func.unnest(_LOCK_IDS).table_valued("id").render_derived()  # a function scan: array order
+    return (select(func.count(func.pg_advisory_xact_lock_shared(lock.c.id)))
+            .select_from(lock).scalar_subquery())
+
+
+BLOB_LOCKS_PARAM = _LOCK_IDS.key
+
+
+def blob_lock_ids(keys: Iterable[str]) -> list[int]:
+    """The advisory lock ids of `keys`, deduplicated, in the order every claimer and deleter uses."""
+    return [blob_lock_id(key) for key in sorted(set(keys))]
 
 
 Referenced = Callable[["AsyncSession", list[str]], Awaitable[set[str]]]

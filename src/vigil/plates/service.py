@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,14 @@ from vigil.core.errors import NotFound, ValidationFailed
 from vigil.core.messaging import emit
 from vigil.core.pagination import PageParams, paginate
 from vigil.core.retention import RetentionPolicy, delete_chunk
-from vigil.core.storage import BlobStore, claim_blob, content_key, delete_unreferenced
+from vigil.core.storage import (
+    BLOB_LOCKS_PARAM,
+    BlobStore,
+    blob_lock_ids,
+    claim_blobs_expression,
+    content_key,
+    delete_unreferenced,
+)
 from vigil.plates.images import inspect_image
 from vigil.plates.models import PlateEvent, WatchlistEntry
 from vigil.plates.normalize import normalize_plate, within_distance
@@ -65,6 +72,30 @@ async def _store_images(storage: BlobStore, images: dict[str, bytes], keys: dict
     await asyncio.gather(*(storage.put(keys[part][0], data) for part, data in images.items()))
 
 
+# Before the insert, one round trip: the camera's name (NULL: unknown camera), the first event with this
+# event_uid (a repeat), and a shared claim on each blob key until the commit, so that a concurrent purge
+# of an old event sharing a key keeps the blob.
+_PREFLIGHT = select(
+    cameras.name_of(bindparam("camera_id")).label("camera_name"),
+    select(PlateEvent.id).where(PlateEvent.event_uid == bindparam("event_uid")).scalar_subquery().label("first_id"),
+    claim_blobs_expression().label("claimed"),
+)
+_EVENTS = cast(Table, PlateEvent.__table__)
+_WATCHLIST = cast(Table, WatchlistEntry.__table__)
+_INSERTED_COLUMNS = ("id", "event_uid", "camera_id", "plate", "plate_normalized", "confidence", "captured_at",
+                     "region", "vehicle", "tpms", "bbox", "frame_key", "frame_type", "crop_key", "crop_type")
+# The insert and the watchlist lookup of its plate, in one statement. No row: a concurrent request with the
+# same event_uid won the race.
+_inserted = (
+    insert(_EVENTS).values({name: bindparam(name) for name in _INSERTED_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["event_uid"]).returning(*_EVENTS.c).cte("inserted")
+)
+_INSERT = select(
+    _inserted, _WATCHLIST.c.id.label("watch_id"), _WATCHLIST.c.label.label("watch_label"),
+    _WATCHLIST.c.severity.label("watch_severity"),
+).select_from(_inserted.outerjoin(_WATCHLIST, _WATCHLIST.c.plate_normalized == _inserted.c.plate_normalized))
+
+
 async def ingest_event(
     session: AsyncSession,
     *,
@@ -73,60 +104,51 @@ async def ingest_event(
     images: dict[str, bytes],
     max_image_bytes: int,
     max_image_pixels: int,
-) -> tuple[PlateEvent, bool]:
-    """Store one event; returns (event, created). A known `event_uid` returns the first event untouched.
+) -> tuple[PlateEvent | dict[str, Any], bool]:
+    """Store one event; returns (event, created): the new row's columns, or the first event (an entity)
+    for a known `event_uid`, untouched.
 
     Images are checked before the first query (a bad one never touches the database); blobs are
     written, concurrently, only for a new event, before its row. They are content-addressed, so a
-    rolled-back request leaves at most an unreferenced file that the same bytes would reuse.
+    rolled-back request leaves at most an unreferenced file that the same bytes would reuse. Three round
+    trips in all: the checks with the blob claims, the insert with the watchlist lookup, and the commit
+    (which also writes the outbox row).
     """
     unknown = set(images) - set(IMAGE_PARTS)
     if unknown:
         raise ValidationFailed(f"Unknown image part(s): {', '.join(sorted(unknown))}.")
     stored = _check_images(images, max_bytes=max_image_bytes, max_pixels=max_image_pixels)
-    try:
-        camera = await cameras.get_camera(session, camera_id=event_in.camera_id)
-    except cameras.CameraNotFound:
-        raise _unknown_camera(event_in.camera_id) from None
-    if event_in.event_uid and (first := await _by_uid(session, event_in.event_uid)) is not None:
+    checked = (await session.execute(_PREFLIGHT, {
+        "camera_id": event_in.camera_id, "event_uid": event_in.event_uid,
+        BLOB_LOCKS_PARAM: blob_lock_ids(key for key, _ in stored.values()),
+    })).one()
+    if checked.camera_name is None:
+        raise _unknown_camera(event_in.camera_id)
+    if checked.first_id is not None:
+        first = await get_event(session, event_id=checked.first_id)
         logger.info("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
         return first, False
-    # Each key is claimed until the commit, so a concurrent purge of an old event sharing it keeps the blob;
-    # in sorted order, the order deleters lock in: no deadlock between us.
-    for key in sorted({key for key, _ in stored.values()}):
-        await claim_blob(session, key)
     await _store_images(storage, images, stored)
     values: dict[str, Any] = event_in.model_dump(exclude={"vehicle"})
     values["vehicle"] = event_in.vehicle.model_dump(exclude_none=True) if event_in.vehicle else None
+    values["id"] = uuid.uuid4()
     values["plate_normalized"] = normalize_plate(event_in.plate)
-    for part, (key, media_type) in stored.items():
-        values[f"{part}_key"], values[f"{part}_type"] = key, media_type
-    stmt = (
-        insert(PlateEvent)
-        .values(id=uuid.uuid4(), **values)
-        .on_conflict_do_nothing(index_elements=[PlateEvent.event_uid])
-        .returning(PlateEvent)
-    )
-    event = (await session.scalars(stmt)).one_or_none()
-    if event is None:  # a concurrent request with the same event_uid won the race
-        first = await _by_uid(session, event_in.event_uid or "")
-        if first is None:
+    for part in IMAGE_PARTS:
+        values[f"{part}_key"], values[f"{part}_type"] = stored.get(part, (None, None))
+    row = (await session.execute(_INSERT, values)).mappings().one_or_none()
+    if row is None:  # a concurrent request with the same event_uid won the race
+        first_or_none = await _by_uid(session, event_in.event_uid or "")
+        if first_or_none is None:
             raise RuntimeError("event_uid conflict without a stored event")
-        return first, False
-    emit(
-        session,
-        "plate.event",
-        PlateEventRead.model_validate(event).model_dump(mode="json"),
-        key=str(event.camera_id),
-    )
-    await _check_watchlist(session, event, camera_name=camera.name)
-    logger.info(
-        "plate event {} stored (camera_id={} plate={} images={})",
-        event.id,
-        event.camera_id,
-        event.plate_normalized,
-        ",".join(stored) or "-",
-    )
+        return first_or_none, False
+    event = {name: row[name] for name in PlateEventRead.model_fields}
+    emit(session, "plate.event", PlateEventRead.model_validate(event).model_dump(mode="json"),
+         key=str(event["camera_id"]))
+    if row["watch_id"] is not None:
+        await _watchlist_hit(session, event, camera_name=checked.camera_name, watch_id=row["watch_id"],
+                             label=row["watch_label"], severity=row["watch_severity"])
+    logger.info("plate event {} stored (camera_id={} plate={} images={})", event["id"], event["camera_id"],
+                event["plate_normalized"], ",".join(stored) or "-")
     return event, True
 
 
@@ -300,41 +322,32 @@ async def stats(
 # --- watchlist -------------------------------------------------------------------------------
 
 
-async def _check_watchlist(session: AsyncSession, event: PlateEvent, *, camera_name: str) -> None:
-    """Raise (or bump) a `watchlist_hit` alert when the event's plate is listed; one alert per plate."""
-    entry = await session.scalar(
-        select(WatchlistEntry).where(WatchlistEntry.plate_normalized == event.plate_normalized)
-    )
-    if entry is None:
-        return
-    label = f" ({entry.label})" if entry.label else ""
+async def _watchlist_hit(session: AsyncSession, event: dict[str, Any], *, camera_name: str, watch_id: uuid.UUID,
+                         label: str, severity: str) -> None:
+    """Raise (or bump) the `watchlist_hit` alert of a listed plate: one alert per plate."""
+    plate = event["plate_normalized"]
     alert, created = await alerts.raise_alert(
         session,
         source="plate",
         kind="watchlist_hit",
-        severity=entry.severity,
-        subject=event.plate_normalized,
-        title=f"Watchlisted plate {event.plate_normalized}{label} seen by {camera_name}",
+        severity=severity,
+        subject=plate,
+        title=f"Watchlisted plate {plate}{f' ({label})' if label else ''} seen by {camera_name}",
         data={
-            "plate": event.plate_normalized,
-            "plate_raw": event.plate,
-            "label": entry.label,
-            "watchlist_id": str(entry.id),
-            "event_id": str(event.id),
-            "camera_id": str(event.camera_id),
+            "plate": plate,
+            "plate_raw": event["plate"],
+            "label": label,
+            "watchlist_id": str(watch_id),
+            "event_id": str(event["id"]),
+            "camera_id": str(event["camera_id"]),
             "camera_name": camera_name,
-            "confidence": event.confidence,
-            "captured_at": event.captured_at.isoformat(),
+            "confidence": event["confidence"],
+            "captured_at": event["captured_at"].isoformat(),
         },
-        at=event.captured_at,
+        at=event["captured_at"],
     )
-    logger.info(
-        "watchlist hit: plate {} event {} alert {} ({})",
-        event.plate_normalized,
-        event.id,
-        alert.id,
-        "new" if created else "repeat",
-    )
+    logger.info("watchlist hit: plate {} event {} alert {} ({})", plate, event["id"], alert.id,
+                "new" if created else "repeat")
 
 
 async def add_to_watchlist(session: AsyncSession, *, entry_in: WatchlistCreate) -> WatchlistEntry:
