@@ -15,9 +15,11 @@ The S3 backend uses obstore (Rust `object_store`): measured against moto's serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,17 +121,25 @@ class LocalBlobStore:
         return self.root / check_key(key)
 
     def _put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        if path.exists():
+        path = os.fspath(self._path(key))
+        if os.path.exists(path):  # content-addressed: the same key holds the same bytes
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # A temp file next to the target, renamed over it: readers see the whole blob or none. Its folder
+        # is made only when the first write into it fails for want of it (a stat saved on every other put).
+        tmp = os.path.join(os.path.dirname(path), f".tmp-{uuid.uuid4().hex}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(tmp, flags, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     async def put(self, key: str, data: bytes) -> None:
