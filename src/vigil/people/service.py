@@ -123,7 +123,8 @@ async def create_person(session: AsyncSession, *, person_in: PersonCreate, cache
     if created is None:
         raise DuplicateGlobalId(f"A person with global_id {person_in.global_id} already exists.")
     invalidate_directory(session, cache=cache)
-    logger.info("person {} created (global_id {}, zone {})", created["id"], person_in.global_id, person_in.zone_id)
+    # DEBUG: creates come in bulk (edge sync); the access line and the audit log already record each one.
+    logger.debug("person {} created (global_id {}, zone {})", created["id"], person_in.global_id, person_in.zone_id)
     return dict(created)
 
 

@@ -126,7 +126,7 @@ async def ingest_event(
         raise _unknown_camera(event_in.camera_id)
     if checked.first_id is not None:
         first = await get_event(session, event_id=checked.first_id)
-        logger.info("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
+        logger.debug("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
         return first, False
     await _store_images(storage, images, stored)
     values: dict[str, Any] = event_in.model_dump(exclude={"vehicle"})
@@ -147,7 +147,8 @@ async def ingest_event(
     if row["watch_id"] is not None:
         await _watchlist_hit(session, event, camera_name=checked.camera_name, watch_id=row["watch_id"],
                              label=row["watch_label"], severity=row["watch_severity"])
-    logger.info("plate event {} stored (camera_id={} plate={} images={})", event["id"], event["camera_id"],
+    # DEBUG: one line per ingested event would double the access line at camera rates (a watchlist hit is INFO).
+    logger.debug("plate event {} stored (camera_id={} plate={} images={})", event["id"], event["camera_id"],
                 event["plate_normalized"], ",".join(stored) or "-")
     return event, True
 
