@@ -76,38 +76,47 @@ async def get_ctx(conn: HTTPConnection) -> AppContext:
 CtxDep = Annotated[AppContext, Depends(get_ctx)]
 
 
-async def get_cache(ctx: CtxDep) -> Cache:
+# The getters below read the context straight from the app, not through CtxDep: each level of
+# dependencies costs FastAPI some microseconds on every request.
+async def get_cache(conn: HTTPConnection) -> Cache:
     """The Redis-backed cache with explicit invalidation."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx.cache
 
 
-async def get_storage(ctx: CtxDep) -> BlobStore:
+async def get_storage(conn: HTTPConnection) -> BlobStore:
     """Blob storage: the local directory, or S3 when configured."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx.storage
 
 
-async def get_redis(ctx: CtxDep) -> Redis:
+async def get_redis(conn: HTTPConnection) -> Redis:
     """The raw Redis client (recent messages, location state)."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx.redis
 
 
-async def get_hub(ctx: CtxDep) -> Hub:
+async def get_hub(conn: HTTPConnection) -> Hub:
     """The WebSocket hub that fans this instance's events out to its clients."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx.hub
 
 
-async def get_bus(ctx: CtxDep) -> Bus:
+async def get_bus(conn: HTTPConnection) -> Bus:
     """The Kafka producer (alerts, scenarios, what exporters publish)."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx.bus
 
 
-async def get_keys(ctx: CtxDep) -> KeyCache | None:
+async def get_keys(conn: HTTPConnection) -> KeyCache | None:
     """The resolved-key cache, told when a key is revoked; None where the app runs without one."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx.keys
 
 
-async def get_reads(ctx: CtxDep) -> Reads:
+async def get_reads(conn: HTTPConnection) -> Reads:
     """The asyncpg pool for hot read-only statements (core/reads.py)."""
+    ctx: AppContext = conn.app.state.ctx
     if ctx.reads is None:
         raise RuntimeError("this app context has no read pool")
     return ctx.reads

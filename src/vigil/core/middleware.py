@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from typing import Any
 
 from loguru import logger
@@ -47,6 +48,10 @@ class RequestLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._instruments: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # bounded: templates x statuses
+        # Request ids: 8 random hex digits per process, then a counter. Unique across instances and
+        # workers (each builds its own middleware) without a uuid4 (a getrandom call) on every request.
+        self._id_prefix = os.urandom(4).hex()
+        self._ids = itertools.count()
 
     def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
         instruments = self._instruments.get((method, route, status))
@@ -65,7 +70,7 @@ class RequestLogMiddleware:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
                 break
-        request_id = request_id or uuid.uuid4().hex[:16]
+        request_id = request_id or f"{self._id_prefix}{next(self._ids) & 0xFFFFFFFF:08x}"
         status = 500
         start = time.perf_counter()
 
