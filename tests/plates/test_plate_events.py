@@ -268,6 +268,8 @@ async def test_ingest_claims_its_blob_keys_so_a_deleter_holding_one_makes_it_wai
                 break
             await asyncio.sleep(0.05)
         assert waiting == 1 and not ingest.done()
+        # The claim comes before the write: while the deleter decides, the blob is not there yet.
+        assert not await server.ctx.storage.exists(key)
     r = await ingest  # the deleter committed: the ingest goes on
     assert r.status_code == 201, r.text
     assert (await client.get(r.json()["frame_url"])).content == frame

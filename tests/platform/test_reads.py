@@ -115,7 +115,7 @@ async def test_a_statement_built_per_request_compiles_once_and_keeps_its_own_val
 
         page = await paginate(reads, named("Shape B"), PageParams(limit=1, offset=1), dicts=True)
         assert page == {"items": [{"global_id": 91103}], "total": 2, "limit": 1, "offset": 1}
-        # The total rides on the page's rows (count(*) OVER ()); past the end it is counted on its own.
+        # The total holds past the last page, and with no match at all.
         assert await paginate(reads, named("Shape B"), PageParams(limit=1, offset=5), dicts=True) == {
             "items": [], "total": 2, "limit": 1, "offset": 5}
         assert await paginate(reads, named("Nobody"), PageParams(), dicts=True) == {
@@ -193,3 +193,14 @@ async def test_after_the_database_drops_the_connections_reads_fail_at_most_once_
     finally:
         await admin.close()
         await reads.close()
+
+
+def test_json_deeper_than_pydantic_core_parses_is_still_decoded():
+    """JSONB can nest deeper than pydantic-core's parser goes (about 200 levels): the stdlib takes it."""
+    import json
+
+    from vigil.core.reads import _decode_json
+
+    deep = "[" * 300 + "]" * 300
+    assert _decode_json(deep) == json.loads(deep)
+    assert _decode_json('{"a": [1, 2.5, null, true], "b": "\\u00e9"}') == {"a": [1, 2.5, None, True], "b": "é"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
@@ -53,7 +54,7 @@ async def paginate(
     Items are the first column of each row (`scalars`, e.g. entities), the rows themselves, or with
     `dicts` one dict per row, keyed by column name: for a `select(*read_columns(...))`, which skips the
     ORM's entity loading and identity map and lets the response model validate plain dicts. With the app's
-    `Reads` as `source` (dicts only) the page and its total are one query on the asyncpg read pool, with no
+    `Reads` as `source` (dicts only) the page and its total run at once on the asyncpg read pool, with no
     session at all. `values` fill the statement's `bindparam`s: a statement built once per filter shape and
     run with values is compiled and cached once, where one built per request pays SQLAlchemy's cache key."""
     if isinstance(source, Reads):
@@ -71,40 +72,34 @@ async def paginate(
     return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
 
 
-_TOTAL, _LIMIT, _OFFSET = "__vigil_total", "__vigil_limit", "__vigil_offset"
-_PAGED: dict[int, tuple[Select[Any], Select[Any]]] = {}  # base statement id -> (base, its page statement)
+_LIMIT, _OFFSET = "__vigil_limit", "__vigil_offset"
+_PAGED: dict[int, tuple[Select[Any], Select[Any], Select[Any]]] = {}  # base id -> (base, count, page)
 
 
-def _paged(stmt: Select[Any]) -> Select[Any]:
-    """`stmt` with its total (`count(*) OVER ()`, counted over every matching row before LIMIT) and
-    LIMIT/OFFSET as parameters: built once per statement object, so a constant statement is one shape."""
+def _paged(stmt: Select[Any]) -> tuple[Select[Any], Select[Any]]:
+    """The count of `stmt`'s rows and one page of them (LIMIT/OFFSET as parameters), built once per
+    statement object, so that a constant statement is compiled and cached once."""
     seen = _PAGED.get(id(stmt))
     if seen is not None and seen[0] is stmt:
-        return seen[1]
-    page = (stmt.add_columns(func.count().over().label(_TOTAL))
-            .limit(bindparam(_LIMIT, type_=Integer)).offset(bindparam(_OFFSET, type_=BigInteger)))
+        return seen[1], seen[2]
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
+    page = stmt.limit(bindparam(_LIMIT, type_=Integer)).offset(bindparam(_OFFSET, type_=BigInteger))
     if len(_PAGED) >= 256:
         _PAGED.clear()
-    _PAGED[id(stmt)] = (stmt, page)
-    return page
+    _PAGED[id(stmt)] = (stmt, count, page)
+    return count, page
 
 
 async def _paginate_reads(reads: Reads, stmt: Select[Any], params: PageParams,
                           values: Mapping[str, Any]) -> dict[str, Any]:
-    """One query for the page and its total. Only a page past the end (no rows, offset > 0) needs a
-    second query for the total."""
-    items: list[dict[str, Any]] = await reads.all(_paged(stmt), **values, **{_LIMIT: params.limit,
-                                                                            _OFFSET: params.offset})
-    if items:
-        total = items[0][_TOTAL]
-        for item in items:
-            del item[_TOTAL]
-    elif params.offset:
-        counted = await reads.one(select(func.count()).select_from(stmt.order_by(None).subquery()), **values)
-        total = next(iter(counted.values())) if counted else 0
-    else:
-        total = 0
-    return {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
+    """The total and the page, as two queries on two pooled connections at once: one round trip of
+    waiting. (A `count(*) OVER ()` on the page would be one query, but it makes PostgreSQL read and sort
+    every matching row instead of stopping after the page.)"""
+    count, page = _paged(stmt)
+    counted, items = await asyncio.gather(
+        reads.one(count, **values), reads.all(page, **values, **{_LIMIT: params.limit, _OFFSET: params.offset}))
+    total = next(iter(counted.values())) if counted else 0
+    return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
 
 
 def read_columns(model: Any, schema: type[BaseModel]) -> list[Any]:

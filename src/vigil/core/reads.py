@@ -67,10 +67,19 @@ def _check_type(type_: TypeEngine[Any], what: str) -> None:
         raise TypeError(f"Reads runs only plain SQLAlchemy types; {what} is {type(type_).__name__}")
 
 
+def _decode_json(text: str) -> Any:
+    """pydantic-core's parser (about 5x json.loads on small objects); json.loads for what it refuses and
+    the stdlib takes (nesting past about 200 levels, numbers of thousands of digits)."""
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        return json.loads(text)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # As SQLAlchemy's asyncpg dialect decodes them: JSON values as Python objects.
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=pydantic_core.from_json, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=_decode_json, schema="pg_catalog")
 
 
 class Reads:

@@ -124,8 +124,8 @@ async def ingest_event(
     })).one()
     if checked.camera_name is None:
         raise _unknown_camera(event_in.camera_id)
-    if checked.first_id is not None:
-        first = await get_event(session, event_id=checked.first_id)
+    # A repeat, unless retention deleted the first event since: then this one is new.
+    if checked.first_id is not None and (first := await session.get(PlateEvent, checked.first_id)) is not None:
         logger.debug("plate event {} repeated (event_uid={!r})", first.id, event_in.event_uid)
         return first, False
     await _store_images(storage, images, stored)
@@ -135,6 +135,9 @@ async def ingest_event(
     values["plate_normalized"] = normalize_plate(event_in.plate)
     for part in IMAGE_PARTS:
         values[f"{part}_key"], values[f"{part}_type"] = stored.get(part, (None, None))
+    if values.keys() != set(_INSERTED_COLUMNS):  # a field added to the schema must be stored, not dropped
+        differ = sorted(values.keys() ^ set(_INSERTED_COLUMNS))
+        raise RuntimeError(f"plate insert columns differ from the event: {differ}")
     row = (await session.execute(_INSERT, values)).mappings().one_or_none()
     if row is None:  # a concurrent request with the same event_uid won the race
         first_or_none = await _by_uid(session, event_in.event_uid or "")
