@@ -158,6 +158,43 @@ async def test_a_statement_with_parameters_is_one_shape_and_pages_alike_on_reads
         await engine.dispose()
 
 
+async def test_a_page_with_rows_is_one_query_whose_sort_still_stops_at_the_page(client, base_settings):
+    """The total rides on the page's rows as a scalar subquery: one statement per page, and PostgreSQL
+    plans the count once (an InitPlan) with no window over every matching row. Only an offset past the
+    end counts on its own."""
+    from vigil.core.pagination import PageParams, _paged, paginate
+
+    for global_id in (91301, 91302, 91303):
+        r = await client.post("/api/v1/people", json={"global_id": global_id, "name": "One Query"})
+        assert r.status_code == 201, r.text
+    named = select(Person.global_id).where(Person.name == "One Query").order_by(Person.global_id)
+    statements: list[str] = []
+
+    class Counting(Reads):
+        async def _fetch(self, statement, params):  # type: ignore[no-untyped-def]
+            statements.append(self._statement(statement)[0].compiled.string)
+            return await super()._fetch(statement, params)
+
+    reads = Counting(base_settings.database_url, max_size=2, acquire_timeout_s=2)
+    try:
+        page = await paginate(reads, named, PageParams(limit=2, offset=1), dicts=True)
+        assert page == {"items": [{"global_id": 91302}, {"global_id": 91303}], "total": 3, "limit": 2, "offset": 1}
+        assert len(statements) == 1
+        assert await paginate(reads, named, PageParams(limit=2, offset=3), dicts=True) == {
+            "items": [], "total": 3, "limit": 2, "offset": 3}
+        assert len(statements) == 3  # the empty page, then its count
+
+        _, page_stmt = _paged(named)
+        compiled, extracted = reads._statement(page_stmt)
+        async with (await reads._get_pool()).acquire() as conn:
+            explained = await conn.fetchval("EXPLAIN (FORMAT JSON) " + compiled.compiled.string,
+                                            *compiled.args({"__vigil_limit": 2, "__vigil_offset": 0}, extracted))
+        text = str(explained)
+        assert "WindowAgg" not in text and "InitPlan" in text, text
+    finally:
+        await reads.close()
+
+
 async def test_after_the_database_drops_the_connections_reads_fail_at_most_once_and_only_with_503(base_settings):
     """A restart drops every connection. Whether the server's termination notices reached the pooled
     connections before the next read (asyncpg then reconnects, or fails with InternalClientError) or not
@@ -195,7 +232,7 @@ async def test_after_the_database_drops_the_connections_reads_fail_at_most_once_
         await reads.close()
 
 
-def test_json_deeper_than_pydantic_core_parses_is_still_decoded():
+async def test_json_deeper_than_pydantic_core_parses_is_still_decoded():
     """JSONB can nest deeper than pydantic-core's parser goes (about 200 levels): the stdlib takes it."""
     import json
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
@@ -72,18 +71,24 @@ async def paginate(
     return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
 
 
-_LIMIT, _OFFSET = "__vigil_limit", "__vigil_offset"
+_LIMIT, _OFFSET, _TOTAL = "__vigil_limit", "__vigil_offset", "__vigil_total"
 _PAGED: dict[int, tuple[Select[Any], Select[Any], Select[Any]]] = {}  # base id -> (base, count, page)
 
 
 def _paged(stmt: Select[Any]) -> tuple[Select[Any], Select[Any]]:
-    """The count of `stmt`'s rows and one page of them (LIMIT/OFFSET as parameters), built once per
-    statement object, so that a constant statement is compiled and cached once."""
+    """The count of `stmt`'s rows, and one page of them (LIMIT/OFFSET as parameters) that carries that
+    count on each row, built once per statement object, so that a constant statement is compiled and
+    cached once.
+
+    The count on the page is an uncorrelated scalar subquery: PostgreSQL runs it once (an InitPlan) next
+    to the page, and still stops the page's sort after LIMIT + OFFSET rows. (`count(*) OVER ()` would
+    make it read and sort every matching row.)"""
     seen = _PAGED.get(id(stmt))
     if seen is not None and seen[0] is stmt:
         return seen[1], seen[2]
     count = select(func.count()).select_from(stmt.order_by(None).subquery())
-    page = stmt.limit(bindparam(_LIMIT, type_=Integer)).offset(bindparam(_OFFSET, type_=BigInteger))
+    page = (stmt.add_columns(count.correlate(None).scalar_subquery().label(_TOTAL))
+            .limit(bindparam(_LIMIT, type_=Integer)).offset(bindparam(_OFFSET, type_=BigInteger)))
     if len(_PAGED) >= 256:
         _PAGED.clear()
     _PAGED[id(stmt)] = (stmt, count, page)
@@ -92,13 +97,19 @@ def _paged(stmt: Select[Any]) -> tuple[Select[Any], Select[Any]]:
 
 async def _paginate_reads(reads: Reads, stmt: Select[Any], params: PageParams,
                           values: Mapping[str, Any]) -> dict[str, Any]:
-    """The total and the page, as two queries on two pooled connections at once: one round trip of
-    waiting. (A `count(*) OVER ()` on the page would be one query, but it makes PostgreSQL read and sort
-    every matching row instead of stopping after the page.)"""
+    """The page and its total in one query on one pooled connection. Only a page with no rows past the
+    first (an offset past the end) asks for the total on its own."""
     count, page = _paged(stmt)
-    counted, items = await asyncio.gather(
-        reads.one(count, **values), reads.all(page, **values, **{_LIMIT: params.limit, _OFFSET: params.offset}))
-    total = next(iter(counted.values())) if counted else 0
+    items = await reads.all(page, **values, **{_LIMIT: params.limit, _OFFSET: params.offset})
+    if items:
+        total = items[0][_TOTAL]
+        for item in items:
+            del item[_TOTAL]
+    elif params.offset:
+        counted = await reads.one(count, **values)
+        total = next(iter(counted.values())) if counted else 0
+    else:
+        total = 0
     return {"items": items, "total": total or 0, "limit": params.limit, "offset": params.offset}
 
 
