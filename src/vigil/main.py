@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -74,10 +73,16 @@ class Runtime:
             batch_size=ctx.settings.outbox_batch_size,
             route=lambda topic: "redpanda" if topic in registry.REDPANDA_TOPICS else "kafka",
             on_parked=registry.outbox_parked_hook(ctx),
+            on_published=self._to_hub,
         )
         self.consumers: list[ConsumerRunner] = []
         self.consumers_started = asyncio.Event()
         self.domains = AsyncExitStack()  # registry.lifespan_hooks, closed in reverse order
+
+    def _to_hub(self, topic: str, partition: int, offset: int, payload: str) -> None:
+        # Events this process published reach its own WebSocket clients without the broker round trip.
+        if topic == EVENTS_TOPIC:
+            self.ctx.hub.from_relay(partition, offset, payload)
 
     def consumer_status(self) -> dict[str, dict[str, Any]]:
         """Each consumer's state for /health: running, or waiting/starting with the reason."""
@@ -89,10 +94,7 @@ class Runtime:
         hub = self.ctx.hub
 
         async def to_websockets(record: ConsumerRecord) -> None:
-            message = json.loads(record.value)
-            if isinstance(message, dict) and "type" in message:
-                # The record is the frame: compact JSON written by the relay, so it is sent as is.
-                hub.dispatch(message, text=record.value.decode())
+            hub.from_log(record.partition, record.offset, record.value.decode() if record.value else "")
 
         return ConsumerSpec(
             name="ws-fanout", topics=[EVENTS_TOPIC], handler=to_websockets, group=None,

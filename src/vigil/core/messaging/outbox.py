@@ -160,6 +160,9 @@ class ParkedEvent:
 
 
 OnParked = Callable[[list[ParkedEvent]], Awaitable[None]]
+# Called for each acknowledged row, in id order, as soon as the broker acknowledged its batch:
+# (topic, partition, offset, payload). It must not block (the WebSocket hub takes it).
+OnPublished = Callable[[str, int, int, str], Any]
 
 
 _wakers: set[asyncio.Event] = set()
@@ -236,13 +239,14 @@ class OutboxRelay:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], buses: dict[str, Bus], *,
                  poll_interval_s: float = 0.5, batch_size: int = 200, route: Callable[[str], str] | None = None,
-                 on_parked: OnParked | None = None) -> None:
+                 on_parked: OnParked | None = None, on_published: OnPublished | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.buses = buses
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self.route = route or (lambda topic: "kafka")
         self.on_parked = on_parked
+        self.on_published = on_published
         self._wake = asyncio.Event()
         self._stopping = False
         self.parked = 0
@@ -297,7 +301,8 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[Any]) -> list[BaseException | None]:  # rows of _PENDING_BATCH
         """Send every row (the producer batches them per partition, in order) and return each row's
-        outcome: None when acknowledged, else the error. A row's payload is its stored JSON text."""
+        outcome: None when acknowledged, else the error. A row's payload is its stored JSON text.
+        Acknowledged rows go to `on_published` with where the broker put them."""
         outcomes: list[BaseException | asyncio.Future[Any] | None] = []
         for row in rows:
             try:
@@ -315,11 +320,18 @@ class OutboxRelay:
         if futures:
             await asyncio.gather(*futures, return_exceptions=True)
         results: list[BaseException | None] = []
-        for o in outcomes:
-            if isinstance(o, asyncio.Future):
-                results.append(asyncio.CancelledError() if o.cancelled() else o.exception())
-            else:
+        for row, o in zip(rows, outcomes, strict=True):
+            if not isinstance(o, asyncio.Future):
                 results.append(o)
+                continue
+            error = asyncio.CancelledError() if o.cancelled() else o.exception()
+            results.append(error)
+            if error is None and self.on_published is not None:
+                metadata = o.result()
+                try:
+                    self.on_published(row.topic, metadata.partition, metadata.offset, row.payload)
+                except Exception as exc:  # the row is published either way; the consumer side still has it
+                    logger.opt(exception=exc).error("outbox on_published hook failed")
         return results
 
     async def drain_once(self) -> int:
