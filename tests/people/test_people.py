@@ -45,6 +45,38 @@ async def test_crud_round_trip(client):
     assert (await client.delete(url)).status_code == 404
 
 
+async def test_a_person_is_encoded_exactly_as_its_response_model_would_encode_it(server, client):
+    """GET /people/{id} encodes the row without validating it into PersonRead (core/reads.json_rows): the
+    bytes must still be the model's own encoding, with and without a zone, for a round-second time, and
+    with text that needs escaping."""
+    from datetime import UTC, datetime
+
+    from pydantic import TypeAdapter
+    from sqlalchemy import update
+
+    from vigil.core.db import session_scope
+    from vigil.people.models import Person
+    from vigil.people.schemas import PersonRead
+
+    adapter = TypeAdapter(PersonRead)
+    await make_zone(client, "ZONE_ENC")
+    made = []
+    for global_id, body in ((91401, {"name": 'Zoë "Q" \\ x', "zone_id": "ZONE_ENC"}), (91402, {"name": "No Zone"})):
+        r = await client.post("/api/v1/people", json={"global_id": global_id, **body})
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    round_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with session_scope(server.ctx.sessionmaker) as session:
+        await session.execute(update(Person).where(Person.global_id == 91402).values(created_at=round_second))
+    for person in made:
+        r = await client.get(f"/api/v1/people/{person['id']}")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert r.content == adapter.dump_json(adapter.validate_json(r.content)), r.content
+    assert r.json()["created_at"] == "2026-01-02T03:04:05Z" and r.json()["zone_id"] is None
+    first = (await client.get(f"/api/v1/people/{made[0]['id']}")).json()
+    assert first == {**made[0], "updated_at": first["updated_at"]} and first["name"] == 'Zoë "Q" \\ x'
+
+
 async def test_errors(client):
     await make_zone(client, "ZONE_001")
     first = await make_person(client, 1, "One")

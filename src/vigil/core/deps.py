@@ -205,15 +205,17 @@ def reader(
     (key,) = inspect_model(model).primary_key
     statement = select(*read_columns(model, schema)).where(key == bindparam("ident"))
 
-    async def read(reads: ReadsDep, **path: Any) -> dict[str, Any]:
+    async def read(conn: HTTPConnection, **path: Any) -> dict[str, Any]:
+        # The pool straight from the app (as get_reads does), not through ReadsDep: one level of
+        # dependency solving less on every read.
         ident = path[param]
-        row = await reads.one(statement, ident=ident)
+        row = await (await get_reads(conn)).one(statement, ident=ident)
         if row is None:
             raise missing(model, ident, error=error, what=what)
         return row
 
     read.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-        inspect.Parameter("reads", inspect.Parameter.KEYWORD_ONLY, annotation=ReadsDep),
+        inspect.Parameter("conn", inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection),
         inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=id_type),
     ])
     read.__name__ = read.__qualname__ = f"read_{model.__name__}"

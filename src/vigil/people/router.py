@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Response
 
 from vigil.core.deps import CacheDep, CtxDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page, PageDep
+from vigil.core.reads import json_rows
 from vigil.core.routing import Router
 from vigil.people import service
 from vigil.people.deps import PersonDep, PersonReadDep
@@ -63,13 +64,13 @@ async def list_people(
 
 
 @router.get("/directory", response_model=dict[str, DirectoryEntry])
-async def directory(ctx: CtxDep, cache: CacheDep) -> Response:
+async def directory(ctx: CtxDep) -> Response:
     """{"<global_id>": {"name", "zone_id"}} for everyone; served from the cache (`people.directory`)."""
     # The cached JSON bytes as they are: the service built them from typed rows, and decoding,
     # re-validating and re-encoding every entry on each hit would cost more than the hit saves.
     # No request session: a hit needs none, and a miss opens its own.
     sessions = ctx.read_sessionmaker or ctx.sessionmaker
-    return Response(await service.directory_json(sessions, cache=cache), media_type="application/json")
+    return Response(await service.directory_json(sessions, cache=ctx.cache), media_type="application/json")
 
 
 @router.get("/stats", response_model=PeopleStats)
@@ -86,8 +87,10 @@ async def identify(body: IdentifyIn, session: SessionDep, gallery: GalleryDep) -
 
 
 @router.get("/{person_id}", response_model=PersonRead, responses=NOT_FOUND)
-async def get_person(person: PersonReadDep) -> Any:
-    return person
+async def get_person(person: PersonReadDep) -> Response:
+    # The row's columns are PersonRead's fields with its types: encoded as the model would encode them,
+    # without validating them into it first (core.reads.json_rows; a test compares the bytes).
+    return json_rows(person)
 
 
 @router.patch("/{person_id}", response_model=PersonRead, responses={**NOT_FOUND, **WRITE_ERRORS})
