@@ -46,9 +46,9 @@ async def create_user(body: PersonCreate, session: SessionDep, cache: CacheDep) 
 
 
 @router.get("/users-dict", response_model=dict[str, DirectoryEntry])
-async def users_dict(ctx: CtxDep, cache: CacheDep) -> Response:
+async def users_dict(ctx: CtxDep) -> Response:
     """The cached directory `{"<global_id>": {"name", "zone_id"}}`: `GET /api/v1/people/directory` itself."""
-    return await people_directory(ctx, cache)
+    return await people_directory(ctx)
 
 
 @router.get("/users/{global_id}", response_model=PersonRead, responses=USER_404)
