@@ -314,6 +314,31 @@ def vigil_rows(wrk: Wrk, url: str, tmp: Path, seeded: dict, workers: int, base: 
     return out
 
 
+def forget_bench_people(url: str, settings: Settings, key: str) -> int:
+    """Delete the people the POST row made, so the next worker count reads the same 200-person directory as
+    the first (and as the hand-written app's Redis GET). Without this the second run served a directory
+    about 30x bigger. One write through the API afterwards invalidates the cached directory."""
+    import asyncpg
+
+    async def delete() -> int:
+        conn = await asyncpg.connect((settings.database_url or "").replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            status = await conn.execute("DELETE FROM people WHERE global_id >= 1000000000")
+        finally:
+            await conn.close()
+        return int(status.split()[-1])
+
+    deleted = asyncio.run(delete())
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        made = client.post("/api/v1/people", json={"global_id": 999_999_999, "name": "invalidate"}, headers=auth)
+        made.raise_for_status()
+        client.delete(f"/api/v1/people/{made.json()['id']}", headers=auth).raise_for_status()
+        size = len(client.get("/api/v1/people/directory", headers=auth).content)
+    print(f"  (deleted the {deleted} people the POST row made; the directory is {size:,} bytes again)", flush=True)
+    return deleted
+
+
 def failed(row: dict) -> int:
     return row["non_2xx"] + row["socket_errors"]
 
@@ -366,6 +391,7 @@ def main() -> int:
                 try:
                     for n, w in enumerate(workers):
                         if n:
+                            forget_bench_people(url, settings, seeded["key"])
                             stop(proc)
                             proc, url = start_vigil(settings, tmp, w)
                         print(f"vigil, {w} worker(s), each row after its comparison:", flush=True)
