@@ -101,7 +101,6 @@ class Hub:
         self.clients: set[Client] = set()
         self._given: dict[int, int] = {}  # partition -> last offset given to clients (by either way)
         self._read: dict[int, int] = {}  # partition -> last offset the fan-out consumer read
-        self.via = {"relay": 0, "consumer": 0}
 
     def from_log(self, partition: int, offset: int, text: str) -> bool:
         """A record the fan-out consumer read: dispatched unless the relay already gave it. True if so."""
@@ -126,7 +125,6 @@ class Hub:
 
     def _give(self, partition: int, offset: int, text: str, via: str) -> None:
         self._given[partition] = offset
-        self.via[via] += 1
         WS_FANOUT.labels(via).inc()
         if not self.clients:
             return
