@@ -241,3 +241,29 @@ async def test_json_deeper_than_pydantic_core_parses_is_still_decoded():
     deep = "[" * 300 + "]" * 300
     assert _decode_json(deep) == json.loads(deep)
     assert _decode_json('{"a": [1, 2.5, null, true], "b": "\\u00e9"}') == {"a": [1, 2.5, None, True], "b": "é"}
+
+
+async def test_a_read_is_its_one_statement_with_no_reset_round_trip_when_the_connection_goes_back(base_settings):
+    """asyncpg's pool sends `... RESET ALL` on every release unless told otherwise: a second round trip per
+    read. The reads pool's connections go back as they are, so the last statement the server saw on one is
+    the read itself; and a connection left inside a transaction is still rolled back on release."""
+    import asyncpg
+
+    name = f"vigil-reads-{uuid.uuid4().hex[:8]}"
+    reads = Reads(base_settings.database_url, max_size=1, acquire_timeout_s=2, application_name=name)
+    admin = await asyncpg.connect(base_settings.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        marker = f"reads-marker-{uuid.uuid4().hex[:8]}"
+        assert await reads.one(select(literal_column(f"'{marker}'").label("m"))) == {"m": marker}
+        last = await admin.fetchval("SELECT query FROM pg_stat_activity WHERE application_name = $1", name)
+        assert marker in last and "RESET" not in last, last
+
+        pool = await reads._get_pool()
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await pool.release(conn)
+        state = await admin.fetchval("SELECT state FROM pg_stat_activity WHERE application_name = $1", name)
+        assert state == "idle", state  # not "idle in transaction"
+    finally:
+        await admin.close()
+        await reads.close()
