@@ -296,7 +296,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         compat.include_router(router)
     app.include_router(compat)
     mount_console(app)
-    install_route_index(app)  # after every route: a request goes straight to its route (core/routing.py)
+    # After every route: a request goes straight to its route, and skips `authorize` when AuthMiddleware
+    # has just run the same check for it (core/routing.py).
+    install_route_index(app, checked=(authorize,))
     return app
 
 

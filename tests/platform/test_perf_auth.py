@@ -305,3 +305,31 @@ async def test_access_lines_bypass_loguru_and_read_as_its_own_lines(server, monk
     finally:
         monkeypatch.undo()
         setup_logging(os.environ.get("VIGIL_TEST_LOG_LEVEL", "WARNING"))
+
+
+async def test_a_request_the_middleware_let_through_is_not_checked_twice_and_a_refused_one_never_runs(
+        server, make_key, monkeypatch):
+    """AuthMiddleware checks the key and scope of `/api/v1` routes; `authorize` does not repeat that for
+    the route the middleware checked (one `allows` per request). A key without the scope is still 403."""
+    from vigil.core.security import Principal
+
+    asked: list[str] = []
+    allows = Principal.allows
+
+    def counting(self, required):
+        asked.append(required)
+        return allows(self, required)
+
+    write, read = await make_key("write"), await make_key("read")
+    monkeypatch.setattr(Principal, "allows", counting)
+    async with httpx.AsyncClient(base_url=server.url) as c:
+        person = await c.post("/api/v1/people", json={"global_id": 93001, "name": "Once"}, headers=auth(write))
+        assert person.status_code == 201
+        assert asked == ["write"]
+        asked.clear()
+        assert (await c.get(f"/api/v1/people/{person.json()['id']}", headers=auth(read))).status_code == 200
+        assert asked == ["read"]
+        asked.clear()
+        r = await c.delete(f"/api/v1/people/{person.json()['id']}", headers=auth(read))
+        assert r.status_code == 403 and asked == ["write"]
+        assert (await c.get(f"/api/v1/people/{person.json()['id']}", headers=auth(read))).status_code == 200

@@ -172,3 +172,65 @@ async def test_routes_added_after_the_include_are_found(monkeypatch):
     async def inner_late() -> dict: return {}
 
     assert (await _tried(app, monkeypatch, "/api/v1/inner-late"))[1] is inner_late
+
+
+async def test_a_checked_dependency_is_skipped_only_for_the_route_a_middleware_marked():
+    """`install_route_index(checked=...)`: a request the middleware marked with its own route skips the
+    checked dependency; an unmarked request, or one marked with another route, runs it (and is refused by
+    it), and the route's other dependencies run either way."""
+    from fastapi import APIRouter, Depends, HTTPException, Request
+
+    from vigil.core.routing import find_route, install_route_index, mark_checked
+
+    calls = {"guard": 0, "other": 0}
+
+    async def guard(request: Request) -> None:
+        calls["guard"] += 1
+        if request.headers.get("x-key") != "good":
+            raise HTTPException(401)
+
+    async def other() -> int:
+        calls["other"] += 1
+        return 7
+
+    app = FastAPI()
+    api = APIRouter(prefix="/api", dependencies=[Depends(guard)])
+    inner = Router(prefix="/things")
+
+    @inner.get("/{thing_id}")
+    async def thing(thing_id: int, seven: int = Depends(other)) -> dict:
+        return {"id": thing_id, "seven": seven}
+
+    @inner.get("")
+    async def things() -> list:
+        return []
+
+    api.include_router(inner)
+    app.include_router(api)
+    install_route_index(app, checked=(guard,))
+
+    def marking(inner_app):
+        async def middleware(scope, receive, send):
+            if scope["type"] == "http":
+                mark = dict(scope["headers"]).get(b"x-mark")
+                hit = find_route(scope)
+                if mark == b"own" and hit is not None:
+                    mark_checked(scope, hit.entry)
+                elif mark == b"another":
+                    other_hit = route_index(app).find({**scope, "path": "/api/things"})
+                    mark_checked(scope, other_hit.entry)
+            await inner_app(scope, receive, send)
+        return middleware
+
+    app.add_middleware(marking)
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        r = await c.get("/api/things/3", headers={"x-mark": "own"})
+        assert r.status_code == 200 and r.json() == {"id": 3, "seven": 7}
+        assert calls == {"guard": 0, "other": 1}
+        assert (await c.get("/api/things/3")).status_code == 401  # not marked: the guard runs and refuses
+        assert (await c.get("/api/things/3", headers={"x-mark": "another"})).status_code == 401
+        assert calls["guard"] == 2
+        r = await c.get("/api/things/4", headers={"x-key": "good"})
+        assert r.status_code == 200 and calls["guard"] == 3

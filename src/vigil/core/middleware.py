@@ -15,7 +15,7 @@ from vigil.core.errors import problem
 from vigil.core.logging import ACCESS_LOG
 from vigil.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from vigil.core.ratelimit import retry_after_header
-from vigil.core.routing import ROUTE_KEY, RouteEntry, find_route, route_index
+from vigil.core.routing import ROUTE_KEY, RouteEntry, find_route, mark_checked, route_index
 from vigil.core.security import PRINCIPAL_SCOPE_KEY, presented_key
 
 
@@ -148,7 +148,9 @@ class AuthMiddleware:
     answer (core/routing.py), which dispatch then reuses. No key or an unknown key is 401, a key without
     the scope 403 (WebSockets: closed with 1008 before accept), a key over its rate limit 429; each
     refusal closes the connection, so a large body that was announced is never read. The principal is left
-    in the scope for `authorize`, the global dependency that still guards every route (deny by default).
+    in the scope for `authorize`, the global dependency that still guards every route (deny by default):
+    a request this middleware let through for the route the index found skips that second check of the
+    same key and scope (core/routing.py, `install_route_index(checked=...)`); any other request runs it.
     """
 
     def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/api/v1", "/ws")) -> None:
@@ -196,6 +198,7 @@ class AuthMiddleware:
                                    {"Retry-After": retry_after_header(wait)})
                 return
         scope[PRINCIPAL_SCOPE_KEY] = principal
+        mark_checked(scope, entry)  # what `authorize` would check again: dispatch may skip it for this route
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str,
