@@ -25,6 +25,32 @@ async def test_cache_hit_miss_invalidate_and_stats(server, client):
     assert (await client.get("/api/v1/cache/stats")).json()["caches"]["demo"]["misses"] == 2
 
 
+async def test_a_value_computed_across_an_invalidation_is_not_kept_and_a_hit_is_one_mget(server, monkeypatch):
+    """A write that invalidates while a miss is being computed wins: the value is returned to that caller but
+    not stored, so the next read computes again. A hit is one plain MGET (generation and entry together)."""
+    cache: Cache = server.ctx.cache
+    calls = {"n": 0}
+
+    async def compute_racing_a_write():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            await cache.invalidate("race")  # another request's write, committed meanwhile
+        return {"value": calls["n"]}
+
+    assert await cache.get_or_set("race", "k", compute_racing_a_write) == {"value": 1}
+    assert await cache.get_or_set("race", "k", compute_racing_a_write) == {"value": 2}  # not served stale
+    sent: list[tuple] = []
+    execute = type(cache.redis).execute_command
+
+    async def recording(self, *args, **kwargs):
+        sent.append(args)
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(cache.redis), "execute_command", recording)
+    assert await cache.get_or_set("race", "k", compute_racing_a_write) == {"value": 2}
+    assert [args[0] for args in sent] == ["MGET"] and calls["n"] == 2
+
+
 async def test_cache_steps_aside_when_redis_is_down(server, stack):
     cache: Cache = server.ctx.cache
     valkey = stack.processes["valkey"]

@@ -1,8 +1,10 @@
 """Redis client and a small named cache with explicit, O(1) invalidation and shared hit/miss stats.
 
 Each named cache has a generation counter; invalidating bumps it, so every old entry becomes
-unreachable at once and expires by TTL. When Redis is down the cache steps aside: values are
-computed from the database and the request still succeeds.
+unreachable at once and expires by TTL. An entry is stored under its name and key with the generation it
+was computed in as a prefix (`<gen>:<json>`), so a hit is one plain MGET of the generation and the entry.
+When Redis is down the cache steps aside: values are computed from the database and the request still
+succeeds.
 """
 
 from __future__ import annotations
@@ -29,13 +31,9 @@ def create_redis(url: str, *, timeout_s: float = 2.0) -> Redis:
     )
 
 
-_GET = """
-local gen = redis.call('GET', KEYS[1]) or '0'
-return {gen, redis.call('GET', ARGV[1] .. ':' .. gen .. ':' .. ARGV[2])}
-"""
 _SET_IF_GEN = """
 if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 'EX', ARGV[3])
   return 1
 end
 return 0
@@ -45,16 +43,17 @@ return 0
 class Cache:
     """Named JSON caches on Redis.
 
-    A hit is one round trip (a Lua script reads the generation and the value together); hit/miss counts
+    A hit is one round trip, an MGET of the generation and the entry (a Lua script cost Valkey and the client
+    more for the same answer); the entry counts only if it carries the current generation. Hit/miss counts
     are kept in process and flushed to the shared stats hash every few seconds (and before `stats()`).
     """
 
     def __init__(self, redis: Redis, *, default_ttl_s: int = 300) -> None:
         self.redis = redis
         self.default_ttl_s = default_ttl_s
-        self._get = redis.register_script(_GET)
         self._set_if_gen = redis.register_script(_SET_IF_GEN)
         self._pending: dict[str, int] = {}
+        self._counters: dict[tuple[str, str], Any] = {}  # bounded: cache names x (hit, miss)
 
     async def _generation(self, name: str) -> int:
         raw = await self.redis.get(f"{PREFIX}:{name}:gen")
@@ -69,24 +68,24 @@ class Cache:
         ttl_s: int | None = None,
     ) -> bytes:
         """The cached value of (name, key) as JSON bytes, computing and storing it on a miss."""
+        gen_key, entry_key = f"{PREFIX}:{name}:gen", f"{PREFIX}:{name}:entry:{key}"
         try:
-            found = await self._get(keys=[f"{PREFIX}:{name}:gen"], args=[f"{PREFIX}:{name}", key])
+            found: list[bytes | None] = await self.redis.mget(gen_key, entry_key)  # type: ignore[assignment]
+            gen, stored = found
         except RedisError as exc:
             logger.warning("cache {} unavailable, computing without it: {!r}", name, exc)
             CACHE_REQUESTS.labels(name, "bypass").inc()
             return json.dumps(await compute(), default=str).encode()
-        gen = found[0]
-        if len(found) > 1 and found[1] is not None:
+        tag = (gen or b"0") + b":"
+        if stored is not None and stored.startswith(tag):
             self._count(name, "hits")
-            hit: bytes = found[1]  # the Lua script returns the stored bytes
+            hit: bytes = stored[len(tag):]
             return hit
         raw = json.dumps(await compute(), default=str).encode()
         self._count(name, "misses")
         try:
             # Only store if nobody invalidated while we computed; otherwise we would cache stale data.
-            gen_text = gen.decode() if isinstance(gen, bytes) else str(gen)
-            await self._set_if_gen(keys=[f"{PREFIX}:{name}:gen", f"{PREFIX}:{name}:{gen_text}:{key}"],
-                                   args=[gen_text, raw, ttl_s or self.default_ttl_s])
+            await self._set_if_gen(keys=[gen_key, entry_key], args=[tag[:-1], raw, ttl_s or self.default_ttl_s])
         except RedisError as exc:
             logger.warning("cache {} store failed: {!r}", name, exc)
         return raw
@@ -111,7 +110,10 @@ class Cache:
             logger.error("cache {} invalidation failed, stale for up to {}s: {!r}", name, self.default_ttl_s, exc)
 
     def _count(self, name: str, field: str) -> None:
-        CACHE_REQUESTS.labels(name, field[:-1]).inc()
+        counter = self._counters.get((name, field))
+        if counter is None:
+            counter = self._counters[(name, field)] = CACHE_REQUESTS.labels(name, field[:-1])
+        counter.inc()
         stat = f"{name}:{field}"
         self._pending[stat] = self._pending.get(stat, 0) + 1
 
@@ -149,7 +151,7 @@ class Cache:
         keys = 0
         async for k in self.redis.scan_iter(match=f"{PREFIX}:*", count=500):
             parts = k.decode().split(":")
-            if len(parts) >= 5:  # vigil:cache:<name>:<gen>:<key>
+            if len(parts) >= 5:  # vigil:cache:<name>:entry:<key>
                 keys += 1
                 per.setdefault(parts[2], {"hits": 0, "misses": 0, "keys": 0})["keys"] += 1
         return {
