@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import asyncpg
@@ -89,10 +90,23 @@ class _ReadConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+def _encode_uuid(value: uuid.UUID | str) -> bytes:
+    return (value if isinstance(value, uuid.UUID) else uuid.UUID(value)).bytes
+
+
+def _decode_uuid(data: bytes) -> uuid.UUID:
+    """A plain `uuid.UUID`. asyncpg's own UUID type is a subclass that pydantic-core does not recognise by
+    type: it encodes 50 of them in about 68 us, against 5 us for plain ones, which outweighs building them
+    here (about 0.75 us each)."""
+    return uuid.UUID(bytes=data)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # As SQLAlchemy's asyncpg dialect decodes them: JSON values as Python objects.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=_decode_json, schema="pg_catalog")
+    await conn.set_type_codec("uuid", encoder=_encode_uuid, decoder=_decode_uuid, schema="pg_catalog",
+                              format="binary")
 
 
 class Reads:
