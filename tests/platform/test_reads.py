@@ -281,3 +281,38 @@ async def test_uuids_come_back_as_plain_uuids_and_go_in_as_uuids_or_text(client,
             assert row is not None and type(row["id"]) is uuid.UUID and str(row["id"]) == person["id"]
     finally:
         await reads.close()
+
+
+async def test_a_reader_that_arrives_as_a_connection_comes_back_waits_behind_those_already_waiting(base_settings):
+    """asyncpg's pool hands a just-released connection to whoever asks first, so a request arriving at that
+    moment takes it from a reader already woken for it, who then queues again behind everyone: under load,
+    the long tail. `Reads` serves readers in arrival order. One connection: H holds it, W waits, and N asks
+    the moment H gives it back; W must be served before N."""
+    import asyncio
+
+    reads = Reads(base_settings.database_url, max_size=1, acquire_timeout_s=30)
+    served: list[str] = []
+    probe = select(Person.id).where(Person.name == "no such person")
+    slow = select(literal_column("pg_sleep(0.3)").label("slept"))
+
+    async def read(name: str, statement=probe) -> None:
+        await reads.all(statement)
+        served.append(name)
+
+    try:
+        pool = await reads._get_pool()
+        holder = asyncio.create_task(read("H", slow))
+        await asyncio.sleep(0.1)
+        assert pool._queue.qsize() == 0  # H has the one connection
+        waiter = asyncio.create_task(read("W"))
+        await asyncio.sleep(0.05)
+
+        async def newcomer() -> None:
+            while pool._queue.qsize() == 0:  # noqa: ASYNC110 - the pool queue has no event to wait on
+                await asyncio.sleep(0)
+            await read("N")
+
+        await asyncio.gather(holder, waiter, newcomer())
+    finally:
+        await reads.close()
+    assert served == ["H", "W", "N"]
