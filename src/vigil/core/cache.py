@@ -55,10 +55,6 @@ class Cache:
         self._pending: dict[str, int] = {}
         self._counters: dict[tuple[str, str], Any] = {}  # bounded: cache names x (hit, miss)
 
-    async def _generation(self, name: str) -> int:
-        raw = await self.redis.get(f"{PREFIX}:{name}:gen")
-        return int(raw) if raw else 0
-
     async def get_or_set_json(
         self,
         name: str,

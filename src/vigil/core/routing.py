@@ -152,16 +152,15 @@ class RouteEntry:
         self.scope: str | None = getattr(self.endpoint, "__vigil_scope__", None)
         self.checked_app: Any = None  # the handler without the checked dependencies (`without`)
 
-    def without(self, checked: Iterable[Callable[..., Any]]) -> None:
+    def without(self, checked: tuple[Callable[..., Any], ...]) -> None:
         """Build `checked_app`: this route's handler with the top-level `checked` dependencies left out, or
         None when it has none of them. FastAPI builds it (`get_route_handler`) from the pruned dependant, so
         everything else (body, response model, status) is the route's own."""
-        if self.kind != "http":
+        if self.kind != "http" or not checked:
             return
-        calls = set(checked)
         target: Any = self.context if self.context is not None else self.route
         dependant = target.dependant
-        kept = [d for d in dependant.dependencies if d.call not in calls]
+        kept = [d for d in dependant.dependencies if d.call not in checked]
         if len(kept) == len(dependant.dependencies):
             return
         target.dependant = dataclasses.replace(dependant, dependencies=kept)
@@ -206,11 +205,13 @@ def _key(path: str) -> tuple[str, ...] | None:
 class RouteIndex:
     """Every route of an app in routing order, looked up by the literal start of the request path."""
 
-    def __init__(self, routes: list[Any]) -> None:
+    def __init__(self, routes: list[Any], *, checked: Iterable[Callable[..., Any]] = ()) -> None:
         self._buckets: dict[tuple[str, ...], list[RouteEntry]] = {}
         self._everywhere: list[RouteEntry] = []  # routes without a path of their own (a Host): always tried
+        checked = tuple(checked)
         for order, (route, context) in enumerate(_iter_routes_with_context(routes)):
             entry = RouteEntry(order, route, context)
+            entry.without(checked)
             key = _key(entry.path) if entry.regex is not None else None
             if key is None:
                 self._everywhere.append(entry)
@@ -252,18 +253,11 @@ class RouteIndex:
         return None
 
 
-    def entries(self) -> list[RouteEntry]:
-        every = [entry for bucket in self._buckets.values() for entry in bucket] + self._everywhere
-        return sorted(every, key=lambda entry: entry.order)
-
-
 def route_index(app: Any) -> RouteIndex:
     """The app's route index, built on first use (routes are all in place once the app serves)."""
     index: RouteIndex | None = getattr(app.state, "route_index", None)
     if index is None:
-        index = RouteIndex(app.router.routes)
-        for entry in index.entries():
-            entry.without(getattr(app.state, "route_index_checked", ()))
+        index = RouteIndex(app.router.routes, checked=getattr(app.state, "route_index_checked", ()))
         app.state.route_index = index
     return index
 
