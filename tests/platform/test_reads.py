@@ -1,6 +1,7 @@
 """core/reads.Reads: SQLAlchemy Core statements on an asyncpg pool, as SQLAlchemy would run them, with
 SQLAlchemy's errors when the database is not there or busy."""
 
+import copy
 import uuid
 
 import pytest
@@ -279,8 +280,41 @@ async def test_uuids_come_back_as_plain_uuids_and_go_in_as_uuids_or_text(client,
         for ident in (uuid.UUID(person["id"]), person["id"]):
             row = await reads.one(by_id, ident=ident)
             assert row is not None and type(row["id"]) is uuid.UUID and str(row["id"]) == person["id"]
+        # Built slot by slot (core/reads._decode_uuid): it must behave as one made from its text.
+        made = uuid.UUID(person["id"])
+        got = row["id"]
+        assert (got == made and hash(got) == hash(made) and got.bytes == made.bytes and got.int == made.int
+                and got.version == made.version and got.is_safe == made.is_safe and repr(got) == repr(made))
+        assert {got: 1}[made] == 1 and copy.deepcopy(got) == made and uuid.UUID(str(got)) == made
     finally:
         await reads.close()
+
+
+def test_rows_encode_to_the_bytes_pydantic_writes():
+    """`rows_to_json` (orjson) against pydantic-core's `to_json`, which the response models use: the same
+    bytes for every value a row holds, floats of every magnitude included; and an integer beyond 64 bits,
+    which orjson refuses, is still encoded."""
+    import json
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import pydantic_core
+
+    from vigil.core.reads import rows_to_json
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    row = {
+        "id": uuid.uuid4(), "name": 'Zoë "Q" \\ \n\t\u0000\u2028 </script>', "count": 2**63 - 1, "none": None,
+        "times": [at, at.replace(microsecond=1), at.replace(microsecond=120000),
+                  at.astimezone(timezone(timedelta(hours=2)))],
+        "data": {"nested": {"list": [1, 2.5, -0.0, 0.1, 1e-7, 123456789.125, None, True, False], "empty": {}}},
+    }
+    page = {"items": [row, row], "total": 2, "limit": 50, "offset": 0}
+    assert rows_to_json(page) == pydantic_core.to_json(page)
+    assert b'"2026-01-02T03:04:05Z"' in rows_to_json(row) and b'"2026-01-02T03:04:05.120000Z"' in rows_to_json(row)
+    floats = {"values": [1e16, 1e22, 5e-324, 1.7976931348623157e308, 1 / 3, 9007199254740993.0, 1e-5, -2.5e-12]}
+    assert rows_to_json(floats) == pydantic_core.to_json(floats)
+    huge = {"data": {"n": 2**64, "m": -(10**30)}}
+    assert rows_to_json(huge) == pydantic_core.to_json(huge) and json.loads(rows_to_json(huge)) == huge
 
 
 async def test_a_reader_that_arrives_as_a_connection_comes_back_waits_behind_those_already_waiting(base_settings):

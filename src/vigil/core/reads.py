@@ -25,6 +25,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import orjson
 import pydantic_core
 from fastapi.responses import Response
 from sqlalchemy import Select
@@ -94,11 +95,23 @@ def _encode_uuid(value: uuid.UUID | str) -> bytes:
     return (value if isinstance(value, uuid.UUID) else uuid.UUID(value)).bytes
 
 
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_UUID = uuid.UUID
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
+
+
 def _decode_uuid(data: bytes) -> uuid.UUID:
     """A plain `uuid.UUID`. asyncpg's own UUID type is a subclass that pydantic-core does not recognise by
-    type: it encodes 50 of them in about 68 us, against 5 us for plain ones, which outweighs building them
-    here (about 0.75 us each)."""
-    return uuid.UUID(bytes=data)
+    type: it encodes 50 of them in about 68 us, against 5 us for plain ones.
+
+    Built the way `UUID.__init__` ends, setting its two slots, without the argument checks that precede
+    that (1.7 against 0.8 us each: a page of 50 alerts has 50 of them). The 16 bytes are the server's.
+    """
+    value = _new_object(_UUID)
+    _set_slot(value, "int", int.from_bytes(data))
+    _set_slot(value, "is_safe", _UNKNOWN_SAFETY)
+    return value
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -227,14 +240,27 @@ class Reads:
             self._pool = None
 
 
-def json_rows(value: Any) -> Response:
-    """`value` (rows from `Reads`, or a page of them) as a JSON response, encoded by pydantic-core as the
-    route's response model would encode it, without validating it into that model first.
+def rows_to_json(value: Any) -> bytes:
+    """`value` (rows from `Reads`, or a page of them) as JSON bytes, as the route's response model would
+    encode it, without validating it into that model first.
 
-    For a page of 50 alerts, validating into `Page[AlertRead]` and then encoding cost about 215 us; encoding
-    the dicts directly costs about 90 us, with the same bytes. That holds only for rows whose keys are the
-    model's fields and whose values are the plain types the model declares (what `read_columns` selects:
-    UUIDs, times, numbers, strings, JSON), so only routes that return such rows use it; they keep their
-    `response_model` for the OpenAPI document, and a test checks that the bytes equal the model's.
+    orjson, with UTC times ending in `Z` as pydantic writes them: the same bytes as pydantic-core's `to_json`
+    (floats included, since orjson 3.12), in a third of the time: 45-53 against 134-138 us for a page of 50
+    alerts (and validating into `Page[AlertRead]` first would cost about 215 us more). What orjson refuses,
+    an integer beyond 64 bits in a JSON column, goes to pydantic-core.
     """
-    return Response(pydantic_core.to_json(value), media_type="application/json")
+    try:
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return pydantic_core.to_json(value)
+
+
+def json_rows(value: Any) -> Response:
+    """`rows_to_json(value)` as a JSON response.
+
+    That holds only for rows whose keys are the model's fields and whose values are the plain types the
+    model declares (what `read_columns` selects: UUIDs, times, numbers, strings, JSON), so only routes that
+    return such rows use it; they keep their `response_model` for the OpenAPI document, and tests check
+    that the bytes equal the model's.
+    """
+    return Response(rows_to_json(value), media_type="application/json")
