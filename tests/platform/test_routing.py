@@ -234,3 +234,47 @@ async def test_a_checked_dependency_is_skipped_only_for_the_route_a_middleware_m
         assert calls["guard"] == 2
         r = await c.get("/api/things/4", headers={"x-key": "good"})
         assert r.status_code == 200 and calls["guard"] == 3
+
+
+async def test_remembered_parameter_introspection_answers_as_fastapi_works_it_out(server, client, monkeypatch):
+    """FastAPI's per-parameter helpers are remembered (core/routing.memoize_param_introspection): for every
+    parameter of every route they answer what FastAPI's own functions answer, and a parameter's answer is
+    worked out once, not on every request."""
+    from fastapi.dependencies import utils
+    from fastapi.dependencies.utils import get_flat_params
+
+    from vigil.core import routing as core_routing
+
+    helpers = {name: getattr(utils, name) for name in core_routing._PER_FIELD}
+    assert all(getattr(fn, "__vigil_memoized__", False) for fn in helpers.values())
+    params = 0
+    for route, _ in _iter_routes_with_context(server.app.routes):
+        if not isinstance(route, APIRoute):
+            continue
+        for field in get_flat_params(route.dependant):
+            params += 1
+            for name in ("_get_param_model", "_is_json_field"):
+                assert helpers[name](field) == helpers[name].__wrapped__(field), (route.path, field.name, name)
+            aliases = helpers["_get_param_aliases"]
+            for options in ({}, {"convert_underscores": True}):
+                assert aliases(field, **options) == aliases.__wrapped__(field, **options), (route.path, field.name)
+            sequence = helpers["field_annotation_is_sequence"]
+            annotation = field.field_info.annotation
+            assert sequence(annotation) == sequence.__wrapped__(annotation), (route.path, field.name)
+    assert params > 200
+
+    # Once per parameter: three pages of alerts work out each of the 8 query parameters' model only once.
+    worked_out: list[str] = []
+    original = helpers["_get_param_model"].__wrapped__
+
+    def counting(field):
+        worked_out.append(field.name)
+        return original(field)
+
+    monkeypatch.setattr(utils, "_get_param_model", core_routing._memoized(counting))
+    for _ in range(3):
+        assert (await client.get("/api/v1/alerts", params={"limit": 5, "kind": "k"})).status_code == 200
+    assert sorted(worked_out) == sorted({"status", "severity", "source", "kind", "subject", "since", "limit",
+                                         "offset"}), worked_out
+    r = await client.get("/api/v1/alerts", params={"limit": 0})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "limit"], r.text
