@@ -51,6 +51,53 @@ async def test_a_value_computed_across_an_invalidation_is_not_kept_and_a_hit_is_
     assert [args[0] for args in sent] == ["MGET"] and calls["n"] == 2
 
 
+async def test_overlapping_invalidations_share_bumps_and_each_waits_for_one_sent_after_it_began(server):
+    """Writers that invalidate at once share generation bumps (core/cache.Cache.invalidate), yet each returns
+    only after a bump that was sent after it called: one sent before its commit would not cover it. A
+    caller that is cancelled while it waits does not stop the bump the others wait for."""
+    import asyncio
+
+    cache = Cache(server.ctx.redis)
+    gen_key = "vigil:cache:overlap:gen"
+    before = int(await server.ctx.redis.get(gen_key) or 0)
+    log: list[tuple[str, int]] = []
+    sends = 0
+    incr = cache.redis.incr
+
+    async def slow_incr(key):
+        nonlocal sends
+        sends += 1
+        n = sends
+        log.append(("send", n))
+        await asyncio.sleep(0.02)  # a round trip long enough for callers to arrive while it is in flight
+        value = await incr(key)
+        log.append(("done", n))
+        return value
+
+    cache.redis = type("SlowIncr", (), {"incr": staticmethod(slow_incr)})()
+
+    async def writer(i: int) -> None:
+        await asyncio.sleep(0.004 * (i % 10))  # arrivals spread over two round trips
+        log.append(("call", i))
+        await cache.invalidate("overlap")
+        log.append(("return", i))
+
+    writers = [asyncio.create_task(writer(i)) for i in range(30)]
+    quitter = asyncio.create_task(writer(99))
+    await asyncio.sleep(0.005)
+    quitter.cancel()
+    await asyncio.gather(*writers)
+    assert quitter.cancelled()
+    assert 2 <= sends < 10, sends
+    for i in range(30):
+        called, returned = log.index(("call", i)), log.index(("return", i))
+        covering = [n for kind, n in log[called:returned] if kind == "send"
+                    and ("done", n) in log[called:returned]]
+        assert covering, (i, log)
+    assert int(await server.ctx.redis.get(gen_key)) == before + sends
+    assert not cache._bumpers and not cache._next_bump
+
+
 async def test_cache_steps_aside_when_redis_is_down(server, stack):
     cache: Cache = server.ctx.cache
     valkey = stack.processes["valkey"]

@@ -1,8 +1,9 @@
 """Redis client and a small named cache with explicit, O(1) invalidation and shared hit/miss stats.
 
 Each named cache has a generation counter; invalidating bumps it, so every old entry becomes
-unreachable at once and expires by TTL. An entry is stored under its name and key with the generation it
-was computed in as a prefix (`<gen>:<json>`), so a hit is one plain MGET of the generation and the entry.
+unreachable at once and expires by TTL. Invalidations that overlap share one bump (see `invalidate`).
+An entry is stored under its name and key with the generation it was computed in as a prefix
+(`<gen>:<json>`), so a hit is one plain MGET of the generation and the entry.
 When Redis is down the cache steps aside: values are computed from the database and the request still
 succeeds.
 """
@@ -54,6 +55,8 @@ class Cache:
         self._set_if_gen = redis.register_script(_SET_IF_GEN)
         self._pending: dict[str, int] = {}
         self._counters: dict[tuple[str, str], Any] = {}  # bounded: cache names x (hit, miss)
+        self._next_bump: dict[str, asyncio.Future[None]] = {}  # per cache: the bump not sent yet
+        self._bumpers: dict[str, asyncio.Task[None]] = {}  # per cache: the task sending bumps, while it runs
 
     async def get_or_set_json(
         self,
@@ -98,12 +101,42 @@ class Cache:
         return json.loads(await self.get_or_set_json(name, key, compute, ttl_s=ttl_s))
 
     async def invalidate(self, name: str) -> None:
-        """Drop every entry of one named cache."""
+        """Drop every entry of one named cache; returns once a generation bump sent after this call began
+        has been applied.
+
+        Callers that overlap share one bump: while a bump is in flight (it may have been sent before this
+        caller's data was committed, so it cannot count for it), newcomers wait together for the next one,
+        sent as soon as the one in flight returns. Every caller is still covered by a bump that follows its
+        commit, as if each had sent its own, but 32 writers at once cost a few INCRs, not 32 (about 11% of
+        the CPU of `POST /people`). A caller that gives up waiting (cancelled) does not stop the bump.
+        """
+        bump = self._next_bump.get(name)
+        if bump is None:
+            bump = self._next_bump[name] = asyncio.get_running_loop().create_future()
+            if name not in self._bumpers:
+                self._bumpers[name] = asyncio.create_task(self._send_bumps(name), name=f"cache {name} invalidation")
+        await asyncio.shield(bump)
+
+    async def _send_bumps(self, name: str) -> None:
+        """Send the waiting bump of `name`, then the one that gathered meanwhile, until none is waiting.
+
+        Every bump it takes has at least one caller waiting on it, so the task ends within their requests."""
         try:
-            await self.redis.incr(f"{PREFIX}:{name}:gen")
-        except RedisError as exc:
-            # The entries expire by TTL; say so loudly because readers may see stale data until then.
-            logger.error("cache {} invalidation failed, stale for up to {}s: {!r}", name, self.default_ttl_s, exc)
+            while (bump := self._next_bump.pop(name, None)) is not None:
+                try:
+                    await self.redis.incr(f"{PREFIX}:{name}:gen")
+                except RedisError as exc:
+                    # The entries expire by TTL; say so loudly because readers may see stale data until then.
+                    logger.error("cache {} invalidation failed, stale for up to {}s: {!r}", name,
+                                 self.default_ttl_s, exc)
+                except BaseException:
+                    bump.cancel()
+                    raise
+                bump.set_result(None)
+        finally:
+            self._bumpers.pop(name, None)
+            if (waiting := self._next_bump.pop(name, None)) is not None:  # only when this task was cancelled
+                waiting.cancel()
 
     def _count(self, name: str, field: str) -> None:
         counter = self._counters.get((name, field))
