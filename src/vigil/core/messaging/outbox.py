@@ -30,6 +30,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    any_,
     bindparam,
     cast,
     delete,
@@ -185,6 +186,14 @@ _PENDING_BATCH = (
     select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, cast(OutboxEvent.payload, Text).label("payload"))
     .where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(bindparam("n"))
     .with_for_update(skip_locked=True)
+)
+
+# The rows the broker acknowledged, as one array parameter: one statement shape whatever the batch size (an
+# expanding IN is rendered again for each), and no session synchronisation, which compiled an evaluator of
+# the WHERE clause on every batch for a session that holds no OutboxEvent objects.
+_DELETE_SENT = (
+    delete(OutboxEvent).where(OutboxEvent.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .execution_options(synchronize_session=False)
 )
 
 
@@ -354,7 +363,7 @@ class OutboxRelay:
             sent = [row.id for row, r in zip(rows, results, strict=True) if r is None]
             transient = [r for r in results if r is not None and not is_permanent(r)]
             if sent:
-                await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(sent)))
+                await session.execute(_DELETE_SENT, {"ids": sent})
             now = utcnow()
             for row, r in zip(rows, results, strict=True):
                 if r is None or not is_permanent(r):
