@@ -290,7 +290,7 @@ async def test_uuids_come_back_as_plain_uuids_and_go_in_as_uuids_or_text(client,
         await reads.close()
 
 
-def test_rows_encode_to_the_bytes_pydantic_writes():
+async def test_rows_encode_to_the_bytes_pydantic_writes():
     """`rows_to_json` (orjson) against pydantic-core's `to_json`, which the response models use: the same
     bytes for every value a row holds, floats of every magnitude included; and an integer beyond 64 bits,
     which orjson refuses, is still encoded."""
