@@ -275,7 +275,7 @@ async def test_broker_restart_delivers_what_was_accepted_during_and_after(fault_
     # The new broker's log of this camera's partition is shorter than the fan-out consumer's old position
     # (8 events against 10): it must read the new log from its start, not wait for offset 10.
     assert plates == [*(f"BA{i:03d}" for i in range(10)), *(f"BD{i:03d}" for i in range(3)),
-                      *(f"BR{i:03d}" for i in range(5))], "every event once, in order"
+                      *(f"BR{i:03d}" for i in range(5))], f"every event once, in order: {plates}"
     assert await outbox_left(fault_server) == 0
     assert (await fclient.get("/api/v1/plates/events", params={"camera_id": cam})).json()["total"] == 18
 

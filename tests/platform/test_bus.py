@@ -6,12 +6,22 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from vigil.core.db import session_scope
 from vigil.core.devstack import ServiceProcess, broker_argv, free_port, port_open
-from vigil.core.messaging import Bus, ConsumerRunner, ConsumerSpec, OutboxEvent, OutboxRelay, emit, parse_json
+from vigil.core.messaging import (
+    Bus,
+    ConsumerRunner,
+    ConsumerSpec,
+    OutboxEvent,
+    OutboxRelay,
+    emit,
+    ensure_topics,
+    parse_json,
+)
 
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 15.0) -> list:
@@ -67,6 +77,61 @@ async def test_outbox_delivers_after_broker_comes_back(sessionmaker, data_dir):
         await asyncio.wait_for(relay_task, 15)
         await bus.stop()
         broker.stop()
+
+
+async def outbox_rows(sessionmaker) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(OutboxEvent)) or 0
+
+
+async def test_outbox_sends_again_what_a_restarted_broker_acknowledged_without_keeping(sessionmaker, data_dir):
+    """The embedded broker keeps its log in memory. Restarted, it acknowledges records for the topic it
+    lost to a producer that still has the old metadata, and keeps none of them: the relay must see that
+    the partition's log does not hold what was acknowledged, and send those rows again."""
+    port = free_port()
+    broker = ServiceProcess("broker-restart", broker_argv(port), port, data_dir / "logs" / "broker-restart.log",
+                            stop_timeout=1.0)
+    bootstrap, topic = f"127.0.0.1:{port}", f"restart.{uuid.uuid4().hex[:6]}"
+    broker.start()
+    await ensure_topics(bootstrap, {topic: 3})
+    bus = Bus(bootstrap, name="restart-test")
+    await bus.start()
+    assert await bus.wait_ready(20)
+    relay = OutboxRelay(sessionmaker, {"kafka": bus}, poll_interval_s=0.1)
+    relay_task = asyncio.create_task(relay.run())
+
+    async def emit_and_drain(numbers: range) -> None:
+        async with session_scope(sessionmaker) as session:
+            for n in numbers:
+                emit(session, "test.restart", {"n": n}, key="k", topic=topic)
+        for _ in range(300):
+            if await outbox_rows(sessionmaker) == 0:
+                return
+            await asyncio.sleep(0.1)
+        pytest.fail("the relay did not empty the outbox")
+
+    try:
+        await emit_and_drain(range(3))
+        assert [json.loads(r.value)["data"]["n"] for r in await read_all(bootstrap, topic, 3)] == [0, 1, 2]
+        # Restarted between two rounds: the producer saw no failure and still has the old metadata.
+        await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(broker.start)
+        await emit_and_drain(range(3, 8))
+        records = await read_all(bootstrap, topic, 5)
+        await asyncio.sleep(0.5)  # and nothing more arrives: each row once
+        records += await read_all_after(bootstrap, topic, records)
+        assert [json.loads(r.value)["data"]["n"] for r in records] == [3, 4, 5, 6, 7], "each row once, in order"
+    finally:
+        relay.stop()
+        await asyncio.wait_for(relay_task, 15)
+        await bus.stop()
+        broker.stop()
+
+
+async def read_all_after(bootstrap: str, topic: str, seen: list) -> list:
+    """What the topic holds beyond the records already read (a second read from the start)."""
+    again = await read_all(bootstrap, topic, len(seen) + 1, timeout=1.0)
+    return again[len(seen):]
 
 
 class Reading(BaseModel):
@@ -322,6 +387,55 @@ async def test_a_live_fan_out_consumer_starts_at_the_end_and_goes_on_where_it_st
         await until(5)
         await asyncio.sleep(0.3)
         assert heard == [f"new{i}" for i in range(5)], "nothing skipped or repeated across the rebuild"
+    finally:
+        await runner.stop()
+        await asyncio.wait_for(task, 15)
+        await producer.stop()
+
+
+async def test_a_live_fan_out_consumer_reads_partitions_that_appear_later_from_their_start(stack):
+    """A restarted memory-only broker creates a topic again, here with more partitions than before: what
+    lands in a partition the live consumer had not been given is news, read from the partition's start, not
+    skipped by the live consumer's reset to the end."""
+    bootstrap = stack.settings.kafka_bootstrap_servers
+    topic = f"grow-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, {topic: 1})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    heard: list[str] = []
+
+    async def handler(record):
+        heard.append(record.value.decode())
+
+    spec = ConsumerSpec(name="grow", topics=[topic], handler=handler, group=None, bootstrap_servers=bootstrap,
+                        from_beginning=False, dlq=False)
+    runner = ConsumerRunner(spec, None)
+    task = asyncio.create_task(runner.run())
+
+    async def until(n: int) -> None:
+        for _ in range(300):
+            if len(heard) >= n:
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(runner.started.wait(), 20)
+        await producer.send_and_wait(topic, b"a0", partition=0)
+        await until(1)
+        assert heard == ["a0"]
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([topic])
+        finally:
+            await admin.close()
+        await ensure_topics(bootstrap, {topic: 3})
+        await producer.client.force_metadata_update()
+        for p in (1, 2):  # before the consumer is given these partitions
+            await producer.send_and_wait(topic, f"b{p}".encode(), partition=p)
+        await until(3)
+        await asyncio.sleep(0.3)
+        assert sorted(heard[1:]) == ["b1", "b2"], heard
     finally:
         await runner.stop()
         await asyncio.wait_for(task, 15)

@@ -17,7 +17,8 @@ WS_CONNECTIONS = Gauge("vigil_ws_connections", "Open WebSocket connections", ["p
 WS_DROPPED = Counter("vigil_ws_slow_client_disconnects_total", "Clients disconnected for falling behind", ["path"])
 WS_FANOUT = Counter("vigil_ws_fanout_records_total",
                     "vigil.events records handed to the WebSocket hub, by the way they came (relay: straight from "
-                    "this process's outbox relay; consumer: read back from the broker)", ["via"])
+                    "this process's outbox relay; consumer: read back from the broker; repeated: the same record "
+                    "again, not sent to clients)", ["via"])
 CONSUMER_MESSAGES = Counter(
     "vigil_consumer_messages_total", "Messages handled by consumers", ["topic", "group", "result"]
 )

@@ -6,7 +6,9 @@ over each record the broker acknowledged (`from_relay`), which saves the consume
 The hub keeps the last offset it gave clients per partition: the relay's record is taken only when it is
 the very next one (so nothing read by the consumer is skipped or reordered, say after another instance's
 relay published), and the consumer skips what the relay already gave. A log the broker lost (a memory-only
-broker restarted) shows as the consumer reading an offset it has read before, and starts over.
+broker restarted) shows as the consumer reading an offset it has read before, and starts over. A record
+that is the same text as one given lately is not given again: the relay sends a row again when it cannot
+tell the broker kept it, and the consumer may have read the first copy before the broker dropped it.
 
 Each client has a bounded queue and its own sender task; a message is encoded once for all clients,
 and on uvicorn's `websockets-sansio` connections (what `vigil serve` runs) framed once too, and each
@@ -40,6 +42,7 @@ WS_TRY_AGAIN_LATER = 1013
 SEND_TIMEOUT_S = 4.0  # one frame not taken by the client's socket in this long: it is stalled
 CLOSE_TIMEOUT_S = 3.0  # the close frame gets this long to be queued, else the connection is aborted
 CLOSE_GRACE_S = 2.0  # and this long to be flushed: a client that reads again sees its 1013
+RECENT_FRAMES = 4096  # a record sent again after a broker failure comes within this many others
 
 Matcher = Callable[[dict[str, Any]], bool]
 
@@ -101,6 +104,7 @@ class Hub:
         self.clients: set[Client] = set()
         self._given: dict[int, int] = {}  # partition -> last offset given to clients (by either way)
         self._read: dict[int, int] = {}  # partition -> last offset the fan-out consumer read
+        self._recent: dict[int, None] = {}  # hashes of the last RECENT_FRAMES texts given, oldest first
 
     def from_log(self, partition: int, offset: int, text: str) -> bool:
         """A record the fan-out consumer read: dispatched unless the relay already gave it. True if so."""
@@ -111,31 +115,38 @@ class Hub:
         given = self._given.get(partition)
         if given is not None and offset <= given:
             return False
-        self._give(partition, offset, text, "consumer")
-        return True
+        return self._give(partition, offset, text, "consumer")
 
     def from_relay(self, partition: int, offset: int, text: str) -> bool:
         """A record this process's relay published: dispatched only when it is the next one after what
-        clients have (else the consumer brings it, in order). True if taken."""
+        clients have (else the consumer brings it, in order). True if so."""
         given = self._given.get(partition)
         if given is None or offset != given + 1:
             return False
-        self._give(partition, offset, text, "relay")
-        return True
+        return self._give(partition, offset, text, "relay")
 
-    def _give(self, partition: int, offset: int, text: str, via: str) -> None:
+    def _give(self, partition: int, offset: int, text: str, via: str) -> bool:
+        """Clients have everything up to this record now; it goes to them unless it was given lately."""
         self._given[partition] = offset
+        seen = hash(text)  # every envelope has its own ts and ids: the same text is the same record again
+        if seen in self._recent:
+            WS_FANOUT.labels("repeated").inc()
+            return False
+        self._recent[seen] = None
+        if len(self._recent) > RECENT_FRAMES:
+            del self._recent[next(iter(self._recent))]
         WS_FANOUT.labels(via).inc()
         if not self.clients:
-            return
+            return True
         try:
             message = json.loads(text)
         except ValueError:
             logger.warning("vigil.events[{}]@{} is not JSON; not sent to WebSocket clients", partition, offset)
-            return
+            return True
         if isinstance(message, dict) and "type" in message:
             # The record is the frame: compact JSON written by the relay, so it is sent as is.
             self.dispatch(message, text=text)
+        return True
 
     def dispatch(self, message: dict[str, Any], *, text: str | None = None) -> int:
         """Queue a message for every interested client; returns how many got it.

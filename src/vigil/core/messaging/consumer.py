@@ -280,6 +280,29 @@ class ConsumerRunner:
             if tp in self._positions:
                 consumer.seek(tp, self._positions[tp])
 
+    async def _take_new_partitions(self, consumer: AIOKafkaConsumer,
+                                   batches: dict[TopicPartition, list[ConsumerRecord]]
+                                   ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """A partition a fan-out consumer is given after it was placed (the topic was created again, with
+        more partitions, by a restarted memory-only broker) is news from its start: the live consumer's
+        `latest` reset would skip what it holds already. So it is read from the beginning, and what this
+        fetch brought from it is dropped (read again in order). Partitions of a topic that had none when
+        the consumer was placed are its first ones, and are live from where they are."""
+        new = [tp for tp in consumer.assignment() if tp not in self._positions]
+        if not new:
+            return batches
+        if not self._positions:
+            for tp in new:
+                got = batches.get(tp)
+                self._positions[tp] = got[0].offset if got else await consumer.position(tp)
+            return batches
+        logger.warning("consumer {}: new partitions {}; reading them from the beginning", self.spec.name,
+                       ", ".join(f"{tp.topic}[{tp.partition}]" for tp in new))
+        for tp in new:
+            self._positions[tp] = 0
+            consumer.seek(tp, 0)
+        return {tp: records for tp, records in batches.items() if tp not in new}
+
     async def _rewind_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
         """A fan-out consumer whose partition's log is now shorter than what it has read: the broker lost
         the log (a memory-only broker restarted) and every record on the new one is news, so read it from
@@ -305,6 +328,8 @@ class ConsumerRunner:
         spec = self.spec
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=250, max_records=spec.batch_size)
+            if spec.group is None:
+                batches = await self._take_new_partitions(consumer, batches)
             if spec.group is None and self._positions:
                 await self._rewind_lost_logs(consumer)
             pending = list(batches.items())

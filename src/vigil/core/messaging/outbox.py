@@ -69,6 +69,12 @@ PERMANENT_PRODUCE_ERRORS: tuple[type[BaseException], ...] = (
     kafka_errors.TopicAuthorizationFailedError,
     kafka_errors.PolicyViolationError,
 )
+
+
+class RecordNotHeld(Exception):  # transient (not in PERMANENT_PRODUCE_ERRORS): the row is sent again
+    """The broker acknowledged the record, but its log does not hold it (it lost the topic)."""
+
+
 # One relay publishes at a time, across every instance sharing the database.
 RELAY_LOCK_KEY = 0x76696769  # "vigi"
 
@@ -329,13 +335,27 @@ class OutboxRelay:
         if futures:
             await asyncio.gather(*futures, return_exceptions=True)
         results: list[BaseException | None] = []
-        for row, o in zip(rows, outcomes, strict=True):
+        acked: dict[str, list[int]] = {}  # bus name -> indexes of the rows it acknowledged
+        for i, (row, o) in enumerate(zip(rows, outcomes, strict=True)):
             if not isinstance(o, asyncio.Future):
                 results.append(o)
                 continue
             error = asyncio.CancelledError() if o.cancelled() else o.exception()
             results.append(error)
-            if error is None and self.on_published is not None:
+            if error is None:
+                acked.setdefault(self.route(row.topic), []).append(i)
+        for name, indexes in acked.items():
+            # An acknowledgement that cannot be taken on trust is checked (see `Bus.held`); a record the
+            # broker does not have stays pending and goes again next round.
+            sent = [(outcomes[i].result(), rows[i].payload.encode()) for i in indexes]  # type: ignore[union-attr]
+            for i, held in zip(indexes, await self.buses[name].held(sent), strict=True):
+                if not held:
+                    results[i] = RecordNotHeld(f"the broker acknowledged {rows[i].topic} row {rows[i].id} "
+                                               "but does not have it")
+        if self.on_published is not None:
+            for row, o, error in zip(rows, outcomes, results, strict=True):
+                if error is not None or not isinstance(o, asyncio.Future):
+                    continue
                 metadata = o.result()
                 try:
                     self.on_published(row.topic, metadata.partition, metadata.offset, row.payload)

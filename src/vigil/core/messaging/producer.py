@@ -1,5 +1,11 @@
 """The producer side: `Bus` owns one producer per broker, connected in the background so the app
-starts while the broker is down; `ensure_topics` creates missing topics."""
+starts while the broker is down; `ensure_topics` creates missing topics.
+
+An acknowledgement is checked once per partition when it cannot be taken on trust (`Bus.held`): the
+first one this producer gets for a partition, and any that goes back to an offset already acknowledged
+(the broker lost that log). A restarted memory-only broker (the embedded Tansu) acknowledges records
+for a topic it no longer has, to a producer that still has the old metadata, and keeps none of them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from loguru import logger
 from pydantic import BaseModel
 
@@ -32,6 +38,8 @@ class Bus:
         self.producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._acked: dict[TopicPartition, int] = {}  # the last offset per partition known to be on the broker
+        self._checker: AIOKafkaConsumer | None = None  # reads end offsets for `held`; made when first needed
 
     @property
     def enabled(self) -> bool:
@@ -80,6 +88,10 @@ class Bus:
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
+        if self._checker is not None:
+            await self._checker.stop()
+            self._checker = None
+        self._acked.clear()
         self._ready.clear()
 
     def _require(self) -> AIOKafkaProducer:
@@ -99,6 +111,82 @@ class Bus:
     ) -> None:
         """Send one record and wait for the broker's acknowledgement."""
         await (await self.send(topic, value, key=key, headers=headers))
+
+    async def held(self, acks: list[tuple[Any, bytes]], *, timeout_s: float = 5.0) -> list[bool]:
+        """For each acknowledged record of one round, (`RecordMetadata`, value): is it really on the broker?
+
+        Taken on trust when its partition was checked before and the offsets move on from the last one
+        known to be there. Otherwise it is checked, for the round's records in that partition together:
+        the topic must be listed by the broker, and the first of them must read back at its offset.
+        (Tansu, restarted, keeps records for a topic it does not list, and drops them when the topic is
+        created again; its end offsets are not to be trusted either.) What cannot be checked in `timeout_s`
+        counts as not there, and the caller sends it again: at least once beats lost. A record not there
+        makes the producer fetch metadata again: it was writing to a topic the broker did not have."""
+        first: dict[TopicPartition, tuple[int, bytes]] = {}
+        for ack, value in acks:
+            first.setdefault(ack.topic_partition, (ack.offset, value))
+        doubtful = {tp: at for tp, at in first.items() if tp not in self._acked or at[0] <= self._acked[tp]}
+        there: set[TopicPartition] = set()
+        if doubtful:
+            try:
+                there = await asyncio.wait_for(self._read_back(doubtful), timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                logger.warning("{}: cannot check {} acknowledged partitions ({!r}); sending their records again",
+                               self.name, len(doubtful), exc)
+        if missing := [tp for tp in doubtful if tp not in there]:
+            for tp in missing:
+                self._acked.pop(tp, None)
+            logger.warning("{}: acknowledged records not found on the broker ({}); it lost its topics (restarted?). "
+                           "Fetching metadata again; they will be sent again", self.name,
+                           ", ".join(f"{tp.topic}[{tp.partition}]@{doubtful[tp][0]}" for tp in missing))
+            if self.producer is not None:
+                self.producer.client.force_metadata_update()
+        answers = [ack.topic_partition not in missing for ack, _ in acks]
+        for (ack, _), ok in zip(acks, answers, strict=True):
+            if ok and ack.offset > self._acked.get(ack.topic_partition, -1):
+                self._acked[ack.topic_partition] = ack.offset
+        return answers
+
+    async def _read_back(self, records: dict[TopicPartition, tuple[int, bytes]],
+                         wait_s: float = 2.0) -> set[TopicPartition]:
+        """The partitions whose given record (offset, value) reads back, in a topic the broker lists."""
+        if self._checker is None:
+            checker = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+                                       auto_offset_reset="none", request_timeout_ms=5_000, fetch_max_wait_ms=50)
+            try:
+                await checker.start()
+            except BaseException:
+                await checker.stop()
+                raise
+            self._checker = checker
+        checker = self._checker
+        listed = await checker.topics()  # the whole list: asking for one topic may create it
+        wanted = {tp: at for tp, at in records.items() if tp.topic in listed}
+        found: set[TopicPartition] = set()
+        if not wanted:
+            return found
+        checker.assign(list(wanted))
+        for tp, (offset, _) in wanted.items():
+            checker.seek(tp, offset)
+        open_ = set(wanted)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while open_ and loop.time() < deadline:
+            try:
+                fetched = await checker.getmany(*open_, timeout_ms=100)
+            except OffsetOutOfRangeError as exc:  # the log no longer reaches that far: not there
+                gone = set(exc.args[0]) if exc.args and isinstance(exc.args[0], dict) else set(open_)
+                open_ -= gone
+                checker.pause(*gone)
+                continue
+            for tp, got in fetched.items():
+                if tp in open_ and got:
+                    offset, value = wanted[tp]
+                    if got[0].offset == offset and got[0].value == value:
+                        found.add(tp)
+                    open_.discard(tp)
+                    checker.pause(tp)
+        return found
 
     async def ping(self, timeout: float) -> None:  # noqa: ASYNC109 - health checks need a bounded ping
         """Fetch cluster metadata: proves the broker answers now, not just that we once connected."""
