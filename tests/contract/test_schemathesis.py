@@ -21,13 +21,21 @@ pytestmark = pytest.mark.slow
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = os.environ.get("VIGIL_SCHEMATHESIS_EXAMPLES", "3")
+# Every check but the response-time limit that `--checks all` adds (10 s, ST112): no timing asserts on a
+# shared machine, where a plain 404 once took 43 s under the suite's load. The request timeout still ends a hang.
+CHECKS = ",".join((
+    "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_headers_conformance",
+    "response_schema_conformance", "negative_data_rejection", "positive_data_acceptance",
+    "missing_required_header", "unsupported_method", "allow_header_conformance", "use_after_free",
+    "ensure_resource_availability", "ignored_auth", "object_level_authorization",
+))
 
 
 async def test_every_operation_conforms_to_the_document(server, tmp_path):
     st = Path(sys.executable).with_name("st")
     proc = await asyncio.create_subprocess_exec(
         str(st), "--config-file", str(CONFIG), "run", f"{server.url}/openapi.json",
-        "--checks", "all", "--max-examples", EXAMPLES, "--generation-deterministic",
+        "--checks", CHECKS, "--max-examples", EXAMPLES, "--generation-deterministic",
         "--phases", "examples,coverage,fuzzing", "--workers", "2", "--request-timeout", "30",
         "--header", f"Authorization: Bearer {ADMIN_KEY}", "--no-color",
         "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"),
