@@ -1,6 +1,6 @@
 """HTTP request path: Vigil against a bare FastAPI app and a hand-written FastAPI+asyncpg+redis-py app.
 
-    .venv/bin/python bench/http.py [--label after] [--workers 1,2] [--duration 8] [--connections 32]
+    .venv/bin/python bench/http.py [--label after] [--workers 1,2] [--duration 8] [--connections 32] [--rounds 3]
 
 One run starts `make run`-equivalent embedded services (core/devstack.py), `vigil serve` (auth, logging
 and metrics as shipped: a `write` key made through the API, log level INFO to a file), the bare app and the
@@ -314,6 +314,18 @@ def vigil_rows(wrk: Wrk, url: str, tmp: Path, seeded: dict, workers: int, base: 
     return out
 
 
+def median_round(rounds: list[dict]) -> dict:
+    """The rows of several rounds as one: per row the round with the median ratio (its req/s, p99 and
+    comparison as measured together), and every round's ratio under `rounds`, so the spread is on record."""
+    out = {}
+    for name, _ref, _ in ROWS:
+        ranked = sorted((r[name] for r in rounds), key=lambda row: row["rps"] / row["comparison"]["rps"])
+        out[name] = {**ranked[(len(ranked) - 1) // 2],
+                     "rounds": [{"rps": r[name]["rps"], "comparison_rps": r[name]["comparison"]["rps"],
+                                 "ratio": round(r[name]["rps"] / r[name]["comparison"]["rps"], 3)} for r in rounds]}
+    return out
+
+
 def forget_bench_people(url: str, settings: Settings, key: str) -> int:
     """Delete the people the POST row made, so the next worker count reads the same 200-person directory as
     the first (and as the hand-written app's Redis GET). Without this the second run served a directory
@@ -354,11 +366,16 @@ def render_md(data: dict) -> str:
             for name, _ref, ref_name in ROWS:
                 v = rows[name]
                 c = v["comparison"]
+                ratio = f"{v['rps'] / c['rps']:.2f}"
+                if len(v.get("rounds", ())) > 1:
+                    ratios = [r["ratio"] for r in v["rounds"]]
+                    ratio += f" (median of {len(ratios)}: {min(ratios):.2f}-{max(ratios):.2f})"
                 lines.append(f"| `{name}` | {v['rps']:,.0f} | {v['p99_ms']} | {failed(v)} | {ref_name} | "
-                             f"{c['rps']:,.0f} | {c['p99_ms']} | {failed(c)} | {v['rps'] / c['rps']:.2f} |")
+                             f"{c['rps']:,.0f} | {c['p99_ms']} | {failed(c)} | {ratio} |")
             lines.append("")
         lines += ["failed: non-2xx answers plus wrk socket errors (mostly its 2 s timeout); req/s counts only "
-                  "completed requests. Load averages (1 min) before each row are in http.json.", ""]
+                  "completed requests. Load averages (1 min) before each row are in http.json. With several "
+                  "rounds, a row shows the round with the median ratio, and the range of all rounds.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -368,6 +385,9 @@ def main() -> int:
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every row this many times, each Vigil run right after its comparison, and "
+                             "report the median ratio with the range (a noisy machine)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench/http.py needs wrk, which is not installed. On Debian/Ubuntu: sudo apt-get install -y wrk",
@@ -383,7 +403,7 @@ def main() -> int:
         try:
             migrations.upgrade(settings.database_url or "")
             run: dict = {"machine": machine(), "connections": args.connections, "duration_s": args.duration,
-                         "cpu_count": os.cpu_count(), "vigil": {}}
+                         "cpu_count": os.cpu_count(), "rounds": args.rounds, "vigil": {}}
             proc, url = start_vigil(settings, tmp, workers[0])
             try:
                 seeded = seed_vigil(url, settings)
@@ -394,8 +414,15 @@ def main() -> int:
                             forget_bench_people(url, settings, seeded["key"])
                             stop(proc)
                             proc, url = start_vigil(settings, tmp, w)
-                        print(f"vigil, {w} worker(s), each row after its comparison:", flush=True)
-                        run["vigil"][str(w)] = vigil_rows(wrk_, url, tmp, seeded, w, 10**9 * (n + 1), apps)
+                        rounds = []
+                        for r in range(args.rounds):
+                            if r:  # the same 200-person directory in every round
+                                forget_bench_people(url, settings, seeded["key"])
+                            print(f"vigil, {w} worker(s), round {r + 1} of {args.rounds}, each row after its "
+                                  "comparison:", flush=True)
+                            # Global ids and plates of each round's writes apart (10**7 per round).
+                            rounds.append(vigil_rows(wrk_, url, tmp, seeded, w, 10**9 * (n + 1) + 10**7 * r, apps))
+                        run["vigil"][str(w)] = rounds[0] if args.rounds == 1 else median_round(rounds)
                 finally:
                     apps.stop()
             finally:
