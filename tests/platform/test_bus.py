@@ -7,6 +7,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
@@ -18,6 +19,7 @@ from vigil.core.messaging import (
     ConsumerSpec,
     OutboxEvent,
     OutboxRelay,
+    RecordNotHeld,
     emit,
     ensure_topics,
     parse_json,
@@ -124,6 +126,40 @@ async def test_outbox_sends_again_what_a_restarted_broker_acknowledged_without_k
     finally:
         relay.stop()
         await asyncio.wait_for(relay_task, 15)
+        await bus.stop()
+        broker.stop()
+
+
+async def test_a_record_published_after_a_broker_restart_is_on_the_broker_when_publish_returns(data_dir):
+    """`Bus.publish` (dead letters, the Kafka exporter) returns only once the broker has the record: a
+    restarted memory-only broker's acknowledgement for a topic it lost raises RecordNotHeld, and the caller's
+    retry puts the record on the new topic."""
+    port = free_port()
+    broker = ServiceProcess("broker-publish", broker_argv(port), port, data_dir / "logs" / "broker-publish.log",
+                            stop_timeout=1.0)
+    bootstrap, topic = f"127.0.0.1:{port}", f"publish.{uuid.uuid4().hex[:6]}"
+    broker.start()
+    await ensure_topics(bootstrap, {topic: 3})
+    bus = Bus(bootstrap, name="publish-test")
+    await bus.start()
+    try:
+        assert await bus.wait_ready(20)
+        await bus.publish(topic, b"before", key=b"k")
+        await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(broker.start)
+        refused = 0
+        for _ in range(50):  # the caller's retry (the consumer's DLQ step, the exporter's backoff)
+            try:
+                await bus.publish(topic, b"after", key=b"k")
+                break
+            except (RecordNotHeld, KafkaError):
+                refused += 1
+                await asyncio.sleep(0.2)
+        else:
+            pytest.fail("publish never succeeded after the restart")
+        values = [r.value for r in await read_all(bootstrap, topic, 1)]
+        assert values.count(b"after") == 1, (values, refused)
+    finally:
         await bus.stop()
         broker.stop()
 

@@ -5,7 +5,7 @@ from aiokafka import ConsumerRecord
 
 from vigil.core.messaging.consumer import ConsumerRunner, ConsumerSpec, PoisonMessage, parse_json
 from vigil.core.messaging.outbox import OutboxEvent, OutboxRelay, emit, enqueue, envelope
-from vigil.core.messaging.producer import EVENTS_TOPIC, BrokerUnavailable, Bus, dumps, ensure_topics
+from vigil.core.messaging.producer import EVENTS_TOPIC, BrokerUnavailable, Bus, RecordNotHeld, dumps, ensure_topics
 
 __all__ = [
     "EVENTS_TOPIC",
@@ -17,6 +17,7 @@ __all__ = [
     "OutboxEvent",
     "OutboxRelay",
     "PoisonMessage",
+    "RecordNotHeld",
     "dumps",
     "emit",
     "enqueue",

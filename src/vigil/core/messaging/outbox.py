@@ -46,7 +46,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vigil.core.db import Base, session_scope, utcnow
 from vigil.core.errors import PayloadTooLarge
-from vigil.core.messaging.producer import EVENTS_TOPIC, Bus, dumps
+from vigil.core.messaging.producer import EVENTS_TOPIC, Bus, RecordNotHeld, dumps
 from vigil.core.metrics import OUTBOX_PARKED, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 PENDING, PARKED = "pending", "parked"
@@ -69,10 +69,6 @@ PERMANENT_PRODUCE_ERRORS: tuple[type[BaseException], ...] = (
     kafka_errors.TopicAuthorizationFailedError,
     kafka_errors.PolicyViolationError,
 )
-
-
-class RecordNotHeld(Exception):  # transient (not in PERMANENT_PRODUCE_ERRORS): the row is sent again
-    """The broker acknowledged the record, but its log does not hold it (it lost the topic)."""
 
 
 # One relay publishes at a time, across every instance sharing the database.

@@ -29,6 +29,10 @@ class BrokerUnavailable(ServiceUnavailable):
     title = "Message broker unavailable"
 
 
+class RecordNotHeld(Exception):  # transient (not a PERMANENT_PRODUCE_ERRORS one): send the record again
+    """The broker acknowledged the record, but its log does not hold it (it lost the topic)."""
+
+
 class Bus:
     """One producer per broker address, started in the background and reconnected by aiokafka."""
 
@@ -109,8 +113,11 @@ class Bus:
     async def publish(
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
     ) -> None:
-        """Send one record and wait for the broker's acknowledgement."""
-        await (await self.send(topic, value, key=key, headers=headers))
+        """Send one record and wait until the broker has it: acknowledged, and checked as `held` says.
+        Raises RecordNotHeld when the broker acknowledged it without keeping it (send it again)."""
+        metadata = await (await self.send(topic, value, key=key, headers=headers))
+        if not (await self.held([(metadata, value)]))[0]:
+            raise RecordNotHeld(f"the broker acknowledged a record for {topic} but does not have it")
 
     async def held(self, acks: list[tuple[Any, bytes]], *, timeout_s: float = 5.0) -> list[bool]:
         """For each acknowledged record of one round, (`RecordMetadata`, value): is it really on the broker?
