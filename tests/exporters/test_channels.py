@@ -176,10 +176,15 @@ async def test_email_plain_via_a_policy_and_the_test_endpoint(server, client, sm
     body = message.get_content().replace("\r\n", "\n")  # SMTP line endings
     assert body.startswith("Door forced at gate 3\n") and "source=test reason=created policy=mail ops" in body
     assert got["tls"] is False
-    deliveries = (await client.get(f"{URL}/{exp['id']}/deliveries")).json()["items"]
-    assert [d["status"] for d in deliveries] == ["delivered"] and deliveries[0]["payload"]["data"]["alert"][
-        "id"
-    ] == str(alert.id)
+    deliveries: list[dict] = []
+
+    async def recorded() -> bool:  # the worker records the send after the SMTP server has the message
+        nonlocal deliveries
+        deliveries = (await client.get(f"{URL}/{exp['id']}/deliveries")).json()["items"]
+        return [d["status"] for d in deliveries] == ["delivered"]
+
+    await wait_for(recorded)
+    assert deliveries[0]["payload"]["data"]["alert"]["id"] == str(alert.id)
 
 
 async def test_email_starttls_with_login(client, smtp, cert):
