@@ -380,6 +380,31 @@ def good_names(values: dict[int, list[bytes]], partition: int) -> list[str]:
     return [json.loads(v)["sensor"] for v in values[partition]]
 
 
+class LiveFanOut:
+    """A live fan-out ConsumerRunner (no group, not from the beginning) on one topic, and what it heard."""
+
+    def __init__(self, bootstrap: str, topic: str, name: str) -> None:
+        self.heard: list[str] = []
+
+        async def handler(record):
+            self.heard.append(record.value.decode())
+
+        self.runner = ConsumerRunner(ConsumerSpec(name=name, topics=[topic], handler=handler, group=None,
+                                                  bootstrap_servers=bootstrap, from_beginning=False, dlq=False), None)
+        self.task = asyncio.create_task(self.runner.run())
+
+    async def until(self, n: int, timeout: float = 15.0) -> None:
+        """Until it heard `n` records (or the timeout: the caller's assertion says what is missing)."""
+        for _ in range(int(timeout / 0.05)):
+            if len(self.heard) >= n:
+                return
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+        await asyncio.wait_for(self.task, 15)
+
+
 async def test_a_live_fan_out_consumer_starts_at_the_end_and_goes_on_where_it_stopped(stack):
     """A fan-out consumer (no group, not from the beginning) hears only what comes after it started,
     although it resets to the earliest offset (for a log the broker lost); a consumer it rebuilds after
@@ -390,21 +415,8 @@ async def test_a_live_fan_out_consumer_starts_at_the_end_and_goes_on_where_it_st
     await producer.start()
     for i in range(5):  # history the live stream must not replay
         await producer.send_and_wait(topic, f"old{i}".encode(), key=b"k")
-    heard: list[str] = []
-
-    async def handler(record):
-        heard.append(record.value.decode())
-
-    spec = ConsumerSpec(name="live", topics=[topic], handler=handler, group=None, bootstrap_servers=bootstrap,
-                        from_beginning=False, dlq=False)
-    runner = ConsumerRunner(spec, None)
-    task = asyncio.create_task(runner.run())
-
-    async def until(n: int) -> None:
-        for _ in range(200):
-            if len(heard) >= n:
-                return
-            await asyncio.sleep(0.05)
+    live = LiveFanOut(bootstrap, topic, "live")
+    runner, heard, until = live.runner, live.heard, live.until
 
     try:
         await asyncio.wait_for(runner.started.wait(), 20)
@@ -424,8 +436,7 @@ async def test_a_live_fan_out_consumer_starts_at_the_end_and_goes_on_where_it_st
         await asyncio.sleep(0.3)
         assert heard == [f"new{i}" for i in range(5)], "nothing skipped or repeated across the rebuild"
     finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 15)
+        await live.stop()
         await producer.stop()
 
 
@@ -438,21 +449,8 @@ async def test_a_live_fan_out_consumer_reads_partitions_that_appear_later_from_t
     await ensure_topics(bootstrap, {topic: 1})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
-    heard: list[str] = []
-
-    async def handler(record):
-        heard.append(record.value.decode())
-
-    spec = ConsumerSpec(name="grow", topics=[topic], handler=handler, group=None, bootstrap_servers=bootstrap,
-                        from_beginning=False, dlq=False)
-    runner = ConsumerRunner(spec, None)
-    task = asyncio.create_task(runner.run())
-
-    async def until(n: int) -> None:
-        for _ in range(300):
-            if len(heard) >= n:
-                return
-            await asyncio.sleep(0.05)
+    live = LiveFanOut(bootstrap, topic, "grow")
+    runner, heard, until = live.runner, live.heard, live.until
 
     try:
         await asyncio.wait_for(runner.started.wait(), 20)
@@ -473,8 +471,7 @@ async def test_a_live_fan_out_consumer_reads_partitions_that_appear_later_from_t
         await asyncio.sleep(0.3)
         assert sorted(heard[1:]) == ["b1", "b2"], heard
     finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 15)
+        await live.stop()
         await producer.stop()
 
 

@@ -43,7 +43,8 @@ class Bus:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._acked: dict[TopicPartition, int] = {}  # the last offset per partition known to be on the broker
-        self._checker: AIOKafkaConsumer | None = None  # reads end offsets for `held`; made when first needed
+        self._checker: AIOKafkaConsumer | None = None  # reads records back for `held`; made when first needed
+        self._checking = asyncio.Lock()  # one read-back at a time: the relay, dead letters and exporters share it
 
     @property
     def enabled(self) -> bool:
@@ -136,7 +137,8 @@ class Bus:
         there: set[TopicPartition] = set()
         if doubtful:
             try:
-                there = await asyncio.wait_for(self._read_back(doubtful), timeout_s)
+                async with self._checking:
+                    there = await asyncio.wait_for(self._read_back(doubtful), timeout_s)
             except (KafkaError, OSError, TimeoutError) as exc:
                 logger.warning("{}: cannot check {} acknowledged partitions ({!r}); sending their records again",
                                self.name, len(doubtful), exc)
